@@ -1,0 +1,19 @@
+//! Actors, one folder each, with their messages beside them and their rules in plain modules.
+
+pub mod consent_registry;
+
+use actix::Message;
+
+/// Request: answer if alive (readiness checks); replies with the mailbox capacity in use.
+#[derive(Debug, Message)]
+#[rtype(result = "ActorHealth")]
+pub struct Ping;
+
+/// What an actor reports about itself.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ActorHealth {
+    /// The actor's name.
+    pub name: &'static str,
+    /// Its mailbox bound.
+    pub mailbox_capacity: usize,
+}

@@ -1,0 +1,48 @@
+//! The OpenAPI 3 document, generated from the handlers' annotations and the DTOs.
+
+use std::sync::OnceLock;
+
+use utoipa::OpenApi;
+
+use super::consent;
+use super::errors::ErrorBody;
+
+/// The document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "tkm — Token Manager",
+        description = "mTLS API of tkm; see README.md for roles."
+    ),
+    paths(
+        consent::post_consent,
+        consent::get_consent,
+        consent::delete_consent,
+        consent::get_status,
+        consent::get_history,
+    ),
+    components(schemas(
+        ErrorBody,
+        consent::ConsentRequest,
+        consent::ConsentResponse,
+        consent::CardServiceConsent,
+        consent::ServiceConsent,
+        consent::StatusResponse,
+        consent::HistoryEntry,
+        crate::domain::Consent,
+        crate::domain::Summary,
+        crate::domain::Service,
+    ))
+)]
+pub struct ApiDoc;
+
+/// The document as JSON (built once).
+pub fn document() -> String {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_json()
+            .unwrap_or_else(|_| "{}".to_owned())
+    })
+    .clone()
+}

@@ -1,0 +1,90 @@
+//! The ops listener (plain HTTP, local by default): liveness, readiness, metrics, OpenAPI.
+
+use std::time::Duration;
+
+use actix::Recipient;
+use actix_web::{web, HttpResponse};
+use deadpool_postgres::Pool;
+use serde_json::json;
+
+use crate::actors::Ping;
+use crate::db;
+use crate::metrics::Metrics;
+
+/// What readiness checks: the database, the migrations, every actor.
+#[derive(Clone)]
+pub struct Readiness {
+    /// The pool.
+    pub pool: Pool,
+    /// Each actor by name.
+    pub actors: Vec<(&'static str, Recipient<Ping>)>,
+}
+
+/// `/health/live`: the process answers.
+pub async fn live() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "live" }))
+}
+
+/// `/health/ready`: 200 when the database is reachable, migrations applied and every actor
+/// answers; 503 otherwise; JSON detail per component either way.
+pub async fn ready(r: web::Data<Readiness>) -> HttpResponse {
+    let (database, migrations) = match r.pool.get().await {
+        Err(e) => {
+            tracing::warn!(error = ?e, "readiness: database unavailable");
+            ("down", "unknown")
+        }
+        Ok(conn) => match db::applied_version(&conn).await {
+            Ok(v) if v >= db::expected_version() => ("up", "applied"),
+            Ok(_) => ("up", "pending"),
+            Err(e) => {
+                tracing::warn!(error = ?e, "readiness: cannot read migration state");
+                ("up", "unknown")
+            }
+        },
+    };
+    let mut actors = serde_json::Map::new();
+    let mut all_up = true;
+    for (name, addr) in &r.actors {
+        let up = addr
+            .send(Ping)
+            .timeout(Duration::from_secs(2))
+            .await
+            .is_ok();
+        all_up &= up;
+        actors.insert((*name).to_owned(), json!(if up { "up" } else { "down" }));
+    }
+    let ok = database == "up" && migrations == "applied" && all_up;
+    let body = json!({
+        "status": if ok { "ready" } else { "not-ready" },
+        "database": database,
+        "migrations": migrations,
+        "actors": actors,
+    });
+    if ok {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+/// `/metrics`: Prometheus text format.
+pub async fn metrics(m: web::Data<Metrics>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(m.render())
+}
+
+/// `/openapi.json`.
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .body(super::openapi::document())
+}
+
+/// Registers the ops routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/health/live", web::get().to(live))
+        .route("/health/ready", web::get().to(ready))
+        .route("/metrics", web::get().to(metrics))
+        .route("/openapi.json", web::get().to(openapi));
+}

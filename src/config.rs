@@ -1,0 +1,431 @@
+//! The settings tree: embedded defaults → config file → `TKM__…` environment, validated at start-up.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+const DEFAULTS: &str = include_str!("../config/default.toml");
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The layers could not be read or merged.
+    #[error("cannot load configuration: {0}")]
+    Load(String),
+    /// A key has a value of the wrong type or shape.
+    #[error("invalid configuration at `{key}`: {reason}")]
+    Invalid {
+        /// Dotted path of the key.
+        key: String,
+        /// What is wrong.
+        reason: String,
+    },
+}
+
+fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+/// Every setting of tkm.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    /// Listeners, TLS and limits.
+    pub server: ServerSettings,
+    /// Client certificates → identities and roles.
+    pub clients: Vec<ClientSettings>,
+    /// PostgreSQL.
+    pub database: DatabaseSettings,
+    /// The PAN vault key ring.
+    pub vault: VaultSettings,
+    /// The HPAN salt.
+    pub hashing: HashingSettings,
+    /// The consent registry.
+    pub consent: ConsentSettings,
+    /// Logging.
+    pub telemetry: TelemetrySettings,
+}
+
+/// `[server]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerSettings {
+    /// mTLS API listener.
+    pub bind: SocketAddr,
+    /// Plain-HTTP ops listener (health, metrics, OpenAPI).
+    pub ops_bind: SocketAddr,
+    /// Base of absolute URLs tkm hands out.
+    pub public_url: String,
+    /// HTTP worker threads; 0 = one per core.
+    pub workers: usize,
+    /// Server certificate chain (PEM).
+    pub cert_file: PathBuf,
+    /// Server private key (PEM).
+    pub key_file: PathBuf,
+    /// CA(s) whose client certificates are accepted (PEM).
+    pub client_ca_file: PathBuf,
+    /// Optional CRL (PEM) checked for client certificates.
+    #[serde(default)]
+    pub crl_file: Option<PathBuf>,
+    /// Largest JSON body.
+    pub json_limit_bytes: usize,
+    /// Largest upload.
+    pub upload_limit_bytes: u64,
+    /// Time a handler waits for an actor before answering 503.
+    pub handler_timeout_ms: u64,
+    /// Keep-alive of idle connections.
+    pub keep_alive_secs: u64,
+    /// Grace period for in-flight requests on SIGTERM.
+    pub shutdown_timeout_secs: u64,
+    /// Concurrent connections per worker.
+    pub max_connections: usize,
+}
+
+/// Client roles (`api.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// The citizen app backend.
+    Io,
+    /// Card issuers.
+    Issuer,
+    /// Acquirers.
+    Acquirer,
+    /// Centro Stella services.
+    Platform,
+    /// Operators.
+    Admin,
+}
+
+impl Role {
+    /// The configuration name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Io => "io",
+            Role::Issuer => "issuer",
+            Role::Acquirer => "acquirer",
+            Role::Platform => "platform",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+/// One `[[clients]]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientSettings {
+    /// Identity used in logs and audit columns.
+    pub name: String,
+    /// What the client may call.
+    pub role: Role,
+    /// SHA-256 fingerprint of the certificate (hex, `:` separators allowed).
+    #[serde(default)]
+    pub fingerprint_sha256: Option<String>,
+    /// Subject DN (RFC 2253), matched together with `issuer`.
+    #[serde(default)]
+    pub subject: Option<String>,
+    /// Issuer DN (RFC 2253), matched together with `subject`.
+    #[serde(default)]
+    pub issuer: Option<String>,
+    /// ABI of an acquirer (required for role `acquirer`).
+    #[serde(default)]
+    pub abi: Option<String>,
+    /// Value the `Ocp-Apim-Subscription-Key` header must carry, when set.
+    #[serde(default)]
+    pub subscription_key: Option<SecretString>,
+}
+
+/// `[database]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseSettings {
+    /// `postgres://user@host:port/db` (a password here is allowed but `password_file` is better).
+    pub url: SecretString,
+    /// File holding the password (trailing newline ignored).
+    #[serde(default)]
+    pub password_file: Option<PathBuf>,
+    /// Pool size.
+    pub pool_size: usize,
+    /// How long a request waits for a pooled connection before 503.
+    pub wait_timeout_ms: u64,
+    /// Connection establishment timeout.
+    pub connect_timeout_ms: u64,
+}
+
+/// `[vault]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultSettings {
+    /// Id of the key new values are sealed under.
+    pub active_key: String,
+    /// Days after which an inactive card's ciphertext is erased.
+    pub inactive_retention_days: u32,
+    /// The ring.
+    pub keys: Vec<VaultKeySettings>,
+}
+
+/// One vault key: base64 of 32 bytes, from a file or an environment variable.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VaultKeySettings {
+    /// Key id stored beside every ciphertext.
+    pub id: String,
+    /// File holding the base64 key.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Environment variable holding the base64 key.
+    #[serde(default)]
+    pub key_env: Option<String>,
+}
+
+/// `[hashing]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HashingSettings {
+    /// File holding the salt (a trailing newline is not part of it).
+    #[serde(default)]
+    pub salt_file: Option<PathBuf>,
+    /// The salt itself (e.g. from `TKM__HASHING__SALT`); wins over `salt_file`.
+    #[serde(default)]
+    pub salt: Option<SecretString>,
+}
+
+/// `[consent]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentSettings {
+    /// Citizens kept in the in-memory cache.
+    pub cache_capacity: usize,
+    /// Bound of the registry's mailbox.
+    pub mailbox_capacity: usize,
+}
+
+/// `[telemetry]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetrySettings {
+    /// `tracing` filter (e.g. `info`, `tkm=debug,info`).
+    pub level: String,
+    /// JSON lines (production) or human-readable.
+    pub json: bool,
+}
+
+impl Settings {
+    /// Loads defaults, then `file` (or `TKM_CONFIG`), then `TKM__…` variables, and validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let settings = Self::from_layers(file)?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Loads and merges the layers without the cross-field validation (tests adjust, then
+    /// call [`Settings::validate`]).
+    pub fn from_layers(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let env_file = std::env::var_os("TKM_CONFIG").map(PathBuf::from);
+        let file = file.map(Path::to_path_buf).or(env_file);
+        let mut builder = config::Config::builder()
+            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml));
+        if let Some(f) = &file {
+            if !f.exists() {
+                return Err(ConfigError::Load(format!(
+                    "configuration file {} does not exist",
+                    f.display()
+                )));
+            }
+            builder = builder.add_source(config::File::from(f.as_path()));
+        }
+        builder = builder.add_source(
+            config::Environment::with_prefix("TKM")
+                .prefix_separator("__")
+                .separator("__")
+                .try_parsing(true),
+        );
+        let merged = builder
+            .build()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        serde_path_to_error::deserialize(merged)
+            .map_err(|e| invalid(e.path().to_string(), e.inner().to_string()))
+    }
+
+    /// Cross-field rules and the readability of every referenced file; fails naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        for (key, path) in [
+            ("server.cert_file", &s.cert_file),
+            ("server.key_file", &s.key_file),
+            ("server.client_ca_file", &s.client_ca_file),
+        ] {
+            readable(key, path)?;
+        }
+        if let Some(crl) = &s.crl_file {
+            readable("server.crl_file", crl)?;
+        }
+        if !(s.public_url.starts_with("https://") || s.public_url.starts_with("http://")) {
+            return Err(invalid(
+                "server.public_url",
+                "must be an absolute http(s) URL",
+            ));
+        }
+        if s.json_limit_bytes == 0 || s.handler_timeout_ms == 0 {
+            return Err(invalid("server", "limits and timeouts must be positive"));
+        }
+        self.validate_clients()?;
+        if self.database.pool_size == 0 {
+            return Err(invalid("database.pool_size", "must be at least 1"));
+        }
+        if let Some(p) = &self.database.password_file {
+            readable("database.password_file", p)?;
+        }
+        self.validate_vault()?;
+        if self.hashing.salt.is_none() {
+            match &self.hashing.salt_file {
+                Some(p) => readable("hashing.salt_file", p)?,
+                None => return Err(invalid("hashing", "set salt_file or salt")),
+            }
+        }
+        if self.consent.cache_capacity == 0 || self.consent.mailbox_capacity == 0 {
+            return Err(invalid("consent", "capacities must be positive"));
+        }
+        Ok(())
+    }
+
+    fn validate_clients(&self) -> Result<(), ConfigError> {
+        let mut names = std::collections::HashSet::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            let key = format!("clients[{i}]");
+            if c.name.trim().is_empty() || !names.insert(c.name.as_str()) {
+                return Err(invalid(
+                    format!("{key}.name"),
+                    "must be non-empty and unique",
+                ));
+            }
+            let by_fp = c.fingerprint_sha256.is_some();
+            let by_dn = c.subject.is_some() && c.issuer.is_some();
+            if !by_fp && !by_dn {
+                return Err(invalid(
+                    key,
+                    "match by fingerprint_sha256, or by subject and issuer (never by CN alone)",
+                ));
+            }
+            if c.subject.is_some() != c.issuer.is_some() {
+                return Err(invalid(key, "subject and issuer go together"));
+            }
+            if let Some(fp) = &c.fingerprint_sha256 {
+                if normalise_fingerprint(fp).is_none() {
+                    return Err(invalid(
+                        format!("{key}.fingerprint_sha256"),
+                        "must be 64 hex characters (colons allowed)",
+                    ));
+                }
+            }
+            match (&c.role, &c.abi) {
+                (Role::Acquirer, None) => {
+                    return Err(invalid(format!("{key}.abi"), "required for role acquirer"))
+                }
+                (_, Some(abi)) if crate::domain::Abi::parse(abi).is_err() => {
+                    return Err(invalid(format!("{key}.abi"), "must be 5 alphanumerics"))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_vault(&self) -> Result<(), ConfigError> {
+        let v = &self.vault;
+        if !v.keys.iter().any(|k| k.id == v.active_key) {
+            return Err(invalid(
+                "vault.active_key",
+                "must be the id of a key in vault.keys",
+            ));
+        }
+        for (i, k) in v.keys.iter().enumerate() {
+            let key = format!("vault.keys[{i}]");
+            match (&k.key_file, &k.key_env) {
+                (Some(p), None) => readable(&format!("{key}.key_file"), p)?,
+                (None, Some(var)) => {
+                    if std::env::var_os(var).is_none() {
+                        return Err(invalid(
+                            format!("{key}.key_env"),
+                            format!("{var} is not set"),
+                        ));
+                    }
+                }
+                _ => return Err(invalid(key, "set exactly one of key_file or key_env")),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn readable(key: &str, path: &Path) -> Result<(), ConfigError> {
+    fs::metadata(path)
+        .map(|_| ())
+        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))
+}
+
+/// Reads a secret file, dropping one trailing newline (`\n` or `\r\n`).
+pub fn read_secret_file(key: &str, path: &Path) -> Result<SecretString, ConfigError> {
+    let raw = fs::read_to_string(path)
+        .map_err(|e| invalid(key, format!("cannot read {}: {e}", path.display())))?;
+    let trimmed = raw
+        .strip_suffix("\r\n")
+        .or_else(|| raw.strip_suffix('\n'))
+        .unwrap_or(&raw);
+    Ok(SecretString::from(trimmed.to_owned()))
+}
+
+/// Lower-case hex of a SHA-256 fingerprint given as hex with optional `:` separators.
+pub fn normalise_fingerprint(input: &str) -> Option<String> {
+    let hex: String = input.chars().filter(|c| *c != ':').collect();
+    (hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| hex.to_ascii_lowercase())
+}
+
+impl Settings {
+    /// The HPAN hasher with the configured salt.
+    pub fn hasher(&self) -> Result<crate::crypto::Hasher, ConfigError> {
+        let salt = match (&self.hashing.salt, &self.hashing.salt_file) {
+            (Some(s), _) => s.clone(),
+            (None, Some(p)) => read_secret_file("hashing.salt_file", p)?,
+            (None, None) => return Err(invalid("hashing", "set salt_file or salt")),
+        };
+        Ok(crate::crypto::Hasher::new(salt))
+    }
+
+    /// The vault key ring with every configured key.
+    pub fn key_ring(&self) -> Result<crate::crypto::KeyRing, ConfigError> {
+        use base64::Engine as _;
+        use secrecy::ExposeSecret as _;
+        let mut keys = Vec::new();
+        for (i, k) in self.vault.keys.iter().enumerate() {
+            let key = format!("vault.keys[{i}]");
+            let encoded =
+                match (&k.key_file, &k.key_env) {
+                    (Some(p), _) => read_secret_file(&format!("{key}.key_file"), p)?,
+                    (None, Some(var)) => SecretString::from(std::env::var(var).map_err(|_| {
+                        invalid(format!("{key}.key_env"), format!("{var} is not set"))
+                    })?),
+                    (None, None) => return Err(invalid(key, "set key_file or key_env")),
+                };
+            let bytes = zeroize::Zeroizing::new(
+                base64::engine::general_purpose::STANDARD
+                    .decode(encoded.expose_secret().trim())
+                    .map_err(|_| invalid(key.clone(), "key is not base64"))?,
+            );
+            let material: [u8; 32] = bytes
+                .as_slice()
+                .try_into()
+                .map_err(|_| invalid(key.clone(), "key must be 32 bytes"))?;
+            keys.push(crate::crypto::VaultKey::new(k.id.clone(), material));
+        }
+        crate::crypto::KeyRing::new(keys, &self.vault.active_key)
+            .map_err(|_| invalid("vault.active_key", "not in the ring"))
+    }
+}

@@ -1,0 +1,33 @@
+//! Domain types: every value from outside is parsed here into a type that cannot hold a bad value.
+
+mod abi;
+mod circuit;
+mod consent;
+mod hashes;
+mod pan;
+mod par;
+mod service;
+mod tax_code;
+
+pub use abi::Abi;
+pub use circuit::Circuit;
+pub use consent::{
+    next_instant, truncate_micros, Change, Consent, ConsentChange, ConsentState, Summary,
+};
+pub use hashes::{Hpan, Htoken};
+pub use pan::{Pan, TokenPan};
+pub use par::Par;
+pub use service::Service;
+pub use tax_code::TaxCode;
+
+/// Why a value from outside was refused; names what was wrong, never echoes the value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ParseError(pub &'static str);
+
+/// Masks an identifier for logs: the first 6 characters then `…` (`data.md`: PARs, hashes and tax
+/// codes are logged only truncated).
+pub fn truncated(value: &str) -> String {
+    let head: String = value.chars().take(6).collect();
+    format!("{head}…")
+}

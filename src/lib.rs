@@ -1,0 +1,15 @@
+//! tkm — Token Manager for tokenized payment cards.
+//!
+//! Keeps the encrypted PAN/HPAN ↔ PAR ↔ token associations, the citizens' consent registry, and
+//! the lists acquirers filter with. See `README.md` and `../shared/spec/`.
+
+pub mod actors;
+pub mod api;
+pub mod cli;
+pub mod config;
+pub mod crypto;
+pub mod db;
+pub mod domain;
+pub mod metrics;
+pub mod startup;
+pub mod telemetry;

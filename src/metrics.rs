@@ -1,0 +1,67 @@
+//! Prometheus metrics (names fixed in `quality.md`), one registry per application.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
+};
+
+/// The application's metrics. Labels never carry card data, hashes or tax codes.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `tkm_http_requests_total{route,status}`.
+    pub http_requests: IntCounterVec,
+    /// `tkm_http_request_duration_seconds{route}`.
+    pub http_duration: HistogramVec,
+    /// `tkm_actor_mailbox{actor}`: the mailbox bound of each actor.
+    pub actor_mailbox: IntGaugeVec,
+    /// `tkm_outbox_backlog`.
+    pub outbox_backlog: IntGauge,
+}
+
+impl Metrics {
+    /// Registers every metric.
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let http_requests = IntCounterVec::new(
+            Opts::new(
+                "tkm_http_requests_total",
+                "HTTP requests by route and status",
+            ),
+            &["route", "status"],
+        )?;
+        let http_duration = HistogramVec::new(
+            HistogramOpts::new("tkm_http_request_duration_seconds", "HTTP request latency")
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+                ]),
+            &["route"],
+        )?;
+        let actor_mailbox = IntGaugeVec::new(
+            Opts::new("tkm_actor_mailbox", "Mailbox bound of each actor"),
+            &["actor"],
+        )?;
+        let outbox_backlog = IntGauge::new("tkm_outbox_backlog", "Unpublished outbox rows")?;
+        registry.register(Box::new(http_requests.clone()))?;
+        registry.register(Box::new(http_duration.clone()))?;
+        registry.register(Box::new(actor_mailbox.clone()))?;
+        registry.register(Box::new(outbox_backlog.clone()))?;
+        Ok(Self {
+            registry,
+            http_requests,
+            http_duration,
+            actor_mailbox,
+            outbox_backlog,
+        })
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let encoder = TextEncoder::new();
+        if let Err(e) = encoder.encode(&self.registry.gather(), &mut buf) {
+            tracing::error!(error = ?e, "cannot encode metrics");
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

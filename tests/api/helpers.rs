@@ -1,0 +1,296 @@
+//! `spawn_app()`: builds the real `Application` against a fresh database and gives one mTLS
+//! client per role.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
+use secrecy::SecretString;
+use tkm::config::Settings;
+use tkm::startup::Application;
+
+/// The canary salt every test application uses: it must never appear in logs or answers.
+pub const CANARY_SALT: &str = "canary-salt-5f2d7c1e";
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn certs() -> PathBuf {
+    root().join("certs/dev")
+}
+
+/// Generates the dev certificates once per test process (the script is idempotent and locked).
+fn ensure_certs() {
+    static DONE: OnceLock<()> = OnceLock::new();
+    DONE.get_or_init(|| {
+        let status = Command::new(root().join("certs/gen-dev-certs.sh"))
+            .status()
+            .expect("run certs/gen-dev-certs.sh");
+        assert!(status.success(), "certs/gen-dev-certs.sh failed");
+    });
+}
+
+/// A vault key file for tests.
+fn vault_key_file() -> PathBuf {
+    static FILE: OnceLock<PathBuf> = OnceLock::new();
+    FILE.get_or_init(|| {
+        let dir = root().join("target/test-secrets");
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("vault.key");
+        if !path.exists() {
+            let mut f = std::fs::File::create(&path).unwrap();
+            writeln!(f, "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=").unwrap();
+        }
+        path
+    })
+    .clone()
+}
+
+/// Everything tests log, captured to be searched for canaries.
+pub fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
+    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = Capture(buf.clone());
+        let subscriber = tkm::telemetry::get_subscriber("tkm=trace,info", true, sink);
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        buf
+    })
+    .clone()
+}
+
+#[derive(Clone)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if std::env::var_os("TEST_LOG").is_some() {
+            std::io::stdout().write_all(data)?;
+        }
+        self.0.lock().unwrap().extend_from_slice(data);
+        Ok(data.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+/// The base URL of the database server tests create their databases on.
+pub fn admin_db_url() -> String {
+    std::env::var("TKM_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Creates an empty database and returns its URL.
+pub async fn create_database() -> String {
+    let name = format!("tkm_test_{}", uuid::Uuid::new_v4().simple());
+    let (client, conn) = tokio_postgres::connect(&admin_db_url(), tokio_postgres::NoTls)
+        .await
+        .expect("connect to PostgreSQL (is it running? scripts/services.sh starts it)");
+    actix_web::rt::spawn(conn);
+    client
+        .batch_execute(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .unwrap();
+    let base = admin_db_url();
+    let (prefix, _) = base.rsplit_once('/').unwrap();
+    format!("{prefix}/{name}")
+}
+
+/// Settings for a test application: dev clients, port 0, a fresh database, test secrets.
+pub async fn test_settings() -> Settings {
+    ensure_certs();
+    let mut s = Settings::from_layers(Some(&root().join("config/dev.toml"))).unwrap();
+    let dir = root();
+    s.server.bind = "127.0.0.1:0".parse().unwrap();
+    s.server.ops_bind = "127.0.0.1:0".parse().unwrap();
+    s.server.workers = 2;
+    s.server.cert_file = dir.join("certs/dev/server.crt");
+    s.server.key_file = dir.join("certs/dev/server.key");
+    s.server.client_ca_file = dir.join("certs/dev/ca.crt");
+    s.database.url = SecretString::from(create_database().await);
+    s.database.pool_size = 8;
+    s.hashing.salt = Some(SecretString::from(CANARY_SALT.to_owned()));
+    s.hashing.salt_file = None;
+    s.vault.keys[0].key_file = Some(vault_key_file());
+    s
+}
+
+/// A running application and clients for it.
+pub struct TestApp {
+    pub api_port: u16,
+    pub ops_port: u16,
+    pub pool: deadpool_postgres::Pool,
+    /// One keep-alive client per certificate, reused across calls (as real clients do).
+    clients: std::cell::RefCell<std::collections::HashMap<String, awc::Client>>,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(test_settings().await).await
+}
+
+pub async fn spawn_app_with(settings: Settings) -> TestApp {
+    captured_logs();
+    settings.validate().expect("test settings are valid");
+    let app = Application::build(settings)
+        .await
+        .expect("application builds");
+    let t = TestApp {
+        api_port: app.api_port(),
+        ops_port: app.ops_port(),
+        pool: app.pool().clone(),
+        clients: Default::default(),
+    };
+    actix_web::rt::spawn(app.run_until_stopped());
+    t
+}
+
+/// An mTLS connector presenting the certificate `name` from certs/dev (None: no certificate).
+pub fn connector(cert: Option<&str>, trust: &Path) -> SslConnector {
+    let mut b = SslConnector::builder(SslMethod::tls()).unwrap();
+    b.set_ca_file(trust).unwrap();
+    b.set_verify(SslVerifyMode::PEER);
+    if let Some(name) = cert {
+        b.set_certificate_file(certs().join(format!("{name}.crt")), SslFiletype::PEM)
+            .unwrap();
+        b.set_private_key_file(certs().join(format!("{name}.key")), SslFiletype::PEM)
+            .unwrap();
+    }
+    b.set_alpn_protos(b"\x08http/1.1").unwrap();
+    b.build()
+}
+
+/// An HTTP client presenting `cert` (a role name, `unmapped`, `rogue`, or None).
+pub fn client(cert: Option<&str>) -> awc::Client {
+    let connector = connector(cert, &certs().join("ca.crt"));
+    awc::Client::builder()
+        .connector(awc::Connector::new().openssl(connector).limit(8))
+        .timeout(Duration::from_secs(20))
+        .finish()
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{}", self.api_port, path)
+    }
+
+    pub fn ops_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.ops_port, path)
+    }
+
+    /// Sends a request as `role` and returns status, headers and JSON (Null when not JSON).
+    pub async fn call(
+        &self,
+        role: &str,
+        method: awc::http::Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<serde_json::Value>,
+    ) -> Reply {
+        let c = self
+            .clients
+            .borrow_mut()
+            .entry(role.to_owned())
+            .or_insert_with(|| client(Some(role)))
+            .clone();
+        let mut req = c.request(method, self.url(path));
+        for (k, v) in headers {
+            req = req.insert_header((*k, *v));
+        }
+        let mut res = match body {
+            Some(b) => req.send_json(&b).await,
+            None => req.send().await,
+        }
+        .expect("request reaches the server");
+        let bytes = res.body().limit(16 * 1024 * 1024).await.unwrap();
+        Reply {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+        }
+    }
+}
+
+/// A response, read whole.
+pub struct Reply {
+    pub status: u16,
+    pub headers: awc::http::header::HeaderMap,
+    pub json: serde_json::Value,
+    pub text: String,
+}
+
+impl Reply {
+    /// Asserts an error answer: HTTP status and the spec's code.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: u64) {
+        assert_eq!(self.status, status, "body: {}", self.text);
+        assert_eq!(self.json["statusCode"], code, "body: {}", self.text);
+        assert!(self.json["message"].as_str().is_some_and(|m| !m.is_empty()));
+    }
+}
+
+/// Polls `check` until it returns Some or the deadline passes.
+pub async fn eventually<T, F, Fut>(deadline: Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let end = std::time::Instant::now() + deadline;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if std::time::Instant::now() > end {
+            return None;
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A fresh valid fiscal code (random surname/name letters, check character computed here,
+/// independently of tkm's parser).
+pub fn tax_code() -> String {
+    const ODD: [u32; 26] = [
+        1, 0, 5, 7, 9, 13, 15, 17, 19, 21, 2, 4, 18, 20, 11, 3, 6, 8, 12, 14, 16, 10, 22, 25, 24,
+        23,
+    ];
+    let id = uuid::Uuid::new_v4();
+    let letters: String = id.as_bytes()[..6]
+        .iter()
+        .map(|b| char::from(b'A' + b % 26))
+        .collect();
+    let body = format!("{letters}85T10A562");
+    let sum: u32 = body
+        .bytes()
+        .enumerate()
+        .map(|(i, c)| {
+            let v = if c.is_ascii_digit() {
+                c - b'0'
+            } else {
+                c - b'A'
+            } as usize;
+            if i % 2 == 0 {
+                ODD[v]
+            } else {
+                v as u32
+            }
+        })
+        .sum();
+    format!("{body}{}", char::from(b'A' + (sum % 26) as u8))
+}
+
+pub fn hpan(c: char) -> String {
+    c.to_string().repeat(64)
+}
