@@ -429,3 +429,92 @@ impl Settings {
             .map_err(|_| invalid("vault.active_key", "not in the ring"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes a config layer whose file paths all point at readable files of the crate.
+    fn layer(extra: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("tkm-config-{}.toml", uuid::Uuid::new_v4()));
+        let readable = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        let base = format!(
+            "[server]\ncert_file = \"{readable}\"\nkey_file = \"{readable}\"\nclient_ca_file = \"{readable}\"\n\
+             [hashing]\nsalt_file = \"{readable}\"\n[vault]\nkeys = [{{ id = \"dev1\", key_file = \"{readable}\" }}]\n"
+        );
+        std::fs::write(&path, format!("{base}{extra}")).unwrap();
+        path
+    }
+
+    fn key_of(e: ConfigError) -> String {
+        match e {
+            ConfigError::Invalid { key, .. } => key,
+            ConfigError::Load(m) => panic!("expected an invalid key, got {m}"),
+        }
+    }
+
+    #[test]
+    fn defaults_with_readable_files_are_valid() {
+        let s = Settings::load(Some(&layer(""))).unwrap();
+        assert_eq!(s.server.bind.port(), 8443);
+        assert_eq!(s.server.ops_bind.port(), 9090);
+        assert_eq!(s.server.json_limit_bytes, 65536);
+        assert!(s.clients.is_empty(), "no client is mapped by default");
+    }
+
+    #[test]
+    fn a_missing_secret_file_names_its_key() {
+        let mut s = Settings::from_layers(Some(&layer(""))).unwrap();
+        s.hashing.salt_file = Some(PathBuf::from("/nonexistent/salt"));
+        assert_eq!(key_of(s.validate().unwrap_err()), "hashing.salt_file");
+    }
+
+    #[test]
+    fn an_unknown_or_mistyped_key_is_named() {
+        let e = Settings::load(Some(&layer("[database]\npool_size = \"many\"\n"))).unwrap_err();
+        assert_eq!(key_of(e), "database.pool_size");
+        let e = Settings::load(Some(&layer("[consent]\ncache_size = 3\n"))).unwrap_err();
+        assert!(key_of(e).starts_with("consent"));
+    }
+
+    #[test]
+    fn clients_are_never_matched_by_subject_alone_and_acquirers_need_an_abi() {
+        let e = Settings::load(Some(&layer(
+            "[[clients]]\nname = \"a\"\nrole = \"io\"\nsubject = \"CN=a\"\n",
+        )))
+        .unwrap_err();
+        assert_eq!(key_of(e), "clients[0]");
+        let e = Settings::load(Some(&layer(
+            "[[clients]]\nname = \"b\"\nrole = \"acquirer\"\nfingerprint_sha256 = \"{}\"\n"
+                .replace("{}", &"ab".repeat(32))
+                .as_str(),
+        )))
+        .unwrap_err();
+        assert_eq!(key_of(e), "clients[0].abi");
+    }
+
+    #[test]
+    fn the_active_vault_key_must_be_in_the_ring() {
+        let mut s = Settings::from_layers(Some(&layer(""))).unwrap();
+        s.vault.active_key = "nope".into();
+        assert_eq!(key_of(s.validate().unwrap_err()), "vault.active_key");
+    }
+
+    #[test]
+    fn secret_files_lose_one_trailing_newline_only() {
+        use secrecy::ExposeSecret;
+        let p = std::env::temp_dir().join(format!("tkm-salt-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&p, "salt \n\n").unwrap();
+        assert_eq!(
+            read_secret_file("k", &p).unwrap().expose_secret(),
+            "salt \n"
+        );
+    }
+
+    #[test]
+    fn fingerprints_accept_colons_and_any_case() {
+        let fp = "AB:".repeat(31) + "AB";
+        assert_eq!(normalise_fingerprint(&fp), Some("ab".repeat(32)));
+        assert_eq!(normalise_fingerprint("abc"), None);
+    }
+}

@@ -140,14 +140,17 @@ impl Application {
 
     /// Serves until SIGTERM/SIGINT (graceful: in-flight requests finish within the timeout).
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        use futures_util::future::{join, select, Either};
         let api_handle = self.api.handle();
         let ops_handle = self.ops.handle();
-        let res = futures_util::future::select(self.api, self.ops).await;
-        // Whichever stopped first, stop the other too.
-        api_handle.stop(true).await;
-        ops_handle.stop(true).await;
-        let (first, _) = res.factor_first();
+        // Whichever listener stops first (signal or failure), stop the other and drive it to
+        // completion: its stop command is only processed while its future is polled.
+        let (first, second) = match select(self.api, self.ops).await {
+            Either::Left((res, ops)) => (res, join(ops_handle.stop(true), ops).await.1),
+            Either::Right((res, api)) => (res, join(api_handle.stop(true), api).await.1),
+        };
         first?;
+        second?;
         Ok(())
     }
 }

@@ -24,5 +24,7 @@ async fn not_found() -> HttpResponse {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(consent::routes)
         .route("/openapi.json", web::get().to(ops::openapi))
+        // A trivial answer for clients' connectivity checks (and the benchmarks' baseline).
+        .route("/health/live", web::get().to(ops::live))
         .default_service(web::to(not_found));
 }
