@@ -1,25 +1,18 @@
 -- Consent registry (TK1–TK3) and the outbox of outgoing messages.
 -- Every table carries the audit columns of data.md; *_by is a client identity or a component.
 
+-- One live row per citizen: the lock that serialises changes, the version, the current state
+-- ({"services": {"BPD": "Allow", …}, "cards": {…}}) and, for SQL readers, its per-service values.
 CREATE TABLE consent_citizen (
     tax_code    text        PRIMARY KEY CHECK (tax_code ~ '^[A-Z0-9]{16}$'),
     version     bigint      NOT NULL,
+    state       jsonb,
+    bpd_allowed boolean     GENERATED ALWAYS AS (coalesce(state->'services'->>'BPD' = 'Allow', false)) STORED,
+    fa_allowed  boolean     GENERATED ALWAYS AS (coalesce(state->'services'->>'FA' = 'Allow', false)) STORED,
     created_at  timestamptz NOT NULL DEFAULT now(),
     created_by  text        NOT NULL,
     updated_at  timestamptz NOT NULL DEFAULT now(),
     updated_by  text        NOT NULL
-);
-
--- Citizen-level consent per service (derived from the latest history row, kept for SQL readers).
-CREATE TABLE consent_service (
-    tax_code    text        NOT NULL REFERENCES consent_citizen (tax_code),
-    service     text        NOT NULL CHECK (service IN ('BPD', 'FA')),
-    allowed     boolean     NOT NULL,
-    created_at  timestamptz NOT NULL DEFAULT now(),
-    created_by  text        NOT NULL,
-    updated_at  timestamptz NOT NULL DEFAULT now(),
-    updated_by  text        NOT NULL,
-    PRIMARY KEY (tax_code, service)
 );
 
 -- Card overrides (HPAN × service).
@@ -36,22 +29,20 @@ CREATE TABLE consent_card_override (
 );
 CREATE INDEX consent_card_override_hpan ON consent_card_override (hpan);
 
--- Append-only history: one row per accepted request, with the whole state before and after.
+-- Append-only history: one row per accepted request with the whole state after it (the state
+-- before is the previous version's, read with lag()).
 CREATE TABLE consent_history (
-    id          bigserial   PRIMARY KEY,
     tax_code    text        NOT NULL REFERENCES consent_citizen (tax_code),
     version     bigint      NOT NULL,
     at          timestamptz NOT NULL,
     request     jsonb       NOT NULL,
-    before      jsonb,
     after       jsonb       NOT NULL,
     created_at  timestamptz NOT NULL DEFAULT now(),
     created_by  text        NOT NULL,
     updated_at  timestamptz NOT NULL DEFAULT now(),
     updated_by  text        NOT NULL,
-    UNIQUE (tax_code, version)
+    PRIMARY KEY (tax_code, version)
 );
-CREATE INDEX consent_history_at ON consent_history (tax_code, at);
 
 CREATE FUNCTION consent_history_immutable() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -73,4 +64,3 @@ CREATE TABLE outbox (
     updated_at    timestamptz NOT NULL DEFAULT now(),
     updated_by    text        NOT NULL
 );
-CREATE INDEX outbox_partition ON outbox (partition_key, id);

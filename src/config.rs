@@ -202,6 +202,9 @@ pub struct HashingSettings {
 pub struct ConsentSettings {
     /// Citizens kept in the in-memory cache.
     pub cache_capacity: usize,
+    /// Longest time a cached citizen is used without re-reading it (the bound on staleness if a
+    /// change notification from another replica is ever lost).
+    pub cache_ttl_secs: u64,
     /// Bound of the registry's mailbox.
     pub mailbox_capacity: usize,
 }

@@ -12,7 +12,7 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use deadpool_postgres::Pool;
 
-use crate::actors::consent_registry::ConsentRegistry;
+use crate::actors::consent_registry::{ConsentRegistry, RegistryLimits};
 use crate::api;
 use crate::api::consent::HandlerTimeout;
 use crate::api::identity::ClientRegistry;
@@ -42,13 +42,15 @@ impl Application {
         let metrics = Metrics::new().context("cannot register metrics")?;
 
         let consent_arbiter = Arbiter::new();
-        let (cache, mailbox) = (
-            settings.consent.cache_capacity,
-            settings.consent.mailbox_capacity,
-        );
+        let limits = RegistryLimits {
+            cache_capacity: settings.consent.cache_capacity,
+            cache_ttl: Duration::from_secs(settings.consent.cache_ttl_secs),
+            mailbox_capacity: settings.consent.mailbox_capacity,
+        };
+        let mailbox = limits.mailbox_capacity;
         let consent_pool = pool.clone();
         let consent = Supervisor::start_in_arbiter(&consent_arbiter.handle(), move |_| {
-            ConsentRegistry::new(consent_pool, pg, cache, mailbox)
+            ConsentRegistry::new(consent_pool, pg, limits)
         });
         metrics
             .actor_mailbox

@@ -20,11 +20,32 @@ async fn not_found() -> HttpResponse {
     })
 }
 
+/// Every mapped client, whatever its role.
+pub struct AnyRole;
+impl identity::Roles for AnyRole {
+    const ROLES: &'static [crate::config::Role] = &[
+        crate::config::Role::Io,
+        crate::config::Role::Issuer,
+        crate::config::Role::Acquirer,
+        crate::config::Role::Platform,
+        crate::config::Role::Admin,
+    ];
+}
+
+/// `/openapi.json` over mTLS: for mapped clients only, like everything on this listener.
+async fn openapi(_: identity::Caller<AnyRole>) -> HttpResponse {
+    ops::openapi().await
+}
+
+/// A trivial answer for clients' connectivity checks (and the benchmarks' baseline).
+async fn live(_: identity::Caller<AnyRole>) -> HttpResponse {
+    ops::live().await
+}
+
 /// Every route of the mTLS listener.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(consent::routes)
-        .route("/openapi.json", web::get().to(ops::openapi))
-        // A trivial answer for clients' connectivity checks (and the benchmarks' baseline).
-        .route("/health/live", web::get().to(ops::live))
+        .route("/openapi.json", web::get().to(openapi))
+        .route("/health/live", web::get().to(live))
         .default_service(web::to(not_found));
 }

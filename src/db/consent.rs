@@ -13,16 +13,48 @@ use crate::domain::{next_instant, Change, Consent, ConsentState, Hpan, Service, 
 /// NOTIFY channel that tells other replicas a citizen changed (payload `TAXCODE:version`).
 pub const NOTIFY_CHANNEL: &str = "tkm_consent";
 
-/// Everything tkm knows of a citizen's consent, as loaded into the cache.
+/// Tells other replicas which citizens changed, one notification per `TAXCODE:version`.
+///
+/// Sent after the changes committed, in batches, and never inside the writing transaction:
+/// PostgreSQL serialises the commits of notifying transactions on one lock, which would cap
+/// consent writes at one fsync each.
+pub async fn notify_changes(pool: &Pool, payloads: &[String]) -> Result<(), DbError> {
+    let conn = pool.get().await?;
+    conn.execute(
+        "SELECT pg_notify($1, p) FROM unnest($2::text[]) AS p",
+        &[&NOTIFY_CHANNEL, &payloads],
+    )
+    .await?;
+    Ok(())
+}
+
+/// How many recent changes a cached citizen keeps: enough for the status of any recent instant;
+/// older instants are answered from the database.
+pub const RECENT_CHANGES: usize = 64;
+
+/// A citizen's consent as the cache holds it: the current version and its recent changes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CitizenConsent {
     /// Incremented by every accepted request.
     pub version: i64,
-    /// Every committed change, oldest first; the last one is the current state.
+    /// The most recent committed changes, oldest first; the last one is the current state.
     pub changes: Vec<Change>,
+    /// Whether `changes` starts with the citizen's first change (the timeline is whole).
+    pub complete: bool,
 }
 
 impl CitizenConsent {
+    /// Appends a committed change, keeping at most [`RECENT_CHANGES`].
+    fn push(&mut self, version: i64, change: Change) {
+        self.version = version;
+        self.changes.push(change);
+        if self.changes.len() > RECENT_CHANGES {
+            let excess = self.changes.len() - RECENT_CHANGES;
+            self.changes.drain(..excess);
+            self.complete = false;
+        }
+    }
+
     /// The current state.
     pub fn current(&self) -> Option<&ConsentState> {
         self.changes.last().map(|c| &c.state)
@@ -56,32 +88,40 @@ pub struct Actor {
     pub by: String,
 }
 
-/// Loads a citizen's whole consent timeline; `None` for an unknown citizen.
+/// Loads a citizen's latest `limit` changes; `None` for an unknown citizen.
 pub async fn load(
     client: &impl GenericClient,
     tax: &TaxCode,
+    limit: i64,
 ) -> Result<Option<CitizenConsent>, DbError> {
     let stmt = client
         .prepare_cached(
-            "SELECT c.version, h.at, h.after FROM consent_citizen c \
-             JOIN consent_history h ON h.tax_code = c.tax_code \
-             WHERE c.tax_code = $1 ORDER BY h.version",
+            "SELECT c.version, h.version, h.at, h.after FROM consent_citizen c \
+             CROSS JOIN LATERAL (SELECT version, at, after FROM consent_history \
+                 WHERE tax_code = c.tax_code ORDER BY version DESC LIMIT $2) h \
+             WHERE c.tax_code = $1",
         )
         .await?;
-    let rows = client.query(&stmt, &[&tax.as_str()]).await?;
+    let rows = client.query(&stmt, &[&tax.as_str(), &limit]).await?;
     let Some(first) = rows.first() else {
         return Ok(None);
     };
     let version: i64 = first.try_get(0)?;
     let mut changes = Vec::with_capacity(rows.len());
-    for row in &rows {
-        let Json(state): Json<ConsentState> = row.try_get(2)?;
+    let mut oldest = i64::MAX;
+    for row in rows.iter().rev() {
+        oldest = oldest.min(row.try_get(1)?);
+        let Json(state): Json<ConsentState> = row.try_get(3)?;
         changes.push(Change {
-            at: row.try_get(1)?,
+            at: row.try_get(2)?,
             state,
         });
     }
-    Ok(Some(CitizenConsent { version, changes }))
+    Ok(Some(CitizenConsent {
+        version,
+        changes,
+        complete: oldest == 1,
+    }))
 }
 
 /// The history of a citizen between two instants (inclusive), oldest first.
@@ -93,9 +133,11 @@ pub async fn history(
 ) -> Result<Vec<HistoryRow>, DbError> {
     let stmt = client
         .prepare_cached(
-            "SELECT at, created_by, request, before, after FROM consent_history \
-             WHERE tax_code = $1 AND ($2::timestamptz IS NULL OR at >= $2) \
-             AND ($3::timestamptz IS NULL OR at <= $3) ORDER BY version",
+            "SELECT at, created_by, request, before, after FROM ( \
+                 SELECT at, created_by, request, lag(after) OVER (ORDER BY version) AS before, \
+                     after, version FROM consent_history WHERE tax_code = $1) h \
+             WHERE ($2::timestamptz IS NULL OR at >= $2) AND ($3::timestamptz IS NULL OR at <= $3) \
+             ORDER BY version",
         )
         .await?;
     let rows = client.query(&stmt, &[&tax.as_str(), &from, &to]).await?;
@@ -116,10 +158,11 @@ pub async fn history(
 }
 
 /// Records a change for `tax` in one transaction: locks the citizen row (serialising changes per
-/// tax code across processes), lets `decide` compute the next state from the current one (`None`:
-/// unknown citizen), writes state, history (with `request`) and outbox, and notifies other
-/// replicas. `cached` is used as the current state when its version is current. A refusal by
-/// `decide` rolls back and is returned as the inner error.
+/// tax code across processes) and reads its state with the lock, lets `decide` compute the next
+/// state (`None`: unknown citizen), then writes the state, the history row (with `request`) and
+/// the outbox row in one statement. Other replicas are told after the commit
+/// ([`notify_changes`]). `cached` is extended when it is current, so the caller's cache keeps its
+/// timeline. A refusal by `decide` rolls back and is returned as the inner error.
 pub async fn record_change<E>(
     pool: &Pool,
     tax: &TaxCode,
@@ -131,13 +174,8 @@ pub async fn record_change<E>(
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
 
-    let locked = lock_citizen(&tx, tax, &actor.by).await?;
-    let current = match (locked, cached) {
-        (None, _) => None,
-        (Some(v), Some(c)) if c.version == v => Some(c.clone()),
-        (Some(_), _) => load(&tx, tax).await?,
-    };
-    let before = current.as_ref().and_then(|c| c.current());
+    let current = lock_citizen(&tx, tax, &actor.by).await?;
+    let before = current.as_ref().map(|c| &c.state);
     let after = match decide(before) {
         Ok(s) => s,
         Err(e) => {
@@ -146,30 +184,59 @@ pub async fn record_change<E>(
         }
     };
     let version = current.as_ref().map_or(1, |c| c.version + 1);
-    let at = next_instant(current.as_ref().and_then(|c| c.last_update()), Utc::now());
+    let at = next_instant(current.as_ref().map(|c| c.at), Utc::now());
     write_change(&tx, tax, actor, request, before, &after, version, at).await?;
     tx.commit().await?;
 
-    let mut next = current.unwrap_or(CitizenConsent {
-        version: 0,
-        changes: Vec::new(),
-    });
-    next.version = version;
-    next.changes.push(Change { at, state: after });
+    let mut next = match (cached, &current) {
+        (Some(c), Some(cur)) if c.version == cur.version => c.clone(),
+        (_, Some(cur)) => CitizenConsent {
+            version: cur.version,
+            changes: vec![Change {
+                at: cur.at,
+                state: cur.state.clone(),
+            }],
+            complete: cur.version == 1,
+        },
+        (_, None) => CitizenConsent {
+            version: 0,
+            changes: Vec::new(),
+            complete: true,
+        },
+    };
+    next.push(version, Change { at, state: after });
     Ok(Ok(next))
 }
 
-/// Locks the citizen row and returns its version, creating it (locked) when absent.
+/// The citizen row as read under its lock.
+struct Current {
+    version: i64,
+    state: ConsentState,
+    at: DateTime<Utc>,
+}
+
+/// Locks the citizen row and returns its state; creates the row (locked) for a new citizen.
 async fn lock_citizen(
     tx: &deadpool_postgres::Transaction<'_>,
     tax: &TaxCode,
     by: &str,
-) -> Result<Option<i64>, DbError> {
+) -> Result<Option<Current>, DbError> {
     let select = tx
-        .prepare_cached("SELECT version FROM consent_citizen WHERE tax_code = $1 FOR UPDATE")
+        .prepare_cached(
+            "SELECT version, state, updated_at FROM consent_citizen \
+             WHERE tax_code = $1 AND version > 0 FOR UPDATE",
+        )
         .await?;
+    let read = |row: tokio_postgres::Row| -> Result<Current, DbError> {
+        let Json(state): Json<ConsentState> = row.try_get(1)?;
+        Ok(Current {
+            version: row.try_get(0)?,
+            state,
+            at: row.try_get(2)?,
+        })
+    };
     if let Some(row) = tx.query_opt(&select, &[&tax.as_str()]).await? {
-        return Ok(Some(row.try_get(0)?));
+        return read(row).map(Some);
     }
     let insert = tx
         .prepare_cached(
@@ -185,9 +252,10 @@ async fn lock_citizen(
         return Ok(None);
     }
     // Another transaction created it meanwhile: wait for its lock, then read what it wrote.
-    let row = tx.query_one(&select, &[&tax.as_str()]).await?;
-    let version: i64 = row.try_get(0)?;
-    Ok((version > 0).then_some(version))
+    tx.query_opt(&select, &[&tax.as_str()])
+        .await?
+        .map(read)
+        .transpose()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -203,52 +271,37 @@ async fn write_change(
 ) -> Result<(), DbError> {
     let t = tax.as_str();
     let by = actor.by.as_str();
-    let update_citizen = tx
+    // One statement: citizen state, history row and (when the state changed) the
+    // `consent.changed` outbox row that the relay turns into card updates and revocations.
+    let write = tx
         .prepare_cached(
-            "UPDATE consent_citizen SET version = $2, updated_at = $3, updated_by = $4 \
-             WHERE tax_code = $1",
+            "WITH citizen AS ( \
+                 UPDATE consent_citizen SET version = $2, state = $5, updated_at = $3, updated_by = $6 \
+                 WHERE tax_code = $1), \
+             history AS ( \
+                 INSERT INTO consent_history (tax_code, version, at, request, after, \
+                     created_at, created_by, updated_at, updated_by) \
+                 VALUES ($1, $2, $3, $4, $5, $3, $6, $3, $6)) \
+             INSERT INTO outbox (kind, partition_key, payload, created_at, created_by, updated_at, updated_by) \
+             SELECT 'consent.changed', $1, $7::jsonb, $3, $6, $3, $6 WHERE $7::jsonb IS NOT NULL",
         )
         .await?;
-    let upsert_services = tx
-        .prepare_cached(
-            "INSERT INTO consent_service (tax_code, service, allowed, created_at, created_by, updated_at, updated_by) \
-             SELECT $1, s, a, $4, $5, $4, $5 FROM unnest($2::text[], $3::bool[]) AS x(s, a) \
-             ON CONFLICT (tax_code, service) DO UPDATE SET allowed = EXCLUDED.allowed, \
-             updated_at = EXCLUDED.updated_at, updated_by = EXCLUDED.updated_by \
-             WHERE consent_service.allowed IS DISTINCT FROM EXCLUDED.allowed",
-        )
-        .await?;
-    let insert_history = tx
-        .prepare_cached(
-            "INSERT INTO consent_history (tax_code, version, at, request, before, after, created_at, created_by, updated_at, updated_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $3, $7, $3, $7)",
-        )
-        .await?;
-
-    let (svc_names, svc_allowed): (Vec<&str>, Vec<bool>) = Service::ALL
-        .iter()
-        .map(|s| (s.as_str(), after.service(*s) == Consent::Allow))
-        .unzip();
-    let before_json = before.map(Json);
+    let outbox = (before != Some(after)).then(|| {
+        json!({
+            "taxCode": t,
+            "version": version,
+            "at": at,
+            "before": before,
+            "after": after,
+        })
+    });
     let after_json = Json(after);
-
-    let payload = format!("{t}:{version}");
-    let citizen_params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] = [&t, &version, &at, &by];
-    let service_params: [&(dyn tokio_postgres::types::ToSql + Sync); 5] =
-        [&t, &svc_names, &svc_allowed, &at, &by];
-    let history_params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
-        [&t, &version, &at, request, &before_json, &after_json, &by];
-    let notify_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] =
-        [&NOTIFY_CHANNEL, &payload];
-    let citizen = tx.execute(&update_citizen, &citizen_params);
-    let services = tx.execute(&upsert_services, &service_params);
-    let hist = tx.execute(&insert_history, &history_params);
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] =
+        [&t, &version, &at, request, &after_json, &by, &outbox];
     let overrides = write_overrides(tx, t, by, at, before, after);
-    let outbox = write_outbox(tx, tax, by, at, version, before, after);
-    let notify = tx.execute("SELECT pg_notify($1, $2)", &notify_params);
     // Issued together so tokio-postgres pipelines them on the connection.
-    futures_util::future::try_join4(citizen, services, hist, notify).await?;
-    futures_util::future::try_join(overrides, outbox).await?;
+    let write = async { tx.execute(&write, &params).await.map_err(DbError::from) };
+    futures_util::future::try_join(write, overrides).await?;
     Ok(())
 }
 
@@ -304,37 +357,5 @@ async fn write_overrides(
         )
         .await?;
     }
-    Ok(())
-}
-
-/// Writes the `consent.changed` outbox row when the state actually changed; the relay turns it
-/// into card updates and revocations for the citizen's cards.
-async fn write_outbox(
-    tx: &deadpool_postgres::Transaction<'_>,
-    tax: &TaxCode,
-    by: &str,
-    at: DateTime<Utc>,
-    version: i64,
-    before: Option<&ConsentState>,
-    after: &ConsentState,
-) -> Result<(), DbError> {
-    if before == Some(after) {
-        return Ok(());
-    }
-    let payload = json!({
-        "taxCode": tax.as_str(),
-        "version": version,
-        "at": at,
-        "before": before,
-        "after": after,
-    });
-    let stmt = tx
-        .prepare_cached(
-            "INSERT INTO outbox (kind, partition_key, payload, created_at, created_by, updated_at, updated_by) \
-             VALUES ('consent.changed', $1, $2, $3, $4, $3, $4)",
-        )
-        .await?;
-    tx.execute(&stmt, &[&tax.as_str(), &payload, &at, &by])
-        .await?;
     Ok(())
 }

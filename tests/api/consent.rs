@@ -72,11 +72,11 @@ async fn a_first_allow_creates_an_allowing_citizen() {
     assert_eq!((r.status, r.json["consent"].as_str()), (200, Some("Allow")));
     let rows = count(
         &app,
-        "SELECT count(*) FROM consent_service WHERE tax_code = $1 AND allowed",
+        "SELECT count(*) FROM consent_citizen WHERE tax_code = $1 AND bpd_allowed AND fa_allowed",
         &tc,
     )
     .await;
-    assert_eq!(rows, 2, "both services stored as allowed");
+    assert_eq!(rows, 1, "both services stored as allowed");
 }
 
 #[actix_web::test]
@@ -608,19 +608,17 @@ async fn concurrent_changes_for_one_citizen_are_serialised() {
         .await
         .unwrap()
         .get(0);
-    let derived: Vec<(String, bool)> = c
-        .query(
-            "SELECT service, allowed FROM consent_service WHERE tax_code = $1 ORDER BY service",
+    let row = c
+        .query_one(
+            "SELECT state, bpd_allowed, fa_allowed FROM consent_citizen WHERE tax_code = $1",
             &[&tc],
         )
         .await
-        .unwrap()
-        .iter()
-        .map(|r| (r.get(0), r.get(1)))
-        .collect();
-    for (service, allowed) in derived {
-        assert_eq!(last["services"][&service] == "Allow", allowed, "{service}");
-    }
+        .unwrap();
+    let state: serde_json::Value = row.get(0);
+    assert_eq!(state, last, "the live row holds the last history state");
+    assert_eq!(row.get::<_, bool>(1), last["services"]["BPD"] == "Allow");
+    assert_eq!(row.get::<_, bool>(2), last["services"]["FA"] == "Allow");
     let api = get(&app, "io", &tc, "?services=BPD").await;
     assert_eq!(
         api.json["consent"], last["services"]["BPD"],
@@ -648,5 +646,59 @@ async fn a_change_on_one_replica_is_read_on_another_within_a_second() {
     assert!(
         seen.is_some(),
         "replica b still shows the old consent after 1 s"
+    );
+}
+
+#[actix_web::test]
+async fn status_of_an_instant_older_than_the_cached_changes_comes_from_the_database() {
+    let app = spawn_app().await;
+    let tc = tax_code();
+    post(&app, "io", &tc, json!({"consent": "Allow"})).await;
+    let first = app
+        .call(
+            "platform",
+            Method::GET,
+            "/consent/status?service=BPD",
+            &[("Tax-Code", &tc)],
+            None,
+        )
+        .await;
+    let since = first.json["since"].as_str().unwrap().to_owned();
+    // 70 more changes of FA: the cache keeps only the latest 64.
+    for i in 0..70 {
+        let consent = if i % 2 == 0 { "Deny" } else { "Allow" };
+        post(
+            &app,
+            "io",
+            &tc,
+            json!({"consent": consent, "services": ["FA"]}),
+        )
+        .await;
+    }
+    let at = since.replace('+', "%2B");
+    let old = app
+        .call(
+            "platform",
+            Method::GET,
+            &format!("/consent/status?service=FA&at={at}"),
+            &[("Tax-Code", &tc)],
+            None,
+        )
+        .await;
+    assert_eq!(old.json["status"], "ACTIVE", "{}", old.text);
+    assert_eq!(old.json["since"], since.as_str());
+    let bpd = app
+        .call(
+            "platform",
+            Method::GET,
+            "/consent/status?service=BPD",
+            &[("Tax-Code", &tc)],
+            None,
+        )
+        .await;
+    assert_eq!(
+        bpd.json["since"],
+        since.as_str(),
+        "BPD has been active since the first change"
     );
 }

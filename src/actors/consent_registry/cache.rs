@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use lru::LruCache;
 
@@ -17,31 +18,44 @@ fn version_of(e: &Entry) -> i64 {
     e.as_ref().map_or(0, |c| c.version)
 }
 
-/// The cache (owned by the actor, so no locking).
+/// The cache (owned by the actor, so no locking). Entries also expire after a TTL: the bound on
+/// staleness should another replica's change notification ever be lost.
 pub struct ConsentCache {
-    entries: LruCache<String, Entry>,
+    entries: LruCache<String, (Entry, Instant)>,
+    ttl: Duration,
     /// Loads in flight per tax code: how many, and the highest version notified meanwhile.
     loading: HashMap<String, (u32, i64)>,
 }
 
 impl ConsentCache {
-    /// A cache holding at most `capacity` citizens.
-    pub fn new(capacity: usize) -> Self {
+    /// A cache holding at most `capacity` citizens, each for at most `ttl`.
+    pub fn new(capacity: usize, ttl: Duration) -> Self {
         let cap = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
         Self {
             entries: LruCache::new(cap),
+            ttl,
             loading: HashMap::new(),
         }
     }
 
     /// A cached answer, refreshing its recency.
     pub fn get(&mut self, tax: &TaxCode) -> Option<Entry> {
-        self.entries.get(tax.as_str()).cloned()
+        let ttl = self.ttl;
+        match self.entries.get(tax.as_str()) {
+            Some((entry, stored)) if stored.elapsed() < ttl => Some(entry.clone()),
+            Some(_) => {
+                self.entries.pop(tax.as_str());
+                None
+            }
+            None => None,
+        }
     }
 
     /// A cached citizen without touching recency (writes use it as a hint only).
     pub fn peek(&self, tax: &TaxCode) -> Option<Arc<CitizenConsent>> {
-        self.entries.peek(tax.as_str()).cloned().flatten()
+        self.entries
+            .peek(tax.as_str())
+            .and_then(|(entry, _)| entry.clone())
     }
 
     /// Notes that a load from the database starts.
@@ -86,9 +100,10 @@ impl ConsentCache {
         let newer = self
             .entries
             .peek(tax.as_str())
-            .is_none_or(|cur| version_of(cur) <= version_of(&entry));
+            .is_none_or(|(cur, _)| version_of(cur) <= version_of(&entry));
         if newer {
-            self.entries.put(tax.as_str().to_owned(), entry);
+            self.entries
+                .put(tax.as_str().to_owned(), (entry, Instant::now()));
         }
     }
 
@@ -100,7 +115,7 @@ impl ConsentCache {
         if self
             .entries
             .peek(tax)
-            .is_some_and(|e| version_of(e) < version)
+            .is_some_and(|(e, _)| version_of(e) < version)
         {
             self.entries.pop(tax);
         }
@@ -127,12 +142,13 @@ mod tests {
         Some(Arc::new(CitizenConsent {
             version,
             changes: Vec::new(),
+            complete: true,
         }))
     }
 
     #[test]
     fn an_older_answer_never_replaces_a_newer_one() {
-        let mut c = ConsentCache::new(10);
+        let mut c = ConsentCache::new(10, Duration::from_secs(60));
         c.store(&tax(), at(3));
         c.store(&tax(), at(2));
         assert_eq!(version_of(&c.get(&tax()).unwrap()), 3);
@@ -140,7 +156,7 @@ mod tests {
 
     #[test]
     fn a_load_that_raced_a_notified_change_is_not_cached() {
-        let mut c = ConsentCache::new(10);
+        let mut c = ConsentCache::new(10, Duration::from_secs(60));
         c.load_started(&tax());
         c.invalidate(tax().as_str(), 5);
         c.load_finished(&tax(), at(4));
@@ -152,7 +168,7 @@ mod tests {
 
     #[test]
     fn invalidation_drops_older_entries_only() {
-        let mut c = ConsentCache::new(10);
+        let mut c = ConsentCache::new(10, Duration::from_secs(60));
         c.store(&tax(), at(5));
         c.invalidate(tax().as_str(), 5);
         assert!(c.get(&tax()).is_some(), "own write already cached");
@@ -162,7 +178,7 @@ mod tests {
 
     #[test]
     fn unknown_citizens_are_cached_until_someone_creates_them() {
-        let mut c = ConsentCache::new(10);
+        let mut c = ConsentCache::new(10, Duration::from_secs(60));
         c.store(&tax(), None);
         assert_eq!(c.get(&tax()), Some(None));
         c.invalidate(tax().as_str(), 1);
@@ -170,8 +186,15 @@ mod tests {
     }
 
     #[test]
+    fn entries_expire_after_the_ttl() {
+        let mut c = ConsentCache::new(10, Duration::from_millis(0));
+        c.store(&tax(), at(1));
+        assert!(c.get(&tax()).is_none());
+    }
+
+    #[test]
     fn clear_poisons_loads_in_flight() {
-        let mut c = ConsentCache::new(10);
+        let mut c = ConsentCache::new(10, Duration::from_secs(60));
         c.load_started(&tax());
         c.clear();
         c.load_finished(&tax(), at(9));

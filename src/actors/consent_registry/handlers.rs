@@ -13,7 +13,9 @@ use super::status::{status_at, Status};
 use super::views::{consent_view, ConsentView};
 use super::{rules, ConsentRegistry};
 use crate::actors::{ActorHealth, Ping};
-use crate::db::consent::{self as repo, Actor as ChangeActor, CitizenConsent, HistoryRow};
+use crate::db::consent::{
+    self as repo, Actor as ChangeActor, CitizenConsent, HistoryRow, RECENT_CHANGES as RECENT,
+};
 use crate::domain::{Consent, ConsentChange, TaxCode};
 
 impl ConsentRegistry {
@@ -35,7 +37,7 @@ impl ConsentRegistry {
         let key = tax.clone();
         let load = async move {
             let conn = pool.get().await.map_err(crate::db::DbError::from)?;
-            repo::load(&conn, &key).await
+            repo::load(&conn, &key, RECENT as i64).await
         };
         Box::pin(load.into_actor(self).map(move |res, act, _| match res {
             Ok(loaded) => {
@@ -88,9 +90,10 @@ impl Handler<RecordConsent> for ConsentRegistry {
             )
             .await
         };
-        Box::pin(work.into_actor(self).map(move |res, act, _| {
+        Box::pin(work.into_actor(self).map(move |res, act, ctx| {
             let citizen = Arc::new(res??);
             act.cache.store(&tax, Some(citizen.clone()));
+            act.announce(ctx, tax.as_str(), citizen.version);
             consent_view(&citizen, None, &[])
         }))
     }
@@ -119,9 +122,34 @@ impl Handler<GetConsentStatus> for ConsentRegistry {
             hpan,
             at,
         } = msg;
-        self.with_citizen(tax_code, move |c| {
-            Ok(status_at(&c.changes, service, hpan.as_ref(), at))
-        })
+        let (pool, tax, card) = (self.pool.clone(), tax_code.clone(), hpan.clone());
+        let cached = self.with_citizen(tax_code, move |c| {
+            Ok(status_at(
+                &c.changes,
+                c.complete,
+                service,
+                hpan.as_ref(),
+                at,
+            ))
+        });
+        Box::pin(cached.then(move |res, _, _| {
+            fut::wrap_future(async move {
+                match res? {
+                    Some(status) => Ok(status),
+                    // An instant older than the cached changes: read the whole timeline.
+                    None => {
+                        let conn = pool.get().await.map_err(crate::db::DbError::from)?;
+                        let all = repo::load(&conn, &tax, i64::MAX)
+                            .await?
+                            .ok_or(ConsentError::CitizenNotFound)?;
+                        status_at(&all.changes, all.complete, service, card.as_ref(), at)
+                            .ok_or_else(|| {
+                                ConsentError::Unexpected(anyhow::anyhow!("incomplete timeline"))
+                            })
+                    }
+                }
+            })
+        }))
     }
 }
 
@@ -133,7 +161,7 @@ impl Handler<GetConsentHistory> for ConsentRegistry {
         Box::pin(
             async move {
                 let conn = pool.get().await.map_err(crate::db::DbError::from)?;
-                if repo::load(&conn, &msg.tax_code).await?.is_none() {
+                if repo::load(&conn, &msg.tax_code, 1).await?.is_none() {
                     return Err(ConsentError::CitizenNotFound);
                 }
                 Ok(repo::history(&conn, &msg.tax_code, msg.from, msg.to).await?)

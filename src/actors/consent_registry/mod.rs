@@ -9,11 +9,15 @@ pub mod status;
 pub mod views;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix::{Actor, AsyncContext, Context, Supervised};
 use deadpool_postgres::Pool;
 
 use cache::ConsentCache;
+
+/// How long committed changes wait to be announced together.
+const ANNOUNCE_DELAY: Duration = Duration::from_millis(5);
 
 /// The actor. Reads go through the cache; writes go to PostgreSQL and then refresh the cache.
 pub struct ConsentRegistry {
@@ -22,23 +26,56 @@ pub struct ConsentRegistry {
     cache: ConsentCache,
     mailbox_capacity: usize,
     listener: Option<actix::SpawnHandle>,
+    /// `TAXCODE:version` of committed changes not yet announced to other replicas.
+    unannounced: Vec<String>,
+    announce_scheduled: bool,
+}
+
+/// Settings of the registry.
+#[derive(Clone, Copy, Debug)]
+pub struct RegistryLimits {
+    /// Citizens in the cache.
+    pub cache_capacity: usize,
+    /// Cache TTL.
+    pub cache_ttl: Duration,
+    /// Mailbox bound.
+    pub mailbox_capacity: usize,
 }
 
 impl ConsentRegistry {
     /// Builds the registry; `pg` opens its dedicated LISTEN connection for other replicas' changes.
-    pub fn new(
-        pool: Pool,
-        pg: tokio_postgres::Config,
-        cache_capacity: usize,
-        mailbox_capacity: usize,
-    ) -> Self {
+    pub fn new(pool: Pool, pg: tokio_postgres::Config, limits: RegistryLimits) -> Self {
         Self {
             pool,
             pg,
-            cache: ConsentCache::new(cache_capacity),
-            mailbox_capacity,
+            cache: ConsentCache::new(limits.cache_capacity, limits.cache_ttl),
+            mailbox_capacity: limits.mailbox_capacity,
             listener: None,
+            unannounced: Vec::new(),
+            announce_scheduled: false,
         }
+    }
+
+    /// Queues the announcement of a committed change; changes are announced in batches a few
+    /// milliseconds apart (one NOTIFY statement per batch).
+    fn announce(&mut self, ctx: &mut Context<Self>, tax: &str, version: i64) {
+        self.unannounced.push(format!("{tax}:{version}"));
+        if self.announce_scheduled {
+            return;
+        }
+        self.announce_scheduled = true;
+        ctx.run_later(ANNOUNCE_DELAY, |act, ctx| {
+            act.announce_scheduled = false;
+            let batch = std::mem::take(&mut act.unannounced);
+            let pool = act.pool.clone();
+            ctx.spawn(actix::fut::wrap_future(async move {
+                if let Err(e) = crate::db::consent::notify_changes(&pool, &batch).await {
+                    // Replicas that missed it re-read the citizen within the cache TTL (and
+                    // flush everything when their listener reconnects).
+                    tracing::warn!(error = ?e, changes = batch.len(), "cannot announce consent changes");
+                }
+            }));
+        });
     }
 
     /// The registry's name in status reports and metrics.

@@ -21,32 +21,37 @@ fn active_in(state: &ConsentState, service: Service, hpan: Option<&Hpan>) -> boo
     }
 }
 
-/// The status at `at` over `changes` (ascending by `at`). Before the first change the citizen had
-/// given nothing: inactive, with no `since`.
+/// The status at `at` over `changes` (ascending by `at`). `complete` says whether `changes` starts
+/// with the citizen's first change: before it the citizen had given nothing (inactive, no
+/// `since`). `None` when the answer lies before the changes given (ask the whole timeline).
 pub fn status_at(
     changes: &[Change],
+    complete: bool,
     service: Service,
     hpan: Option<&Hpan>,
     at: DateTime<Utc>,
-) -> Status {
+) -> Option<Status> {
     let upto = changes.partition_point(|c| c.at <= at);
     let Some(last) = upto.checked_sub(1) else {
-        return Status {
+        return complete.then_some(Status {
             active: false,
             since: None,
-        };
+        });
     };
     let active = active_in(&changes[last].state, service, hpan);
     let mut start = last;
     while start > 0 && active_in(&changes[start - 1].state, service, hpan) == active {
         start -= 1;
     }
+    if start == 0 && !complete {
+        return None;
+    }
     let since = if !active && start == 0 {
         None
     } else {
         Some(changes[start].at)
     };
-    Status { active, since }
+    Some(Status { active, since })
 }
 
 #[cfg(test)]
@@ -94,9 +99,13 @@ mod tests {
         ]
     }
 
+    fn st(tl: &[Change], s: Service, h: Option<&Hpan>, at: DateTime<Utc>) -> Status {
+        status_at(tl, true, s, h, at).unwrap()
+    }
+
     #[test]
     fn before_the_first_change_is_inactive_without_since() {
-        let s = status_at(&timeline(), Service::Bpd, None, t(0));
+        let s = st(&timeline(), Service::Bpd, None, t(0));
         assert_eq!(
             s,
             Status {
@@ -108,7 +117,7 @@ mod tests {
 
     #[test]
     fn inactive_from_creation_has_no_since() {
-        let s = status_at(&timeline(), Service::Bpd, None, t(1));
+        let s = st(&timeline(), Service::Bpd, None, t(1));
         assert_eq!(
             s,
             Status {
@@ -122,14 +131,14 @@ mod tests {
     fn since_is_the_start_of_the_run() {
         let tl = timeline();
         assert_eq!(
-            status_at(&tl, Service::Bpd, None, t(3)),
+            st(&tl, Service::Bpd, None, t(3)),
             Status {
                 active: true,
                 since: Some(t(2))
             }
         );
         assert_eq!(
-            status_at(&tl, Service::Fa, None, t(4)),
+            st(&tl, Service::Fa, None, t(4)),
             Status {
                 active: false,
                 since: Some(t(4))
@@ -140,17 +149,35 @@ mod tests {
     #[test]
     fn card_overrides_and_citizen_view() {
         let tl = timeline();
-        assert!(
-            status_at(&tl, Service::Bpd, None, t(6)).active,
-            "some card allows"
-        );
-        assert!(status_at(&tl, Service::Bpd, Some(&hpan()), t(6)).active);
-        assert!(!status_at(&tl, Service::Fa, Some(&hpan()), t(6)).active);
+        assert!(st(&tl, Service::Bpd, None, t(6)).active, "some card allows");
+        assert!(st(&tl, Service::Bpd, Some(&hpan()), t(6)).active);
+        assert!(!st(&tl, Service::Fa, Some(&hpan()), t(6)).active);
         let other = Hpan::parse(&"b".repeat(64)).unwrap();
-        assert!(!status_at(&tl, Service::Bpd, Some(&other), t(6)).active);
+        assert!(!st(&tl, Service::Bpd, Some(&other), t(6)).active);
+        assert_eq!(st(&tl, Service::Bpd, Some(&hpan()), t(6)).since, Some(t(5)));
+    }
+
+    #[test]
+    fn a_partial_timeline_answers_only_what_it_can() {
+        let tl = timeline();
+        let recent = &tl[2..];
         assert_eq!(
-            status_at(&tl, Service::Bpd, Some(&hpan()), t(6)).since,
-            Some(t(5))
+            status_at(recent, false, Service::Fa, None, t(4)),
+            Some(Status {
+                active: false,
+                since: Some(t(4))
+            }),
+            "the run starts inside the window"
+        );
+        assert_eq!(
+            status_at(recent, false, Service::Bpd, None, t(3)),
+            None,
+            "the run may start before the window"
+        );
+        assert_eq!(
+            status_at(recent, false, Service::Bpd, None, t(2)),
+            None,
+            "before the window"
         );
     }
 }

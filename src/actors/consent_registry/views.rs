@@ -88,6 +88,7 @@ mod tests {
                 at: Utc.with_ymd_and_hms(2026, 11, 23, 9, 0, 0).unwrap(),
                 state,
             }],
+            complete: true,
         }
     }
 
