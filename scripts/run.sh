@@ -23,6 +23,7 @@ fi
 
 echo "run.sh: building tkm (release)…"
 cargo build --release --locked --quiet
+scripts/dev-secrets.sh target/release/tkm
 
 target/release/tkm --config config/dev.toml serve &
 pid=$!

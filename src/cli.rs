@@ -1,4 +1,4 @@
-//! The command line (`tkm serve|migrate|check-config|keys|cert-identity`).
+//! The command line (`tkm serve|migrate|check-config|keys|pgp|cert-identity`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -35,6 +35,12 @@ pub enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// tkm's OpenPGP key pair.
+    Pgp {
+        /// What to do with PGP keys.
+        #[command(subcommand)]
+        action: PgpAction,
+    },
     /// Print a certificate's SHA-256 fingerprint, subject and issuer as `[[clients]]` matches them.
     CertIdentity {
         /// PEM certificate file.
@@ -51,6 +57,32 @@ pub enum KeysAction {
         #[arg(long)]
         out: PathBuf,
         /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+/// `tkm pgp …`.
+#[derive(Debug, Subcommand)]
+pub enum PgpAction {
+    /// Make a new OpenPGP key pair: armored secret key (mode 0600) and public key.
+    Generate {
+        /// Where to write the armored secret key.
+        #[arg(long)]
+        out_private: PathBuf,
+        /// Where to write the armored public key.
+        #[arg(long)]
+        out_public: PathBuf,
+        /// Key type: curve25519 (Ed25519 + Curve25519 ECDH), rsa2048 or rsa4096.
+        #[arg(long, default_value = "curve25519")]
+        kind: crate::crypto::pgp::PgpKeyKind,
+        /// File holding a passphrase to lock the secret key with (none: unprotected).
+        #[arg(long)]
+        passphrase_file: Option<PathBuf>,
+        /// The key's user id.
+        #[arg(long, default_value = "tkm <tkm@localhost>")]
+        user_id: String,
+        /// Replace existing files.
         #[arg(long)]
         force: bool,
     },
@@ -83,6 +115,24 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys {
             action: KeysAction::Generate { out, force },
         } => generate_key(&out, force),
+        Command::Pgp {
+            action:
+                PgpAction::Generate {
+                    out_private,
+                    out_public,
+                    kind,
+                    passphrase_file,
+                    user_id,
+                    force,
+                },
+        } => generate_pgp_key(
+            &out_private,
+            &out_public,
+            kind,
+            passphrase_file.as_deref(),
+            &user_id,
+            force,
+        ),
         Command::CertIdentity { file } => {
             let pem =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
@@ -132,5 +182,59 @@ fn generate_key(out: &Path, force: bool) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write {}", out.display()))?;
     writeln!(f, "{}", encoded.as_str())?;
     println!("vault key written to {}", out.display());
+    Ok(())
+}
+
+fn generate_pgp_key(
+    out_private: &Path,
+    out_public: &Path,
+    kind: crate::crypto::pgp::PgpKeyKind,
+    passphrase_file: Option<&Path>,
+    user_id: &str,
+    force: bool,
+) -> anyhow::Result<()> {
+    for out in [out_private, out_public] {
+        if out.exists() && !force {
+            anyhow::bail!("{} exists; pass --force to replace it", out.display());
+        }
+    }
+    let passphrase = passphrase_file
+        .map(|p| crate::config::read_secret_file("--passphrase-file", p))
+        .transpose()?;
+    if passphrase
+        .as_ref()
+        .is_some_and(|p| secrecy::ExposeSecret::expose_secret(p).is_empty())
+    {
+        anyhow::bail!("the passphrase file is empty");
+    }
+    let (secret, public) = crate::crypto::pgp::generate(kind, user_id, passphrase.as_ref())?;
+    let secret = zeroize::Zeroizing::new(secret);
+    let fingerprint = crate::crypto::pgp::PgpPublicKey::from_armored(public.as_bytes())?
+        .fingerprint()
+        .to_owned();
+    for (out, text, mode) in [
+        (out_private, secret.as_str(), 0o600),
+        (out_public, public.as_str(), 0o644),
+    ] {
+        if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, mode);
+        let mut f = opts
+            .open(out)
+            .with_context(|| format!("cannot write {}", out.display()))?;
+        // An existing file keeps its mode on open: set it, so --force never leaves 0644.
+        #[cfg(unix)]
+        f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(mode))?;
+        f.write_all(text.as_bytes())?;
+    }
+    println!(
+        "{kind} key {fingerprint} written to {} (secret) and {} (public)",
+        out_private.display(),
+        out_public.display()
+    );
     Ok(())
 }

@@ -46,8 +46,14 @@ pub struct Settings {
     pub vault: VaultSettings,
     /// The HPAN salt.
     pub hashing: HashingSettings,
+    /// tkm's OpenPGP key (card events, `pgpPan`, acquirer files).
+    pub pgp: PgpSettings,
     /// The consent registry.
     pub consent: ConsentSettings,
+    /// The card registry.
+    pub cards: CardSettings,
+    /// RabbitMQ: topology names and consumer/relay tuning.
+    pub rabbitmq: RabbitSettings,
     /// Logging.
     pub telemetry: TelemetrySettings,
 }
@@ -196,6 +202,19 @@ pub struct HashingSettings {
     pub salt: Option<SecretString>,
 }
 
+/// `[pgp]`: tkm's OpenPGP key pair. The same key serves card events and acquirer files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PgpSettings {
+    /// tkm's armored secret key.
+    pub private_key_file: PathBuf,
+    /// File holding the key's passphrase (absent: the key is not protected).
+    #[serde(default)]
+    pub passphrase_file: Option<PathBuf>,
+    /// The armored public key others encrypt to.
+    pub public_key_file: PathBuf,
+}
+
 /// `[consent]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -207,6 +226,64 @@ pub struct ConsentSettings {
     pub cache_ttl_secs: u64,
     /// Bound of the registry's mailbox.
     pub mailbox_capacity: usize,
+}
+
+/// `[cards]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CardSettings {
+    /// Most provisional (token-list, transaction) tokens per PAR.
+    pub max_learnt_tokens_per_par: usize,
+    /// Bound of the registry's mailbox.
+    pub mailbox_capacity: usize,
+}
+
+/// `[rabbitmq]` (names default to `messages.md`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RabbitSettings {
+    /// `amqp://user:password@host:port/vhost` (or `amqps://`).
+    pub url: SecretString,
+    /// Declare quorum queues (RabbitMQ ≥ 3.8); classic durable queues otherwise.
+    pub quorum_queues: bool,
+    /// Deliveries a consumer holds unacknowledged.
+    pub prefetch: u16,
+    /// Redeliveries before the broker dead-letters a message itself (quorum queues).
+    pub delivery_limit: u32,
+    /// Most card commands applied in one transaction.
+    pub batch_size: usize,
+    /// How long a consumer waits to fill a batch.
+    pub batch_wait_ms: u64,
+    /// Largest card event, compressed or decompressed.
+    pub max_message_bytes: usize,
+    /// Outbox rows published per relay round.
+    pub relay_batch: usize,
+    /// Relay poll interval when idle.
+    pub relay_poll_ms: u64,
+    /// Longest wait between reconnection attempts.
+    pub reconnect_max_ms: u64,
+    /// Longest wait for in-flight work and confirms at shutdown.
+    pub shutdown_timeout_ms: u64,
+    /// Inbound card events.
+    pub card_events_queue: String,
+    /// Inbound card deletions.
+    pub card_deletions_queue: String,
+    /// Inbound transaction records.
+    pub transactions_queue: String,
+    /// Outbound topic exchange.
+    pub out_exchange: String,
+    /// Card updates queue (bound to `card.update`).
+    pub card_updates_queue: String,
+    /// Transaction outcomes queue (bound to `transaction.outcome`).
+    pub outcomes_queue: String,
+    /// Dead-letter exchange (fanout).
+    pub dead_letter_exchange: String,
+    /// Dead-letter queue.
+    pub dead_letter_queue: String,
+    /// Delete queues unused for this long (`x-expires`; for ephemeral environments such as
+    /// tests — never set it in production).
+    #[serde(default)]
+    pub queue_expires_ms: Option<u64>,
 }
 
 /// `[telemetry]`.
@@ -291,6 +368,21 @@ impl Settings {
                 Some(p) => readable("hashing.salt_file", p)?,
                 None => return Err(invalid("hashing", "set salt_file or salt")),
             }
+        }
+        readable("pgp.private_key_file", &self.pgp.private_key_file)?;
+        readable("pgp.public_key_file", &self.pgp.public_key_file)?;
+        if let Some(p) = &self.pgp.passphrase_file {
+            readable("pgp.passphrase_file", p)?;
+        }
+        let r = &self.rabbitmq;
+        if r.prefetch == 0 || r.batch_size == 0 || r.relay_batch == 0 || r.max_message_bytes == 0 {
+            return Err(invalid(
+                "rabbitmq",
+                "prefetch, batch_size, relay_batch and max_message_bytes must be positive",
+            ));
+        }
+        if self.cards.mailbox_capacity == 0 {
+            return Err(invalid("cards.mailbox_capacity", "must be positive"));
         }
         if self.consent.cache_capacity == 0 || self.consent.mailbox_capacity == 0 {
             return Err(invalid("consent", "capacities must be positive"));
@@ -443,7 +535,8 @@ mod tests {
         let readable = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
         let base = format!(
             "[server]\ncert_file = \"{readable}\"\nkey_file = \"{readable}\"\nclient_ca_file = \"{readable}\"\n\
-             [hashing]\nsalt_file = \"{readable}\"\n[vault]\nkeys = [{{ id = \"dev1\", key_file = \"{readable}\" }}]\n"
+             [hashing]\nsalt_file = \"{readable}\"\n\
+             [pgp]\nprivate_key_file = \"{readable}\"\npublic_key_file = \"{readable}\"\npassphrase_file = \"{readable}\"\n[vault]\nkeys = [{{ id = \"dev1\", key_file = \"{readable}\" }}]\n"
         );
         std::fs::write(&path, format!("{base}{extra}")).unwrap();
         path

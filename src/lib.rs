@@ -5,6 +5,8 @@
 
 pub mod actors;
 pub mod api;
+pub mod bench;
+pub mod bridge;
 pub mod cli;
 pub mod config;
 pub mod crypto;

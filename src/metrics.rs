@@ -17,6 +17,12 @@ pub struct Metrics {
     pub actor_mailbox: IntGaugeVec,
     /// `tkm_outbox_backlog`.
     pub outbox_backlog: IntGauge,
+    /// `tkm_outbox_publish_seconds`.
+    pub outbox_publish: prometheus::Histogram,
+    /// `tkm_messages_consumed_total{queue,outcome,reason}`.
+    pub messages_consumed: IntCounterVec,
+    /// `tkm_par_conflicts_total{source}`.
+    pub par_conflicts: IntCounterVec,
 }
 
 impl Metrics {
@@ -42,16 +48,37 @@ impl Metrics {
             &["actor"],
         )?;
         let outbox_backlog = IntGauge::new("tkm_outbox_backlog", "Unpublished outbox rows")?;
+        let outbox_publish = prometheus::Histogram::with_opts(HistogramOpts::new(
+            "tkm_outbox_publish_seconds",
+            "Time from an outbox row's commit to its publisher confirm",
+        ))?;
+        let messages_consumed = IntCounterVec::new(
+            Opts::new(
+                "tkm_messages_consumed_total",
+                "Messages consumed by queue, outcome and reason",
+            ),
+            &["queue", "outcome", "reason"],
+        )?;
+        let par_conflicts = IntCounterVec::new(
+            Opts::new("tkm_par_conflicts_total", "Refused PAR claims by source"),
+            &["source"],
+        )?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(actor_mailbox.clone()))?;
         registry.register(Box::new(outbox_backlog.clone()))?;
+        registry.register(Box::new(outbox_publish.clone()))?;
+        registry.register(Box::new(messages_consumed.clone()))?;
+        registry.register(Box::new(par_conflicts.clone()))?;
         Ok(Self {
             registry,
             http_requests,
             http_duration,
             actor_mailbox,
             outbox_backlog,
+            outbox_publish,
+            messages_consumed,
+            par_conflicts,
         })
     }
 

@@ -1,5 +1,6 @@
-//! `Application::build`: migrations, pool, actors in dependency order, the mTLS API and the ops
-//! listener. Tests build the same application on port 0.
+//! `Application::build`: migrations, pool, keys, actors in dependency order (each on its own
+//! arbiter, supervised), the RabbitMQ bridge, the mTLS API and the ops listener. Tests build the
+//! same application on port 0.
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -12,13 +13,19 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use deadpool_postgres::Pool;
 
+use crate::actors::card_registry::rules::Limits;
+use crate::actors::card_registry::CardRegistry;
 use crate::actors::consent_registry::{ConsentRegistry, RegistryLimits};
 use crate::api;
 use crate::api::consent::HandlerTimeout;
 use crate::api::identity::ClientRegistry;
 use crate::api::input::JsonLimit;
 use crate::api::ops::Readiness;
+use crate::bridge::consumer::ConsumerDeps;
+use crate::bridge::relay::RelayDeps;
+use crate::bridge::{Bridge, BrokerStatus, Shutdown};
 use crate::config::Settings;
+use crate::crypto::pgp::PgpKey;
 use crate::db;
 use crate::metrics::Metrics;
 
@@ -30,7 +37,32 @@ pub struct Application {
     ops: Server,
     pool: Pool,
     consent: Addr<ConsentRegistry>,
-    _arbiters: Vec<Arbiter>,
+    cards: Addr<CardRegistry>,
+    bridge: Addr<Bridge>,
+    broker: Arc<BrokerStatus>,
+    shutdown_timeout: Duration,
+    _arbiters: Arbiters,
+}
+
+/// The application's own arbiters, stopped when the application goes away (after a graceful
+/// shutdown, or when a test's runtime drops it), so their connections close with them.
+struct Arbiters(Vec<Arbiter>);
+
+impl Drop for Arbiters {
+    fn drop(&mut self) {
+        for a in &self.0 {
+            a.stop();
+        }
+    }
+}
+
+/// What the HTTP handlers share.
+#[derive(Clone)]
+pub struct Shared {
+    /// tkm's PGP key (issuers' `pgpPan`, `Pgp-Pan`).
+    pub pgp: PgpKey,
+    /// The HPAN hasher.
+    pub hasher: crate::crypto::Hasher,
 }
 
 impl Application {
@@ -38,8 +70,12 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         db::run_migrations(&settings.database).await?;
         let pool = db::build_pool(&settings.database)?;
-        let pg = crate::db::pg_config(&settings.database)?;
+        let pg = db::pg_config(&settings.database)?;
         let metrics = Metrics::new().context("cannot register metrics")?;
+        let hasher = settings.hasher()?;
+        let ring = Arc::new(settings.key_ring()?);
+        let pgp = PgpKey::load(&settings.pgp).context("cannot load pgp.private_key_file")?;
+        tracing::info!(fingerprint = pgp.fingerprint(), "PGP key loaded");
 
         let consent_arbiter = Arbiter::new();
         let limits = RegistryLimits {
@@ -47,52 +83,77 @@ impl Application {
             cache_ttl: Duration::from_secs(settings.consent.cache_ttl_secs),
             mailbox_capacity: settings.consent.mailbox_capacity,
         };
-        let mailbox = limits.mailbox_capacity;
-        let consent_pool = pool.clone();
+        let (consent_pool, consent_pg) = (pool.clone(), pg.clone());
         let consent = Supervisor::start_in_arbiter(&consent_arbiter.handle(), move |_| {
-            ConsentRegistry::new(consent_pool, pg, limits)
+            ConsentRegistry::new(consent_pool, consent_pg, limits)
         });
-        metrics
-            .actor_mailbox
-            .with_label_values(&[ConsentRegistry::NAME])
-            .set(i64::try_from(mailbox).unwrap_or(i64::MAX));
 
+        let relay_wakeup = Arc::new(tokio::sync::Notify::new());
+        let cards_arbiter = Arbiter::new();
+        let card_limits = Limits {
+            max_learnt_tokens_per_par: settings.cards.max_learnt_tokens_per_par,
+        };
+        let (cards_pool, cards_ring, cards_metrics, wakeup, card_mailbox) = (
+            pool.clone(),
+            ring.clone(),
+            metrics.clone(),
+            relay_wakeup.clone(),
+            settings.cards.mailbox_capacity,
+        );
+        let cards = Supervisor::start_in_arbiter(&cards_arbiter.handle(), move |_| {
+            CardRegistry::new(
+                cards_pool,
+                cards_ring,
+                card_limits,
+                cards_metrics,
+                card_mailbox,
+                wakeup,
+            )
+        });
+
+        let broker = Arc::new(BrokerStatus::default());
+        let consumers = Arc::new(ConsumerDeps {
+            settings: settings.rabbitmq.clone(),
+            registry: cards.clone(),
+            pgp: pgp.clone(),
+            hasher: hasher.clone(),
+            metrics: metrics.clone(),
+        });
+        let relay = Arc::new(RelayDeps {
+            settings: settings.rabbitmq.clone(),
+            pool: pool.clone(),
+            pg,
+            registry: cards.clone(),
+            metrics: metrics.clone(),
+            wakeup: relay_wakeup,
+        });
+        let bridge_arbiter = Arbiter::new();
+        let status = broker.clone();
+        let bridge = actix::Actor::start_in_arbiter(&bridge_arbiter.handle(), move |_| {
+            Bridge::new(consumers, relay, status)
+        });
+
+        for (name, mailbox) in [
+            (ConsentRegistry::NAME, settings.consent.mailbox_capacity),
+            (CardRegistry::NAME, settings.cards.mailbox_capacity),
+        ] {
+            metrics
+                .actor_mailbox
+                .with_label_values(&[name])
+                .set(i64::try_from(mailbox).unwrap_or(i64::MAX));
+        }
         let readiness = Readiness {
             pool: pool.clone(),
-            actors: vec![(ConsentRegistry::NAME, consent.clone().recipient())],
+            actors: vec![
+                (ConsentRegistry::NAME, consent.clone().recipient()),
+                (CardRegistry::NAME, cards.clone().recipient()),
+                (Bridge::NAME, bridge.clone().recipient()),
+            ],
+            broker: broker.clone(),
         };
-        let clients = Arc::new(ClientRegistry::new(&settings.clients));
+        let shared = Shared { pgp, hasher };
+        let (api_port, api) = api_server(&settings, &metrics, &consent, &cards, shared)?;
         let s = &settings.server;
-        let timeout = HandlerTimeout(Duration::from_millis(s.handler_timeout_ms));
-        let json_limit = JsonLimit(s.json_limit_bytes);
-        let workers = if s.workers == 0 {
-            std::thread::available_parallelism().map_or(2, |n| n.get())
-        } else {
-            s.workers
-        };
-
-        let api_listener = TcpListener::bind(s.bind)
-            .with_context(|| format!("cannot bind server.bind {}", s.bind))?;
-        let api_port = api_listener.local_addr()?.port();
-        let acceptor = api::tls::acceptor(s).context("cannot set up TLS")?;
-        let (m, c) = (metrics.clone(), consent.clone());
-        let api = HttpServer::new(move || {
-            App::new()
-                .wrap(from_fn(api::middleware::observe))
-                .app_data(web::Data::new(m.clone()))
-                .app_data(web::Data::new(c.clone()))
-                .app_data(web::Data::new(timeout))
-                .app_data(web::Data::new(json_limit))
-                .configure(api::routes)
-        })
-        .on_connect(api::tls::on_connect(clients))
-        .workers(workers)
-        .keep_alive(Duration::from_secs(s.keep_alive_secs))
-        .shutdown_timeout(s.shutdown_timeout_secs)
-        .max_connections(s.max_connections)
-        .listen_openssl(api_listener, acceptor)?
-        .run();
-
         let ops_listener = TcpListener::bind(s.ops_bind)
             .with_context(|| format!("cannot bind server.ops_bind {}", s.ops_bind))?;
         let ops_port = ops_listener.local_addr()?.port();
@@ -105,6 +166,7 @@ impl Application {
                 .configure(api::ops::routes)
         })
         .workers(1)
+        .disable_signals()
         .shutdown_timeout(s.shutdown_timeout_secs)
         .listen(ops_listener)?
         .run();
@@ -116,7 +178,11 @@ impl Application {
             ops,
             pool,
             consent,
-            _arbiters: vec![consent_arbiter],
+            cards,
+            bridge,
+            broker,
+            shutdown_timeout: Duration::from_millis(settings.rabbitmq.shutdown_timeout_ms),
+            _arbiters: Arbiters(vec![consent_arbiter, cards_arbiter, bridge_arbiter]),
         })
     }
 
@@ -140,19 +206,116 @@ impl Application {
         &self.consent
     }
 
-    /// Serves until SIGTERM/SIGINT (graceful: in-flight requests finish within the timeout).
+    /// The card registry.
+    pub fn card_registry(&self) -> &Addr<CardRegistry> {
+        &self.cards
+    }
+
+    /// The broker connection state.
+    pub fn broker(&self) -> Arc<BrokerStatus> {
+        self.broker.clone()
+    }
+
+    /// Serves until SIGTERM/SIGINT: then stops accepting connections, lets in-flight requests
+    /// finish, stops consuming and waits for in-flight batches and publisher confirms (bounded),
+    /// and returns. If a listener fails on its own, everything stops too.
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        use futures_util::future::{join, select, Either};
-        let api_handle = self.api.handle();
-        let ops_handle = self.ops.handle();
-        // Whichever listener stops first (signal or failure), stop the other and drive it to
-        // completion: its stop command is only processed while its future is polled.
-        let (first, second) = match select(self.api, self.ops).await {
-            Either::Left((res, ops)) => (res, join(ops_handle.stop(true), ops).await.1),
-            Either::Right((res, api)) => (res, join(api_handle.stop(true), api).await.1),
+        use futures_util::future::join;
+        let (api_handle, ops_handle) = (self.api.handle(), self.ops.handle());
+        let (mut api, mut ops) = (self.api, self.ops);
+        let bridge = self.bridge.clone();
+        let stop_bridge = || {
+            bridge.send(Shutdown {
+                timeout: self.shutdown_timeout,
+            })
         };
-        first?;
-        second?;
+        // A server's stop is only processed while its future is polled: keep driving both.
+        let (api_res, ops_res) = tokio::select! {
+            _ = termination() => {
+                tracing::info!("termination signal: shutting down");
+                let stops = join(api_handle.stop(true), ops_handle.stop(true));
+                let ((_, servers), _) =
+                    join(join(stops, join(&mut api, &mut ops)), stop_bridge()).await;
+                servers
+            }
+            res = &mut api => {
+                let _ = join(join(ops_handle.stop(true), &mut ops), stop_bridge()).await;
+                (res, Ok(()))
+            }
+            res = &mut ops => {
+                let _ = join(join(api_handle.stop(true), &mut api), stop_bridge()).await;
+                (Ok(()), res)
+            }
+        };
+        api_res?;
+        ops_res?;
         Ok(())
     }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn api_server(
+    settings: &Settings,
+    metrics: &Metrics,
+    consent: &Addr<ConsentRegistry>,
+    cards: &Addr<CardRegistry>,
+    shared: Shared,
+) -> anyhow::Result<(u16, Server)> {
+    let s = &settings.server;
+    let clients = Arc::new(ClientRegistry::new(&settings.clients));
+    let timeout = HandlerTimeout(Duration::from_millis(s.handler_timeout_ms));
+    let json_limit = JsonLimit(s.json_limit_bytes);
+    let workers = if s.workers == 0 {
+        std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else {
+        s.workers
+    };
+    let listener =
+        TcpListener::bind(s.bind).with_context(|| format!("cannot bind server.bind {}", s.bind))?;
+    let port = listener.local_addr()?.port();
+    let acceptor = api::tls::acceptor(s).context("cannot set up TLS")?;
+    let (m, c, k) = (metrics.clone(), consent.clone(), cards.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(api::middleware::observe))
+            .app_data(web::Data::new(m.clone()))
+            .app_data(web::Data::new(c.clone()))
+            .app_data(web::Data::new(k.clone()))
+            .app_data(web::Data::new(shared.clone()))
+            .app_data(web::Data::new(timeout))
+            .app_data(web::Data::new(json_limit))
+            .configure(api::routes)
+    })
+    .on_connect(api::tls::on_connect(clients))
+    .workers(workers)
+    .disable_signals()
+    .keep_alive(Duration::from_secs(s.keep_alive_secs))
+    .shutdown_timeout(s.shutdown_timeout_secs)
+    .max_connections(s.max_connections)
+    .listen_openssl(listener, acceptor)?
+    .run();
+    Ok((port, server))
 }

@@ -1,5 +1,6 @@
 //! Actors, one folder each, with their messages beside them and their rules in plain modules.
 
+pub mod card_registry;
 pub mod consent_registry;
 
 use actix::Message;

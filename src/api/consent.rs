@@ -12,7 +12,7 @@ use utoipa::ToSchema;
 use super::dates;
 use super::errors::{ApiError, ErrorBody, Family};
 use super::identity::{Caller, Roles};
-use super::input;
+use super::{input, pgp_input};
 use crate::actors::consent_registry::messages::{
     ConsentError, GetConsent, GetConsentHistory, GetConsentStatus, RecordConsent,
 };
@@ -214,6 +214,7 @@ pub async fn post_consent(
     payload: web::Payload,
     limit: web::Data<input::JsonLimit>,
     registry: web::Data<Addr<ConsentRegistry>>,
+    shared: web::Data<crate::startup::Shared>,
     timeout: web::Data<HandlerTimeout>,
 ) -> Result<HttpResponse, ApiError> {
     let body = input::body(&req, payload, limit.0, F).await?;
@@ -227,26 +228,31 @@ pub async fn post_consent(
         ));
     }
     let body: ConsentRequest = input::json(&body, F)?;
-    if body.pgp_pan.is_some() {
-        if body.hpan.is_some() {
+    let card = match (body.hpan, body.pgp_pan) {
+        (Some(_), Some(_)) => {
             return Err(ApiError::validation(
                 F,
                 "hpan and pgpPan are mutually exclusive",
-            ));
+            ))
         }
-        if caller.role() != Role::Issuer {
-            return Err(ApiError::forbidden("pgpPan is accepted from issuers only"));
+        (Some(h), None) => Some(input::hpan(&h, "hpan", F)?),
+        (None, Some(_)) if caller.role() != Role::Issuer => {
+            return Err(ApiError::forbidden("pgpPan is accepted from issuers only"))
         }
-        return Err(ApiError::validation(
-            F,
-            "pgpPan is not accepted: no PGP key is configured",
-        ));
-    }
+        (None, Some(armored)) => Some(
+            pgp_input::hpan_of(&shared, armored.into_bytes())
+                .await
+                .ok_or_else(|| {
+                    ApiError::validation(F, "pgpPan cannot be decrypted to a card number")
+                })?,
+        ),
+        (None, None) => None,
+    };
     let services = services_set(body.services)?;
-    let change = match (body.hpan, services) {
+    let change = match (card, services) {
         (Some(h), s) => ConsentChange::Card(
             body.consent,
-            input::hpan(&h, "hpan", F)?,
+            h,
             s.unwrap_or_else(|| Service::ALL.into_iter().collect()),
         ),
         (None, Some(s)) => ConsentChange::Services(body.consent, s),

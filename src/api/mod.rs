@@ -1,5 +1,6 @@
 //! The HTTP API: mTLS listener for clients, plain ops listener, errors, identity, middleware.
 
+pub mod cards;
 pub mod consent;
 pub mod dates;
 pub mod errors;
@@ -8,6 +9,7 @@ pub mod input;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
+pub mod pgp_input;
 pub mod tls;
 
 use actix_web::{web, HttpResponse};
@@ -45,6 +47,7 @@ async fn live(_: identity::Caller<AnyRole>) -> HttpResponse {
 /// Every route of the mTLS listener.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(consent::routes)
+        .configure(cards::routes)
         .route("/openapi.json", web::get().to(openapi))
         .route("/health/live", web::get().to(live))
         .default_service(web::to(not_found));

@@ -4,8 +4,8 @@ use std::sync::OnceLock;
 
 use utoipa::OpenApi;
 
-use super::consent;
 use super::errors::ErrorBody;
+use super::{cards, consent};
 
 /// The document.
 #[derive(OpenApi)]
@@ -20,6 +20,8 @@ use super::errors::ErrorBody;
         consent::delete_consent,
         consent::get_status,
         consent::get_history,
+        cards::get_card,
+        cards::delete_card,
     ),
     components(schemas(
         ErrorBody,
@@ -29,6 +31,7 @@ use super::errors::ErrorBody;
         consent::ServiceConsent,
         consent::StatusResponse,
         consent::HistoryEntry,
+        cards::CardResponse,
         crate::domain::Consent,
         crate::domain::Summary,
         crate::domain::Service,

@@ -18,6 +18,8 @@ pub struct Readiness {
     pub pool: Pool,
     /// Each actor by name.
     pub actors: Vec<(&'static str, Recipient<Ping>)>,
+    /// The broker connection (reported, never failing readiness: the API works without it).
+    pub broker: std::sync::Arc<crate::bridge::BrokerStatus>,
 }
 
 /// `/health/live`: the process answers.
@@ -59,6 +61,7 @@ pub async fn ready(r: web::Data<Readiness>) -> HttpResponse {
         "database": database,
         "migrations": migrations,
         "actors": actors,
+        "broker": if r.broker.connected() { "up" } else { "degraded" },
     });
     if ok {
         HttpResponse::Ok().json(body)

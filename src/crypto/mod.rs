@@ -1,6 +1,7 @@
 //! Cryptography: salted HPAN/HTOKEN hashing and the PAN vault (AES-256-GCM with a key ring).
 
 mod hashing;
+pub mod pgp;
 mod vault;
 
 pub use hashing::Hasher;

@@ -1,5 +1,6 @@
 //! PostgreSQL: the connection pool, migrations, and one repository module per table group.
 
+pub mod cards;
 pub mod consent;
 mod migrations;
 pub(crate) mod pool;

@@ -1,15 +1,19 @@
 //! Domain types: every value from outside is parsed here into a type that cannot hold a bad value.
 
 mod abi;
+mod card_event;
 mod circuit;
 mod consent;
 mod hashes;
 mod pan;
 mod par;
 mod service;
+mod source;
 mod tax_code;
+mod timestamp;
 
 pub use abi::Abi;
+pub use card_event::{CardCommand, CardDeletion, CardEvent, CardRef, Sourced, TokenRef};
 pub use circuit::Circuit;
 pub use consent::{
     next_instant, truncate_micros, Change, Consent, ConsentChange, ConsentState, Summary,
@@ -18,7 +22,11 @@ pub use hashes::{Hpan, Htoken};
 pub use pan::{Pan, TokenPan};
 pub use par::Par;
 pub use service::Service;
+pub use source::Source;
 pub use tax_code::TaxCode;
+pub use timestamp::{
+    format_update_timestamp, next_update_timestamp, parse_event_timestamp, tick, truncate_to_tick,
+};
 
 /// Why a value from outside was refused; names what was wrong, never echoes the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

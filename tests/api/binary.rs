@@ -24,12 +24,31 @@ async fn serve_answers_and_exits_cleanly_on_sigterm() {
     // The dev configuration plus this test's secrets.
     let dev = std::fs::read_to_string(root().join("config/dev.toml")).unwrap();
     let key_file = s.vault.keys[0].key_file.clone().unwrap();
+    let r = &s.rabbitmq;
+    let empty_passphrase = root().join(format!("target/test-secrets/empty-passphrase-{api}"));
+    std::fs::write(&empty_passphrase, "").unwrap();
     let config = root().join(format!("target/test-secrets/serve-{api}.toml"));
     std::fs::write(
         &config,
         format!(
-            "{dev}\n[vault]\nkeys = [{{ id = \"dev1\", key_file = \"{}\" }}]\n",
-            key_file.display()
+            "{dev}\n[vault]\nkeys = [{{ id = \"dev1\", key_file = \"{}\" }}]\n\
+             [pgp]\nprivate_key_file = \"{}\"\npublic_key_file = \"{}\"\npassphrase_file = \"{}\"\n\
+             [rabbitmq]\ncard_events_queue = \"{}\"\ncard_deletions_queue = \"{}\"\n\
+             transactions_queue = \"{}\"\nout_exchange = \"{}\"\ncard_updates_queue = \"{}\"\n\
+             outcomes_queue = \"{}\"\ndead_letter_exchange = \"{}\"\ndead_letter_queue = \"{}\"\n\
+             queue_expires_ms = 600000\n",
+            key_file.display(),
+            s.pgp.private_key_file.display(),
+            s.pgp.public_key_file.display(),
+            empty_passphrase.display(),
+            r.card_events_queue,
+            r.card_deletions_queue,
+            r.transactions_queue,
+            r.out_exchange,
+            r.card_updates_queue,
+            r.outcomes_queue,
+            r.dead_letter_exchange,
+            r.dead_letter_queue,
         ),
     )
     .unwrap();

@@ -357,7 +357,10 @@ async fn delete_withdraws_everything_and_always_writes_history() {
 
 #[actix_web::test]
 async fn every_change_writes_its_outbox_row_in_the_same_transaction() {
-    let app = spawn_app().await;
+    // Hold the relay's leader lock so the rows stay in the outbox for inspection.
+    let settings = crate::helpers::test_settings().await;
+    let _lock = crate::helpers::hold_relay_lock(&settings).await;
+    let app = crate::helpers::spawn_app_with(settings).await;
     let tc = tax_code();
     post(&app, "io", &tc, json!({"consent": "Allow"})).await;
     post(&app, "io", &tc, json!({"consent": "Allow"}))

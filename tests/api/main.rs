@@ -2,9 +2,14 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+#[path = "../support/mod.rs"]
+mod support;
+
 mod binary;
+mod cards;
 mod consent;
-mod helpers;
 mod logs;
 mod ops;
 mod tls;
+
+use support::{broker, helpers};

@@ -124,7 +124,62 @@ pub async fn test_settings() -> Settings {
     s.hashing.salt = Some(SecretString::from(CANARY_SALT.to_owned()));
     s.hashing.salt_file = None;
     s.vault.keys[0].key_file = Some(vault_key_file());
+    let (private, public) = pgp_key_files();
+    s.pgp.private_key_file = private;
+    s.pgp.public_key_file = public;
+    s.pgp.passphrase_file = None;
+    unique_rabbit_names(&mut s.rabbitmq);
     s
+}
+
+/// tkm's PGP key for tests: a Curve25519 key generated once per test process (its own files, so
+/// concurrent test binaries never overwrite each other's).
+pub fn pgp_key_files() -> (PathBuf, PathBuf) {
+    static FILES: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
+    FILES
+        .get_or_init(|| {
+            let dir = root().join("target/test-secrets");
+            std::fs::create_dir_all(&dir).unwrap();
+            let pid = std::process::id();
+            let (private, public) = (
+                dir.join(format!("pgp-{pid}-private.asc")),
+                dir.join(format!("pgp-{pid}-public.asc")),
+            );
+            let (sk, pk) = tkm::crypto::pgp::generate(
+                tkm::crypto::pgp::PgpKeyKind::Curve25519,
+                "tkm test <tkm@test>",
+                None,
+            )
+            .unwrap();
+            std::fs::write(&private, sk).unwrap();
+            std::fs::write(&public, pk).unwrap();
+            (private, public)
+        })
+        .clone()
+}
+
+/// RabbitMQ names of one test application: the defaults with a unique suffix; queues expire
+/// when unused so test runs leave nothing behind.
+fn unique_rabbit_names(r: &mut tkm::config::RabbitSettings) {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    let id = &id[..12];
+    for name in [
+        &mut r.card_events_queue,
+        &mut r.card_deletions_queue,
+        &mut r.transactions_queue,
+        &mut r.out_exchange,
+        &mut r.card_updates_queue,
+        &mut r.outcomes_queue,
+        &mut r.dead_letter_exchange,
+        &mut r.dead_letter_queue,
+    ] {
+        name.push_str(&format!(".t-{id}"));
+    }
+    r.queue_expires_ms = Some(300_000);
+    // Classic queues are cheap to create and to restart the broker with; the quorum topology of
+    // production has its own test (cards::the_default_topology_is_quorum_with_a_delivery_limit).
+    r.quorum_queues = false;
+    r.relay_poll_ms = 100;
 }
 
 /// A running application and clients for it.
@@ -132,6 +187,8 @@ pub struct TestApp {
     pub api_port: u16,
     pub ops_port: u16,
     pub pool: deadpool_postgres::Pool,
+    /// The settings it runs with (queue names, keys).
+    pub settings: Settings,
     /// One keep-alive client per certificate, reused across calls (as real clients do).
     clients: std::cell::RefCell<std::collections::HashMap<String, awc::Client>>,
 }
@@ -143,6 +200,7 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(settings: Settings) -> TestApp {
     captured_logs();
     settings.validate().expect("test settings are valid");
+    let kept = settings.clone();
     let app = Application::build(settings)
         .await
         .expect("application builds");
@@ -150,6 +208,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         api_port: app.api_port(),
         ops_port: app.ops_port(),
         pool: app.pool().clone(),
+        settings: kept,
         clients: Default::default(),
     };
     actix_web::rt::spawn(app.run_until_stopped());
@@ -293,4 +352,23 @@ pub fn tax_code() -> String {
 
 pub fn hpan(c: char) -> String {
     c.to_string().repeat(64)
+}
+
+/// Takes the relay's leader lock on the application's database, so no replica relays while the
+/// returned client lives.
+pub async fn hold_relay_lock(settings: &Settings) -> tokio_postgres::Client {
+    use secrecy::ExposeSecret;
+    let (client, conn) =
+        tokio_postgres::connect(settings.database.url.expose_secret(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    actix_web::rt::spawn(conn);
+    client
+        .query_one(
+            "SELECT pg_advisory_lock($1)",
+            &[&tkm::bridge::relay::RELAY_LOCK],
+        )
+        .await
+        .unwrap();
+    client
 }

@@ -1,0 +1,158 @@
+//! One batch of card commands as one transaction: lock and load, apply the rules, reconcile what
+//! the platform was told, write everything back with the card updates, commit.
+
+use chrono::Utc;
+use deadpool_postgres::Pool;
+
+use super::messages::CardError;
+use super::publish::reconcile;
+use super::rules::{apply, Limits, Outcome};
+use crate::crypto::KeyRing;
+use crate::db::cards::{lock_and_load, save, Keys};
+use crate::db::DbError;
+use crate::domain::{CardCommand, CardEvent, Sourced, TaxCode};
+
+/// What a batch did, for acknowledgements and metrics.
+#[derive(Debug, Default)]
+pub struct BatchReport {
+    /// One outcome per command, in order.
+    pub outcomes: Vec<Outcome>,
+    /// Card update messages written to the outbox.
+    pub updates: usize,
+    /// Refused PAR claims, by source.
+    pub conflicts: Vec<crate::domain::Source>,
+}
+
+fn keys_of(commands: &[Sourced]) -> Keys {
+    let mut k = Keys::default();
+    for c in commands {
+        match &c.command {
+            CardCommand::Delete(d) => {
+                k.hpans.insert(d.hpan.to_string());
+                k.tax_codes.insert(d.tax_code.to_string());
+            }
+            CardCommand::Event(e) => {
+                if let Some(card) = e.card() {
+                    k.hpans.insert(card.hpan.to_string());
+                }
+                if let Some(p) = e.par() {
+                    k.par_keys.insert(p.key());
+                }
+                if let CardEvent::Enrolment { tax_code, .. } = e {
+                    k.tax_codes.insert(tax_code.to_string());
+                }
+                k.htokens
+                    .extend(e.tokens().iter().map(|t| t.htoken.to_string()));
+            }
+        }
+    }
+    k
+}
+
+/// How often a batch that lost a deadlock or serialization race is retried.
+const RETRIES: usize = 3;
+
+/// Applies `commands` in one transaction, retrying lost lock races.
+pub async fn apply_batch(
+    pool: &Pool,
+    ring: &KeyRing,
+    limits: Limits,
+    commands: &[Sourced],
+    by: &str,
+) -> Result<BatchReport, CardError> {
+    let mut attempt = 0;
+    loop {
+        match try_batch(pool, ring, limits, commands, by).await {
+            Err(CardError::Unavailable(e)) if attempt < RETRIES && is_race(&e) => attempt += 1,
+            other => return other,
+        }
+    }
+}
+
+fn is_race(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<tokio_postgres::Error>()
+            .and_then(tokio_postgres::Error::code)
+            .is_some_and(|code| {
+                *code == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+                    || *code == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+            })
+    })
+}
+
+async fn try_batch(
+    pool: &Pool,
+    ring: &KeyRing,
+    limits: Limits,
+    commands: &[Sourced],
+    by: &str,
+) -> Result<BatchReport, CardError> {
+    let t0 = std::time::Instant::now();
+    let mut conn = pool.get().await.map_err(DbError::from)?;
+    let tx = conn.transaction().await.map_err(DbError::from)?;
+    let t_begin = t0.elapsed();
+    let mut snap = lock_and_load(&tx, keys_of(commands)).await?;
+    let t_load = t0.elapsed();
+    let now = Utc::now();
+    let outcomes: Vec<Outcome> = commands
+        .iter()
+        .map(|c| apply(&mut snap, c, now, limits))
+        .collect();
+    let outgoing = reconcile(&mut snap, now);
+    let t_rules = t0.elapsed();
+    save(&tx, &snap, &outgoing, ring, by).await?;
+    let t_save = t0.elapsed();
+    tx.commit().await.map_err(DbError::from)?;
+    tracing::debug!(
+        commands = commands.len(),
+        begin_ms = t_begin.as_millis() as u64,
+        load_ms = (t_load - t_begin).as_millis() as u64,
+        rules_ms = (t_rules - t_load).as_millis() as u64,
+        save_ms = (t_save - t_rules).as_millis() as u64,
+        commit_ms = (t0.elapsed() - t_save).as_millis() as u64,
+        "card batch"
+    );
+    Ok(BatchReport {
+        outcomes,
+        updates: outgoing.len(),
+        conflicts: snap.conflicts.iter().map(|c| c.source).collect(),
+    })
+}
+
+/// Re-examines every card of the given citizens after their consent changed (`consent.changed`
+/// outbox rows `outbox_ids`), writes the card updates and deletes those rows, in one transaction.
+pub async fn reconcile_citizens(
+    pool: &Pool,
+    ring: &KeyRing,
+    tax_codes: &[TaxCode],
+    outbox_ids: &[i64],
+    by: &str,
+) -> Result<usize, CardError> {
+    let mut conn = pool.get().await.map_err(DbError::from)?;
+    let tx = conn.transaction().await.map_err(DbError::from)?;
+    let taxes: Vec<&str> = tax_codes.iter().map(TaxCode::as_str).collect();
+    let rows = tx
+        .query(
+            "SELECT c.hpan FROM card_link l JOIN card c ON c.id = l.card_id \
+             WHERE l.tax_code = ANY($1) AND (l.live OR l.published)",
+            &[&taxes],
+        )
+        .await
+        .map_err(DbError::from)?;
+    let mut keys = Keys::default();
+    for r in rows {
+        keys.hpans.insert(r.try_get(0).map_err(DbError::from)?);
+    }
+    keys.tax_codes.extend(taxes.iter().map(|t| (*t).to_owned()));
+    let mut snap = lock_and_load(&tx, keys).await?;
+    let outgoing = reconcile(&mut snap, Utc::now());
+    save(&tx, &snap, &outgoing, ring, by).await?;
+    tx.execute(
+        "DELETE FROM outbox WHERE id = ANY($1) AND kind = 'consent.changed'",
+        &[&outbox_ids],
+    )
+    .await
+    .map_err(DbError::from)?;
+    tx.commit().await.map_err(DbError::from)?;
+    Ok(outgoing.len())
+}

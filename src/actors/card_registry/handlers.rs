@@ -1,0 +1,113 @@
+//! The registry's handlers: each hands its work to the batch module and reports.
+
+use actix::{Handler, ResponseFuture};
+
+use super::batch::{apply_batch, reconcile_citizens, BatchReport};
+use super::messages::{ApplyCommands, CardError, CardView, ConsentChanged, GetCard};
+use super::publish::has_consent;
+use super::CardRegistry;
+use crate::actors::{ActorHealth, Ping};
+use crate::db::cards::{load_unlocked, Keys};
+use crate::db::DbError;
+
+impl Handler<ApplyCommands> for CardRegistry {
+    type Result = ResponseFuture<Result<BatchReport, CardError>>;
+
+    fn handle(&mut self, msg: ApplyCommands, _: &mut Self::Context) -> Self::Result {
+        let (pool, ring, limits, metrics) = (
+            self.pool.clone(),
+            self.ring.clone(),
+            self.limits,
+            self.metrics.clone(),
+        );
+        let relay = self.relay_wakeup.clone();
+        Box::pin(async move {
+            let report = apply_batch(&pool, &ring, limits, &msg.commands, &msg.by).await?;
+            for source in &report.conflicts {
+                metrics
+                    .par_conflicts
+                    .with_label_values(&[source.as_str()])
+                    .inc();
+            }
+            if report.updates > 0 {
+                relay.notify_one();
+            }
+            Ok(report)
+        })
+    }
+}
+
+impl Handler<ConsentChanged> for CardRegistry {
+    type Result = ResponseFuture<Result<usize, CardError>>;
+
+    fn handle(&mut self, msg: ConsentChanged, _: &mut Self::Context) -> Self::Result {
+        let (pool, ring) = (self.pool.clone(), self.ring.clone());
+        Box::pin(async move {
+            reconcile_citizens(
+                &pool,
+                &ring,
+                &msg.tax_codes,
+                &msg.outbox_ids,
+                "card-registry",
+            )
+            .await
+        })
+    }
+}
+
+impl Handler<GetCard> for CardRegistry {
+    type Result = ResponseFuture<Result<Option<CardView>, CardError>>;
+
+    fn handle(&mut self, msg: GetCard, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move {
+            let mut conn = pool.get().await.map_err(DbError::from)?;
+            let tx = conn
+                .build_transaction()
+                .read_only(true)
+                .start()
+                .await
+                .map_err(DbError::from)?;
+            let mut keys = Keys::default();
+            keys.hpans.insert(msg.hpan.to_string());
+            let snap = load_unlocked(&tx, &keys).await?;
+            let Some(card) = snap.cards.get(&msg.hpan).filter(|c| c.active) else {
+                return Ok(None);
+            };
+            let consenting = snap.links.get(&msg.hpan).is_some_and(|links| {
+                links
+                    .iter()
+                    .any(|l| l.live && has_consent(snap.consents.get(&l.tax_code), &msg.hpan))
+            });
+            let view = if consenting {
+                CardView {
+                    hpan: msg.hpan.clone(),
+                    par: card.par.as_ref().map(|(p, _)| p.to_string()),
+                    htokens: snap
+                        .visible_tokens(&msg.hpan)
+                        .into_iter()
+                        .map(|h| h.to_string())
+                        .collect(),
+                }
+            } else {
+                CardView {
+                    hpan: msg.hpan.clone(),
+                    par: None,
+                    htokens: Vec::new(),
+                }
+            };
+            Ok(Some(view))
+        })
+    }
+}
+
+impl Handler<Ping> for CardRegistry {
+    type Result = actix::MessageResult<Ping>;
+
+    fn handle(&mut self, _: Ping, _: &mut Self::Context) -> Self::Result {
+        actix::MessageResult(ActorHealth {
+            name: Self::NAME,
+            mailbox_capacity: self.mailbox_capacity,
+        })
+    }
+}

@@ -1,0 +1,66 @@
+//! Messages the CardRegistry answers.
+
+use actix::Message;
+
+use super::batch::BatchReport;
+use crate::domain::{Hpan, Sourced, TaxCode};
+
+/// Why a card request failed (never a card value).
+#[derive(Debug, thiserror::Error)]
+pub enum CardError {
+    /// The database is unavailable: retry later, nothing was applied.
+    #[error("database unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// A bug or a corrupt row.
+    #[error(transparent)]
+    Unexpected(anyhow::Error),
+}
+
+impl From<crate::db::DbError> for CardError {
+    fn from(e: crate::db::DbError) -> Self {
+        match e {
+            crate::db::DbError::Unavailable(e) => CardError::Unavailable(e),
+            crate::db::DbError::Unexpected(e) => CardError::Unexpected(e),
+        }
+    }
+}
+
+/// Request: apply card commands (events, deletions) in order, in one transaction.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<BatchReport, CardError>")]
+pub struct ApplyCommands {
+    /// The commands.
+    pub commands: Vec<Sourced>,
+    /// Who (for audit columns).
+    pub by: String,
+}
+
+/// Request: publish what the consent changes of these citizens mean for their cards, and delete
+/// the `consent.changed` outbox rows they came from.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, CardError>")]
+pub struct ConsentChanged {
+    /// The citizens.
+    pub tax_codes: Vec<TaxCode>,
+    /// The outbox rows handled.
+    pub outbox_ids: Vec<i64>,
+}
+
+/// Request: a live card as `GET /cards` shows it (`None`: unknown or inactive).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<CardView>, CardError>")]
+pub struct GetCard {
+    /// The card.
+    pub hpan: Hpan,
+}
+
+/// A live card: its PAR and tokens only while it has consent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardView {
+    /// The card.
+    pub hpan: Hpan,
+    /// Its PAR, when it has one and consent.
+    pub par: Option<String>,
+    /// Its live tokens, when it has consent.
+    pub htokens: Vec<String>,
+}

@@ -1,0 +1,150 @@
+//! `/cards`: a card's PAR and tokens (role `platform`) and an issuer's deletion of a citizen's
+//! card (role `issuer`, TK5).
+
+use actix::Addr;
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use base64::Engine as _;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::consent::HandlerTimeout;
+use super::errors::{ApiError, ErrorBody, Family};
+use super::identity::{Caller, Roles};
+use super::{input, pgp_input};
+use crate::actors::card_registry::messages::{ApplyCommands, CardError, GetCard};
+use crate::actors::card_registry::rules::Outcome;
+use crate::actors::card_registry::CardRegistry;
+use crate::config::Role;
+use crate::domain::{CardCommand, CardDeletion, Source, Sourced};
+use crate::startup::Shared;
+
+const F: Family = Family::Cards;
+
+/// `GET /cards`.
+pub struct Readers;
+impl Roles for Readers {
+    const ROLES: &'static [Role] = &[Role::Platform];
+}
+/// `DELETE /cards`.
+pub struct Issuers;
+impl Roles for Issuers {
+    const ROLES: &'static [Role] = &[Role::Issuer];
+}
+
+/// A live card.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardResponse {
+    /// The card.
+    pub hpan: String,
+    /// Its PAR, while it has consent.
+    pub par: Option<String>,
+    /// Its live tokens, while it has consent.
+    pub htokens: Vec<String>,
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, 2404, "card not found")
+}
+
+fn map_err(e: CardError) -> ApiError {
+    match e {
+        CardError::Unavailable(e) => ApiError::unavailable(e),
+        CardError::Unexpected(e) => ApiError::internal(e),
+    }
+}
+
+/// A live card's PAR and tokens.
+#[utoipa::path(get, path = "/cards", tag = "cards",
+    params(("hpan" = String, Header, description = "the card's HPAN")),
+    responses((status = 200, body = CardResponse), (status = 404, body = ErrorBody),
+              (status = 400, body = ErrorBody)))]
+pub async fn get_card(
+    _caller: Caller<Readers>,
+    req: HttpRequest,
+    registry: web::Data<Addr<CardRegistry>>,
+    timeout: web::Data<HandlerTimeout>,
+) -> Result<HttpResponse, ApiError> {
+    let raw = input::header(&req, "hpan", F)?.ok_or(ApiError::missing_header(F, "hpan"))?;
+    let hpan = input::hpan(raw, "header hpan", F)?;
+    let view = registry
+        .send(GetCard { hpan })
+        .timeout(timeout.0)
+        .await?
+        .map_err(map_err)?
+        .ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(CardResponse {
+        hpan: view.hpan.to_string(),
+        par: view.par,
+        htokens: view.htokens,
+    }))
+}
+
+/// Closes a citizen's link to a card, like a deletion event (the payment manager stays master).
+#[utoipa::path(delete, path = "/cards", tag = "cards",
+    params(("Tax-Code" = String, Header, description = "fiscal code"),
+           ("hpan" = Option<String>, Header, description = "the card's HPAN"),
+           ("Pgp-Pan" = Option<String>, Header, description = "base64 of a binary PGP message holding the PAN")),
+    responses((status = 204, description = "link closed"), (status = 404, body = ErrorBody),
+              (status = 400, body = ErrorBody)))]
+pub async fn delete_card(
+    caller: Caller<Issuers>,
+    req: HttpRequest,
+    registry: web::Data<Addr<CardRegistry>>,
+    shared: web::Data<Shared>,
+    timeout: web::Data<HandlerTimeout>,
+) -> Result<HttpResponse, ApiError> {
+    let tax_code = input::tax_code(&req, F)?;
+    let hpan = match (
+        input::header(&req, "hpan", F)?,
+        input::header(&req, "Pgp-Pan", F)?,
+    ) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::validation(F, "give hpan or Pgp-Pan, not both"))
+        }
+        (Some(h), None) => input::hpan(h, "header hpan", F)?,
+        (None, Some(p)) => {
+            let message = base64::engine::general_purpose::STANDARD
+                .decode(p.trim())
+                .map_err(|_| ApiError::validation(F, "header Pgp-Pan is not base64"))?;
+            pgp_input::hpan_of(&shared, message).await.ok_or_else(|| {
+                ApiError::validation(F, "header Pgp-Pan cannot be decrypted to a card number")
+            })?
+        }
+        (None, None) => return Err(ApiError::missing_header(F, "hpan or Pgp-Pan")),
+    };
+    let command = Sourced {
+        command: CardCommand::Delete(CardDeletion {
+            tax_code,
+            hpan,
+            timestamp: None,
+        }),
+        source: Source::Issuer,
+        by: caller.name().to_owned(),
+    };
+    let report = registry
+        .send(ApplyCommands {
+            commands: vec![command],
+            by: caller.name().to_owned(),
+        })
+        .timeout(timeout.0)
+        .await?
+        .map_err(map_err)?;
+    match report.outcomes.first() {
+        Some(Outcome::Applied) => Ok(HttpResponse::NoContent().finish()),
+        _ => Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            2404,
+            "no live link between this citizen and card",
+        )),
+    }
+}
+
+/// Registers the routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/cards")
+            .route(web::get().to(get_card))
+            .route(web::delete().to(delete_card)),
+    );
+}

@@ -1,0 +1,3 @@
+//! `tkm bench …`: end-to-end load generators run against a live tkm (see `scripts/bench-*.sh`).
+
+pub mod card_events;

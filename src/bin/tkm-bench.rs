@@ -1,0 +1,108 @@
+//! `tkm-bench`: end-to-end load generators against a running tkm (used by `scripts/bench-*.sh`
+//! and the drills in `scripts/drills/`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Load generators for tkm.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// P3: publish PGP-encrypted card events and time them until every card update is out.
+    CardEvents {
+        /// Number of events (one new card each).
+        #[arg(long, default_value_t = 200_000)]
+        events: usize,
+        /// Cards per citizen.
+        #[arg(long, default_value_t = 4)]
+        cards_per_citizen: usize,
+        /// RabbitMQ URL.
+        #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
+        amqp: String,
+        /// The database of the tkm under test (consent is seeded there).
+        #[arg(long)]
+        database: String,
+        /// Queue tkm consumes card events from.
+        #[arg(long, default_value = "tkm-read-token-par-pan")]
+        events_queue: String,
+        /// Queue the card updates reach.
+        #[arg(long, default_value = "tkm-write-update-token")]
+        updates_queue: String,
+        /// tkm's armored public key.
+        #[arg(long)]
+        public_key: PathBuf,
+        /// tkm's armored secret key, to measure the raw decrypt rate (the limit).
+        #[arg(long)]
+        secret_key: Option<PathBuf>,
+        /// Only publish (a drill checks the outcome itself).
+        #[arg(long)]
+        publish_only: bool,
+        /// Card number prefix (distinct per run).
+        #[arg(long, default_value_t = 1)]
+        prefix: u64,
+    },
+}
+
+fn main() -> ExitCode {
+    let Cli { command } = Cli::parse();
+    let Command::CardEvents {
+        events,
+        cards_per_citizen,
+        amqp,
+        database,
+        events_queue,
+        updates_queue,
+        public_key,
+        secret_key,
+        publish_only,
+        prefix,
+    } = command;
+    let run = || -> anyhow::Result<()> {
+        let plan = tkm::bench::card_events::Plan {
+            events,
+            cards_per_citizen,
+            amqp,
+            database,
+            events_queue,
+            updates_queue,
+            public_key: std::fs::read(&public_key)?,
+            secret_key: secret_key
+                .map(|p| std::fs::read(p).map(|k| (k, None)))
+                .transpose()?,
+            publish_only,
+            pan_prefix: prefix,
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        let report = rt.block_on(tkm::bench::card_events::run(plan, |m| {
+            eprintln!("tkm-bench: {m}")
+        }))?;
+        println!(
+            "{}",
+            serde_json::json!({
+                "events": report.events,
+                "seconds": report.seconds,
+                "events_per_second": report.rate,
+                "publish_seconds": report.publish_seconds,
+                "decrypt_per_second_one_core": report.decrypt_rate_one_core,
+            })
+        );
+        Ok(())
+    };
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tkm-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The RabbitMQ bridge: declares the topology, consumes the inbound queues into CardRegistry
+//! commands, relays the outbox, and reconnects by itself after broker restarts or network cuts.
+
+pub mod consumer;
+mod dead_letter;
+pub mod relay;
+mod topology;
+pub mod wire;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{Actor, AsyncContext, Context, Handler, Message, ResponseFuture};
+use lapin::{Connection, ConnectionProperties};
+use secrecy::ExposeSecret;
+use tokio::sync::watch;
+
+use crate::actors::{ActorHealth, Ping};
+use consumer::{ConsumerDeps, Inbound};
+use relay::RelayDeps;
+
+/// Whether the broker is connected (readiness reports `up` or `degraded`).
+#[derive(Debug, Default)]
+pub struct BrokerStatus {
+    connected: AtomicBool,
+}
+
+impl BrokerStatus {
+    /// Connected and topology declared.
+    pub fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
+    }
+
+    fn set(&self, up: bool) {
+        self.connected.store(up, Ordering::Relaxed);
+    }
+}
+
+/// The bridge actor: owns the connection loop.
+pub struct Bridge {
+    consumers: Arc<ConsumerDeps>,
+    relay: Arc<RelayDeps>,
+    status: Arc<BrokerStatus>,
+    shutdown: watch::Sender<bool>,
+    stopped: watch::Receiver<bool>,
+    stopped_tx: Option<watch::Sender<bool>>,
+}
+
+impl Bridge {
+    /// The bridge's name in status reports.
+    pub const NAME: &'static str = "bridge";
+
+    /// Builds the bridge (it connects when started).
+    pub fn new(
+        consumers: Arc<ConsumerDeps>,
+        relay: Arc<RelayDeps>,
+        status: Arc<BrokerStatus>,
+    ) -> Self {
+        let (shutdown, _) = watch::channel(false);
+        let (stopped_tx, stopped) = watch::channel(false);
+        Self {
+            consumers,
+            relay,
+            status,
+            shutdown,
+            stopped,
+            stopped_tx: Some(stopped_tx),
+        }
+    }
+}
+
+impl Actor for Bridge {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(16);
+        let (consumers, relay, status) = (
+            self.consumers.clone(),
+            self.relay.clone(),
+            self.status.clone(),
+        );
+        let shutdown = self.shutdown.subscribe();
+        let stopped = self.stopped_tx.take();
+        ctx.spawn(actix::fut::wrap_future(async move {
+            supervise(consumers, relay, status, shutdown).await;
+            if let Some(s) = stopped {
+                let _ = s.send(true);
+            }
+        }));
+    }
+}
+
+/// Connects, runs the consumers and the relay, and reconnects with capped exponential backoff
+/// and jitter whenever the connection fails, until shutdown.
+async fn supervise(
+    consumers: Arc<ConsumerDeps>,
+    relay: Arc<RelayDeps>,
+    status: Arc<BrokerStatus>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let s = consumers.settings.clone();
+    let max = Duration::from_millis(s.reconnect_max_ms);
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        match connect_and_run(&consumers, &relay, &status, shutdown.clone()).await {
+            Ok(()) => {
+                status.set(false);
+                return;
+            }
+            Err(e) => {
+                status.set(false);
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "broker connection lost");
+            }
+        }
+        let jitter =
+            Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1));
+        tokio::select! {
+            _ = tokio::time::sleep(backoff + jitter) => {}
+            _ = shutdown.changed() => return,
+        }
+        backoff = (backoff * 2).min(max);
+    }
+}
+
+async fn connect_and_run(
+    consumers: &Arc<ConsumerDeps>,
+    relay: &Arc<RelayDeps>,
+    status: &BrokerStatus,
+    shutdown: watch::Receiver<bool>,
+) -> lapin::Result<()> {
+    let s = &consumers.settings;
+    let props = ConnectionProperties::default().with_connection_name("tkm".into());
+    tracing::debug!("connecting to the broker");
+    let conn = Connection::connect(s.url.expose_secret(), props).await?;
+    tracing::debug!("broker connection open; declaring the topology");
+    let setup = conn.create_channel().await?;
+    topology::declare(&setup, s).await?;
+    status.set(true);
+    tracing::info!("broker connected; topology declared");
+    let result = tokio::try_join!(
+        consumer::run(
+            &conn,
+            consumers.clone(),
+            Inbound::CardEvents,
+            shutdown.clone()
+        ),
+        consumer::run(
+            &conn,
+            consumers.clone(),
+            Inbound::CardDeletions,
+            shutdown.clone()
+        ),
+        relay::run(&conn, relay.clone(), shutdown.clone()),
+    );
+    status.set(false);
+    let _ = conn.close(200, "tkm shutting down".into()).await;
+    result.map(|_| ())
+}
+
+/// Request: stop consuming, finish in-flight batches and confirms, then close (bounded wait).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Shutdown {
+    /// Longest wait.
+    pub timeout: Duration,
+}
+
+impl Handler<Shutdown> for Bridge {
+    type Result = ResponseFuture<()>;
+
+    fn handle(&mut self, msg: Shutdown, _: &mut Self::Context) -> Self::Result {
+        let _ = self.shutdown.send(true);
+        let mut stopped = self.stopped.clone();
+        Box::pin(async move {
+            let _ = tokio::time::timeout(msg.timeout, stopped.wait_for(|s| *s)).await;
+        })
+    }
+}
+
+impl Handler<Ping> for Bridge {
+    type Result = actix::MessageResult<Ping>;
+
+    fn handle(&mut self, _: Ping, _: &mut Self::Context) -> Self::Result {
+        actix::MessageResult(ActorHealth {
+            name: Self::NAME,
+            mailbox_capacity: 16,
+        })
+    }
+}

@@ -1,0 +1,24 @@
+//! Card registry tables: lock and load the slice of cards, links, tokens and consents a batch of
+//! commands touches, and write back what the rules changed, with the card updates, in the same
+//! transaction.
+
+mod load;
+mod save;
+
+pub use load::{load_unlocked, lock_and_load, Keys};
+pub use save::save;
+
+use sha2::{Digest, Sha256};
+
+/// The advisory lock key of a card, token or PAR: work on one of them is serialised across
+/// transactions, actors and replicas.
+pub fn lock_key(kind: &str, value: &str) -> i64 {
+    let digest = Sha256::new()
+        .chain_update(kind.as_bytes())
+        .chain_update(b":")
+        .chain_update(value.as_bytes())
+        .finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    i64::from_be_bytes(first)
+}
