@@ -16,7 +16,7 @@ instance_env() {
   for q in card_events_queue:tkm-read-token-par-pan card_deletions_queue:tkm-delete-card \
            transactions_queue:tkm-transactions out_exchange:tkm.out \
            card_updates_queue:tkm-write-update-token outcomes_queue:tkm-transaction-outcomes \
-           dead_letter_exchange:tkm.dlx dead_letter_queue:tkm-dlq; do
+           dead_letter_exchange:tkm.dlx dead_letter_queue:tkm-dlq dead_letter_audit_queue:tkm-dlq-audit; do
     local key=${q%%:*} value=${q#*:}
     echo "TKM__RABBITMQ__${key^^}=$value.$NAME"
   done

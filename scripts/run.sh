@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/tools.sh
 scripts/services.sh
 certs/gen-dev-certs.sh >/dev/null
 scripts/dev-secrets.sh

@@ -280,6 +280,9 @@ pub struct RabbitSettings {
     pub dead_letter_exchange: String,
     /// Dead-letter queue.
     pub dead_letter_queue: String,
+    /// tkm's own copy of every dead letter, consumed at once to count those the broker
+    /// dead-lettered itself (delivery limit); operators read `dead_letter_queue`.
+    pub dead_letter_audit_queue: String,
     /// Delete queues unused for this long (`x-expires`; for ephemeral environments such as
     /// tests — never set it in production).
     #[serde(default)]

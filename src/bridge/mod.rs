@@ -1,6 +1,7 @@
 //! The RabbitMQ bridge: declares the topology, consumes the inbound queues into CardRegistry
 //! commands, relays the outbox, and reconnects by itself after broker restarts or network cuts.
 
+mod audit;
 pub mod consumer;
 mod dead_letter;
 pub mod relay;

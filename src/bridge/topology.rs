@@ -123,5 +123,25 @@ pub async fn declare(ch: &Channel, s: &RabbitSettings) -> lapin::Result<()> {
         FieldTable::default(),
     )
     .await?;
+    // The audit copy is tkm's alone and consumed at once: a small classic queue that drops its
+    // oldest copies rather than grow while tkm is away.
+    let mut audit_args = FieldTable::default();
+    audit_args.insert("x-max-length".into(), AMQPValue::LongLongInt(100_000));
+    if let Some(ms) = s.queue_expires_ms {
+        audit_args.insert(
+            "x-expires".into(),
+            AMQPValue::LongLongInt(i64::try_from(ms).unwrap_or(i64::MAX)),
+        );
+    }
+    ch.queue_declare(s.dead_letter_audit_queue.as_str().into(), durable(), audit_args)
+        .await?;
+    ch.queue_bind(
+        s.dead_letter_audit_queue.as_str().into(),
+        s.dead_letter_exchange.as_str().into(),
+        "".into(),
+        QueueBindOptions { nowait: false },
+        FieldTable::default(),
+    )
+    .await?;
     Ok(())
 }

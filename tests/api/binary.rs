@@ -35,7 +35,7 @@ async fn serve_answers_and_exits_cleanly_on_sigterm() {
              [pgp]\nprivate_key_file = \"{}\"\npublic_key_file = \"{}\"\npassphrase_file = \"{}\"\n\
              [rabbitmq]\ncard_events_queue = \"{}\"\ncard_deletions_queue = \"{}\"\n\
              transactions_queue = \"{}\"\nout_exchange = \"{}\"\ncard_updates_queue = \"{}\"\n\
-             outcomes_queue = \"{}\"\ndead_letter_exchange = \"{}\"\ndead_letter_queue = \"{}\"\n\
+             outcomes_queue = \"{}\"\ndead_letter_exchange = \"{}\"\ndead_letter_queue = \"{}\"\ndead_letter_audit_queue = \"{}\"\n\
              queue_expires_ms = 600000\n",
             key_file.display(),
             s.pgp.private_key_file.display(),
@@ -49,6 +49,7 @@ async fn serve_answers_and_exits_cleanly_on_sigterm() {
             r.outcomes_queue,
             r.dead_letter_exchange,
             r.dead_letter_queue,
+            r.dead_letter_audit_queue,
         ),
     )
     .unwrap();

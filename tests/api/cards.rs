@@ -633,3 +633,43 @@ async fn the_default_topology_is_quorum_with_a_delivery_limit_and_dead_letters()
         "events flow through quorum queues"
     );
 }
+
+#[actix_web::test]
+async fn messages_the_broker_dead_letters_itself_are_counted_as_delivery_limit() {
+    use lapin::options::BasicPublishOptions;
+    use lapin::types::{AMQPValue, FieldArray, FieldTable, LongString};
+    let app = spawn_app().await;
+    wait_for_topology(&app).await;
+    let r = &app.settings.rabbitmq;
+    let (_c, ch) = channel().await;
+    // What the broker publishes when a quorum queue's delivery limit is reached.
+    let mut death = FieldTable::default();
+    death.insert("queue".into(), AMQPValue::LongString(LongString::from(r.card_events_queue.as_str())));
+    death.insert("reason".into(), AMQPValue::LongString(LongString::from("delivery_limit")));
+    let mut headers = FieldTable::default();
+    headers.insert("x-death".into(), AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::FieldTable(death)])));
+    ch.basic_publish(
+        r.dead_letter_exchange.as_str().into(),
+        "".into(),
+        BasicPublishOptions::default(),
+        b"poison",
+        lapin::BasicProperties::default().with_headers(headers),
+    )
+    .await
+    .unwrap()
+    .await
+    .unwrap();
+    let expected = format!(
+        r#"tkm_messages_consumed_total{{outcome="dead-lettered",queue="{}",reason="DELIVERY_LIMIT"}} 1"#,
+        r.card_events_queue
+    );
+    let counted = crate::helpers::eventually(Duration::from_secs(10), || async {
+        let mut m = awc::Client::default().get(app.ops_url("/metrics")).send().await.ok()?;
+        let text = String::from_utf8_lossy(&m.body().await.ok()?).into_owned();
+        text.contains(&expected).then_some(())
+    })
+    .await;
+    assert!(counted.is_some(), "counted as DELIVERY_LIMIT");
+    let kept = next(&ch, &r.dead_letter_queue, Duration::from_secs(5)).await;
+    assert!(kept.is_some(), "the operators' dead-letter queue still holds it");
+}

@@ -172,6 +172,7 @@ fn unique_rabbit_names(r: &mut tkm::config::RabbitSettings) {
         &mut r.outcomes_queue,
         &mut r.dead_letter_exchange,
         &mut r.dead_letter_queue,
+        &mut r.dead_letter_audit_queue,
     ] {
         name.push_str(&format!(".t-{id}"));
     }
