@@ -42,7 +42,9 @@ pub async fn run(
     let mut consumer = ch
         .basic_consume(
             settings.dead_letter_audit_queue.as_str().into(),
-            format!("tkm-dlq-audit-{}", uuid::Uuid::new_v4().simple()).as_str().into(),
+            format!("tkm-dlq-audit-{}", uuid::Uuid::new_v4().simple())
+                .as_str()
+                .into(),
             BasicConsumeOptions {
                 no_local: false,
                 no_ack: false,

@@ -156,6 +156,7 @@ async fn connect_and_run(
             shutdown.clone()
         ),
         relay::run(&conn, relay.clone(), shutdown.clone()),
+        audit::run(&conn, s, &consumers.metrics, shutdown.clone()),
     );
     status.set(false);
     let _ = conn.close(200, "tkm shutting down".into()).await;

@@ -133,8 +133,12 @@ pub async fn declare(ch: &Channel, s: &RabbitSettings) -> lapin::Result<()> {
             AMQPValue::LongLongInt(i64::try_from(ms).unwrap_or(i64::MAX)),
         );
     }
-    ch.queue_declare(s.dead_letter_audit_queue.as_str().into(), durable(), audit_args)
-        .await?;
+    ch.queue_declare(
+        s.dead_letter_audit_queue.as_str().into(),
+        durable(),
+        audit_args,
+    )
+    .await?;
     ch.queue_bind(
         s.dead_letter_audit_queue.as_str().into(),
         s.dead_letter_exchange.as_str().into(),

@@ -644,10 +644,19 @@ async fn messages_the_broker_dead_letters_itself_are_counted_as_delivery_limit()
     let (_c, ch) = channel().await;
     // What the broker publishes when a quorum queue's delivery limit is reached.
     let mut death = FieldTable::default();
-    death.insert("queue".into(), AMQPValue::LongString(LongString::from(r.card_events_queue.as_str())));
-    death.insert("reason".into(), AMQPValue::LongString(LongString::from("delivery_limit")));
+    death.insert(
+        "queue".into(),
+        AMQPValue::LongString(LongString::from(r.card_events_queue.as_str())),
+    );
+    death.insert(
+        "reason".into(),
+        AMQPValue::LongString(LongString::from("delivery_limit")),
+    );
     let mut headers = FieldTable::default();
-    headers.insert("x-death".into(), AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::FieldTable(death)])));
+    headers.insert(
+        "x-death".into(),
+        AMQPValue::FieldArray(FieldArray::from(vec![AMQPValue::FieldTable(death)])),
+    );
     ch.basic_publish(
         r.dead_letter_exchange.as_str().into(),
         "".into(),
@@ -664,12 +673,19 @@ async fn messages_the_broker_dead_letters_itself_are_counted_as_delivery_limit()
         r.card_events_queue
     );
     let counted = crate::helpers::eventually(Duration::from_secs(10), || async {
-        let mut m = awc::Client::default().get(app.ops_url("/metrics")).send().await.ok()?;
+        let mut m = awc::Client::default()
+            .get(app.ops_url("/metrics"))
+            .send()
+            .await
+            .ok()?;
         let text = String::from_utf8_lossy(&m.body().await.ok()?).into_owned();
         text.contains(&expected).then_some(())
     })
     .await;
     assert!(counted.is_some(), "counted as DELIVERY_LIMIT");
     let kept = next(&ch, &r.dead_letter_queue, Duration::from_secs(5)).await;
-    assert!(kept.is_some(), "the operators' dead-letter queue still holds it");
+    assert!(
+        kept.is_some(),
+        "the operators' dead-letter queue still holds it"
+    );
 }
