@@ -1,8 +1,10 @@
-# Sourced by benchmarks and drills: start and stop a release tkm on its own database, ports and
-# queue names, with a given PGP key. Needs ROOT, NAME (suffix), KEY (armored secret), PUB (public).
+# Sourced by benchmarks and drills: start and stop a tkm on its own database, ports and queue
+# names, with a given PGP key. Needs ROOT, NAME (suffix), KEY (armored secret), PUB (public).
+# TKM_BIN_DIR picks the binaries (default: the release build; test.sh passes the debug build).
 INSTANCE_API=${INSTANCE_API:-18443}
 INSTANCE_OPS=${INSTANCE_OPS:-19090}
 ADMIN_DB=${TKM_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+BIN_DIR=${TKM_BIN_DIR:-$ROOT/target/release}
 
 instance_env() {
   local db="tkm_${NAME//[^a-z0-9_]/_}"
@@ -37,7 +39,7 @@ instance_reset_db() {
 instance_start() {
   mkdir -p "$ROOT/target/bench"
   : >"$ROOT/target/bench/empty-passphrase"
-  env $(instance_env) "$ROOT/target/release/tkm" --config "$ROOT/config/dev.toml" serve >>"$1" 2>&1 &
+  env $(instance_env) "$BIN_DIR/tkm" --config "$ROOT/config/dev.toml" serve >>"$1" 2>&1 &
   INSTANCE_PID=$!
   local deadline=$((SECONDS + 60))
   until curl -fsS "http://127.0.0.1:$INSTANCE_OPS/health/ready" 2>/dev/null | grep -q '"broker":"up"'; do

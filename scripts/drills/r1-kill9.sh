@@ -2,7 +2,8 @@
 # Drill R1 (spec/quality.md): kill -9 tkm while it ingests card events, restart it, and check
 # that every event is applied exactly once and every card update is published.
 # Exits non-zero when the promise breaks; prints the counts.
-# Usage: scripts/drills/r1-kill9.sh [events (default 100000)]
+# Usage: scripts/drills/r1-kill9.sh [events (default 100000)]; TKM_BIN_DIR=target/debug to use
+# the debug build (test.sh does, with fewer events).
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
@@ -13,8 +14,10 @@ source scripts/lib-tkm-instance.sh
 NAME=drill-r1 KEY=$ROOT/$out/key.asc PUB=$ROOT/$out/key.pub.asc
 INSTANCE_API=18643 INSTANCE_OPS=19290
 
-[[ -x target/release/tkm && -x target/release/tkm-bench ]] || cargo build --release --locked --quiet --bins
-target/release/tkm pgp generate --out-private "$KEY" --out-public "$PUB" --force >/dev/null
+if [[ -z "${TKM_BIN_DIR:-}" ]]; then
+  [[ -x target/release/tkm && -x target/release/tkm-bench ]] || cargo build --release --locked --quiet --bins
+fi
+"$BIN_DIR/tkm" pgp generate --out-private "$KEY" --out-public "$PUB" --force >/dev/null
 instance_reset_db
 trap instance_stop EXIT
 : >"$out/tkm.log"
@@ -23,14 +26,20 @@ db=$(instance_db_url)
 sql() { psql "$db" -Atqc "$1"; }
 
 echo "r1: publishing $N card events; the generator then waits for a card update of every card" >&2
-target/release/tkm-bench card-events --events "$N" --database "$db" \
+"$BIN_DIR/tkm-bench" card-events --events "$N" --database "$db" \
   --events-queue "tkm-read-token-par-pan.$NAME" --updates-queue "tkm-write-update-token.$NAME" \
   --public-key "$PUB" --prefix 77 >"$out/bench.json" 2>"$out/bench.log" &
 bench=$!
 
 # Kill while a good part, but not all, is applied.
 target=$((N / 3))
-until (( $(sql "SELECT count(*) FROM card") >= target )); do sleep 0.2; done
+deadline=$((SECONDS + 600))
+until (( $(sql "SELECT count(*) FROM card") >= target )); do
+  if ! kill -0 "$bench" 2>/dev/null || ((SECONDS > deadline)); then
+    echo "r1: FAIL: ingestion never reached $target cards (see $out/bench.log, $out/tkm.log)" >&2; exit 1
+  fi
+  sleep 0.2
+done
 kill -9 "$INSTANCE_PID"
 wait "$INSTANCE_PID" 2>/dev/null || true
 INSTANCE_PID=
@@ -40,7 +49,8 @@ instance_start "$out/tkm.log"
 
 updates_ok=1
 wait "$bench" || updates_ok=0
-until (( $(sql "SELECT count(*) FROM outbox") == 0 )) || (( SECONDS > 900 )); do sleep 1; done
+deadline=$((SECONDS + 600))
+until (( $(sql "SELECT count(*) FROM outbox") == 0 )) || ((SECONDS > deadline)); do sleep 1; done
 instance_stop
 
 cards=$(sql "SELECT count(*) FROM card")
