@@ -43,7 +43,7 @@ done
 {
   echo "### P3 — card events end to end ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores)"
   echo
-  echo "Command: \`scripts/bench-card-events.sh $N\` (KINDS=\"$KINDS\"). tkm release build, default settings (prefetch 256, batches of 256), one consenting citizen per 4 cards, every event a new card with a PAR, so every event produces a published card update."
+  echo "Command: \`scripts/bench-card-events.sh $N\` (KINDS=\"$KINDS\"). tkm release build, default settings (prefetch 2048, batches of 512), one consenting citizen per 4 cards, every event a new card with a PAR, so every event produces a published card update."
   echo
   echo "| key | events | seconds | events/s end to end | limit: raw decrypt/s, one core | ratio |"
   echo "|---|---:|---:|---:|---:|---:|"

@@ -7,6 +7,9 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+mod resolver;
+pub use resolver::{BinRefreshSettings, ParResolverSettings};
+
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
 /// A configuration problem, naming the key.
@@ -54,6 +57,10 @@ pub struct Settings {
     pub cards: CardSettings,
     /// RabbitMQ: topology names and consumer/relay tuning.
     pub rabbitmq: RabbitSettings,
+    /// Acceptance of new token BIN range sets.
+    pub bin_refresh: BinRefreshSettings,
+    /// The PAR resolver.
+    pub par_resolver: ParResolverSettings,
     /// Logging.
     pub telemetry: TelemetrySettings,
 }
@@ -366,6 +373,8 @@ impl Settings {
             readable("database.password_file", p)?;
         }
         self.validate_vault()?;
+        self.bin_refresh.validate()?;
+        self.par_resolver.validate()?;
         if self.hashing.salt.is_none() {
             match &self.hashing.salt_file {
                 Some(p) => readable("hashing.salt_file", p)?,

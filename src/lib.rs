@@ -7,6 +7,7 @@ pub mod actors;
 pub mod api;
 pub mod bench;
 pub mod bridge;
+pub mod circuits;
 pub mod cli;
 pub mod config;
 pub mod crypto;

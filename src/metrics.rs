@@ -23,6 +23,16 @@ pub struct Metrics {
     pub messages_consumed: IntCounterVec,
     /// `tkm_par_conflicts_total{source}`.
     pub par_conflicts: IntCounterVec,
+    /// `tkm_circuit_calls_total{circuit,kind,outcome}` (kind `par` or `bins`).
+    pub circuit_calls: IntCounterVec,
+    /// `tkm_circuit_call_seconds{circuit,kind}`.
+    pub circuit_call_seconds: HistogramVec,
+    /// `tkm_circuit_limiter_wait_seconds{circuit}`.
+    pub circuit_limiter_wait: HistogramVec,
+    /// `tkm_bin_ranges{circuit}`.
+    pub bin_ranges: IntGaugeVec,
+    /// `tkm_bin_refresh_timestamp_seconds{circuit}`: the last successful refresh.
+    pub bin_refresh_timestamp: IntGaugeVec,
 }
 
 impl Metrics {
@@ -63,6 +73,43 @@ impl Metrics {
             Opts::new("tkm_par_conflicts_total", "Refused PAR claims by source"),
             &["source"],
         )?;
+        let circuit_calls = IntCounterVec::new(
+            Opts::new(
+                "tkm_circuit_calls_total",
+                "Circuit calls by circuit, kind and outcome",
+            ),
+            &["circuit", "kind", "outcome"],
+        )?;
+        let circuit_call_seconds = HistogramVec::new(
+            HistogramOpts::new("tkm_circuit_call_seconds", "Circuit call latency"),
+            &["circuit", "kind"],
+        )?;
+        let circuit_limiter_wait = HistogramVec::new(
+            HistogramOpts::new(
+                "tkm_circuit_limiter_wait_seconds",
+                "Time calls waited for the circuit's rate limiter",
+            )
+            .buckets(vec![
+                0.0, 0.001, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 30.0, 120.0,
+            ]),
+            &["circuit"],
+        )?;
+        let bin_ranges = IntGaugeVec::new(
+            Opts::new("tkm_bin_ranges", "Token BIN ranges stored per circuit"),
+            &["circuit"],
+        )?;
+        let bin_refresh_timestamp = IntGaugeVec::new(
+            Opts::new(
+                "tkm_bin_refresh_timestamp_seconds",
+                "Unix time of the last successful BIN range refresh",
+            ),
+            &["circuit"],
+        )?;
+        registry.register(Box::new(circuit_calls.clone()))?;
+        registry.register(Box::new(circuit_call_seconds.clone()))?;
+        registry.register(Box::new(circuit_limiter_wait.clone()))?;
+        registry.register(Box::new(bin_ranges.clone()))?;
+        registry.register(Box::new(bin_refresh_timestamp.clone()))?;
         registry.register(Box::new(http_requests.clone()))?;
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(actor_mailbox.clone()))?;
@@ -79,6 +126,11 @@ impl Metrics {
             outbox_publish,
             messages_consumed,
             par_conflicts,
+            circuit_calls,
+            circuit_call_seconds,
+            circuit_limiter_wait,
+            bin_ranges,
+            bin_refresh_timestamp,
         })
     }
 

@@ -93,6 +93,8 @@ impl Application {
         let card_limits = Limits {
             max_learnt_tokens_per_par: settings.cards.max_learnt_tokens_per_par,
         };
+        // Woken by consent changes that queued PAR lookups (the resolver listens).
+        let resolver_wakeup = Arc::new(tokio::sync::Notify::new());
         let (cards_pool, cards_ring, cards_metrics, wakeup, card_mailbox) = (
             pool.clone(),
             ring.clone(),
@@ -100,6 +102,7 @@ impl Application {
             relay_wakeup.clone(),
             settings.cards.mailbox_capacity,
         );
+        let resolver_wake = resolver_wakeup.clone();
         let cards = Supervisor::start_in_arbiter(&cards_arbiter.handle(), move |_| {
             CardRegistry::new(
                 cards_pool,
@@ -108,6 +111,7 @@ impl Application {
                 cards_metrics,
                 card_mailbox,
                 wakeup,
+                resolver_wake,
             )
         });
 

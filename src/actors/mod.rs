@@ -2,6 +2,7 @@
 
 pub mod card_registry;
 pub mod consent_registry;
+pub mod par_resolver;
 
 use actix::Message;
 

@@ -1,8 +1,11 @@
 //! PostgreSQL: the connection pool, migrations, and one repository module per table group.
 
+pub mod bin_ranges;
 pub mod cards;
 pub mod consent;
+pub mod jobs;
 mod migrations;
+pub mod par_lookups;
 pub(crate) mod pool;
 
 pub use migrations::{applied_version, expected_version, run_migrations};

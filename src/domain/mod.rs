@@ -1,6 +1,7 @@
 //! Domain types: every value from outside is parsed here into a type that cannot hold a bad value.
 
 mod abi;
+mod bin_range;
 mod card_event;
 mod circuit;
 mod consent;
@@ -13,6 +14,7 @@ mod tax_code;
 mod timestamp;
 
 pub use abi::Abi;
+pub use bin_range::BinRange;
 pub use card_event::{CardCommand, CardDeletion, CardEvent, CardRef, Sourced, TokenRef};
 pub use circuit::Circuit;
 pub use consent::{

@@ -7,6 +7,7 @@ mod support;
 
 mod binary;
 mod cards;
+mod circuits_db;
 mod consent;
 mod logs;
 mod ops;

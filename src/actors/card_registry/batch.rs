@@ -147,6 +147,9 @@ pub async fn reconcile_citizens(
     let mut snap = lock_and_load(&tx, keys).await?;
     let outgoing = reconcile(&mut snap, Utc::now());
     save(&tx, &snap, &outgoing, ring, by).await?;
+    // Newly consenting citizens' cards without PAR are owed a lookup now (same transaction).
+    let citizens: Vec<String> = taxes.iter().map(|t| (*t).to_owned()).collect();
+    crate::db::par_lookups::enqueue_citizens(&tx, &citizens).await?;
     tx.execute(
         "DELETE FROM outbox WHERE id = ANY($1) AND kind = 'consent.changed'",
         &[&outbox_ids],

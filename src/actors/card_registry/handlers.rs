@@ -42,15 +42,18 @@ impl Handler<ConsentChanged> for CardRegistry {
 
     fn handle(&mut self, msg: ConsentChanged, _: &mut Self::Context) -> Self::Result {
         let (pool, ring) = (self.pool.clone(), self.ring.clone());
+        let resolver = self.resolver_wakeup.clone();
         Box::pin(async move {
-            reconcile_citizens(
+            let published = reconcile_citizens(
                 &pool,
                 &ring,
                 &msg.tax_codes,
                 &msg.outbox_ids,
                 "card-registry",
             )
-            .await
+            .await?;
+            resolver.notify_one();
+            Ok(published)
         })
     }
 }

@@ -28,6 +28,8 @@ pub struct CardRegistry {
     mailbox_capacity: usize,
     /// Woken when card updates were written, so the relay publishes them at once.
     relay_wakeup: Arc<tokio::sync::Notify>,
+    /// Woken when consent changes queued PAR lookups, so the resolver asks at once.
+    resolver_wakeup: Arc<tokio::sync::Notify>,
 }
 
 impl CardRegistry {
@@ -42,6 +44,7 @@ impl CardRegistry {
         metrics: Metrics,
         mailbox_capacity: usize,
         relay_wakeup: Arc<tokio::sync::Notify>,
+        resolver_wakeup: Arc<tokio::sync::Notify>,
     ) -> Self {
         Self {
             pool,
@@ -50,6 +53,7 @@ impl CardRegistry {
             metrics,
             mailbox_capacity,
             relay_wakeup,
+            resolver_wakeup,
         }
     }
 }

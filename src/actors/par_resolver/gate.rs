@@ -1,0 +1,216 @@
+//! One circuit's gate: the contract rate limiter (GCRA, `governor`) every call of every worker
+//! passes, a `429` slow-down (half the rate, restored linearly over a minute after the circuit's
+//! `Retry-After`), and a breaker that pauses the circuit after consecutive failures.
+
+use std::cell::RefCell;
+use std::num::NonZeroU32;
+use std::time::{Duration, Instant};
+
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+/// How long the rate takes to come back to the contract rate after a `429` pause.
+const RESTORE: Duration = Duration::from_secs(60);
+
+/// The rate the circuit may be called at `now`, given the end of the last `429` pause: half the
+/// contract rate until `resume`, then rising linearly back to it over [`RESTORE`].
+pub fn slowed_rate(contract: u32, resume: Instant, now: Instant) -> u32 {
+    let half = (contract / 2).max(1);
+    if now < resume {
+        return half;
+    }
+    let elapsed = now.duration_since(resume).as_secs_f64();
+    if elapsed >= RESTORE.as_secs_f64() {
+        return contract;
+    }
+    let share = elapsed / RESTORE.as_secs_f64();
+    let rate = f64::from(half) + f64::from(contract - half) * share;
+    (rate.floor() as u32).clamp(half, contract)
+}
+
+fn wait_of(not_until: &governor::NotUntil<<DefaultClock as Clock>::Instant>) -> Duration {
+    not_until.wait_time_from(DefaultClock::default().now())
+}
+
+fn per_second(rate: u32, burst: u32) -> DefaultDirectRateLimiter {
+    let rate = NonZeroU32::new(rate.max(1)).unwrap_or(NonZeroU32::MIN);
+    let burst = NonZeroU32::new(burst.max(1)).unwrap_or(NonZeroU32::MIN);
+    RateLimiter::direct(Quota::per_second(rate).allow_burst(burst))
+}
+
+/// A circuit's gate (used from the resolver's arbiter only).
+pub struct Gate {
+    contract_rate: u32,
+    contract: DefaultDirectRateLimiter,
+    /// After a `429`: the end of the pause and the slower limiter in force, with its rate.
+    slowdown: Option<(Instant, u32, DefaultDirectRateLimiter)>,
+    paused_until: Option<Instant>,
+    failures: u32,
+    breaker_failures: u32,
+    breaker_pause: Duration,
+}
+
+impl Gate {
+    /// A gate at `rate` calls per second with `burst`.
+    pub fn new(rate: u32, burst: u32, breaker_failures: u32, breaker_pause: Duration) -> Self {
+        Self {
+            contract_rate: rate.max(1),
+            contract: per_second(rate, burst),
+            slowdown: None,
+            paused_until: None,
+            failures: 0,
+            breaker_failures: breaker_failures.max(1),
+            breaker_pause,
+        }
+    }
+
+    /// The rate in force now (calls per second).
+    pub fn current_rate(&self, now: Instant) -> u32 {
+        match &self.slowdown {
+            Some((resume, _, _)) => slowed_rate(self.contract_rate, *resume, now),
+            None => self.contract_rate,
+        }
+    }
+
+    /// When the circuit is paused (a `429`'s `Retry-After` or an open breaker), until when.
+    pub fn paused_until(&self, now: Instant) -> Option<Instant> {
+        self.paused_until.filter(|until| *until > now)
+    }
+
+    /// How long to wait before the next unit may go: the pause, then the slowed limiter, then
+    /// the contract limiter. `None`: take it now (the unit is consumed).
+    pub fn try_take(&mut self, now: Instant) -> Option<Duration> {
+        if let Some(until) = self.paused_until(now) {
+            return Some(until - now);
+        }
+        let rate = self.current_rate(now);
+        if rate >= self.contract_rate {
+            self.slowdown = None;
+        }
+        if let Some((_, limiter_rate, limiter)) = &mut self.slowdown {
+            if *limiter_rate != rate {
+                *limiter = per_second(rate, 1);
+                *limiter_rate = rate;
+            }
+            if let Err(not_until) = limiter.check() {
+                return Some(wait_of(&not_until));
+            }
+        }
+        self.contract
+            .check()
+            .err()
+            .map(|not_until| wait_of(&not_until))
+    }
+
+    /// A `429`: pause for `retry_after`, then run at half the rate and restore it linearly.
+    pub fn rate_limited(&mut self, retry_after: Duration, now: Instant) {
+        let resume = now + retry_after;
+        self.paused_until = Some(resume);
+        let half = (self.contract_rate / 2).max(1);
+        self.slowdown = Some((resume, half, per_second(half, 1)));
+    }
+
+    /// A failed call (after its retries). Returns true when this opened the breaker.
+    pub fn failed(&mut self, now: Instant) -> bool {
+        self.failures += 1;
+        if self.failures >= self.breaker_failures {
+            self.failures = 0;
+            self.paused_until = Some(now + self.breaker_pause);
+            return true;
+        }
+        false
+    }
+
+    /// A successful call (closes the breaker's count).
+    pub fn succeeded(&mut self) {
+        self.failures = 0;
+    }
+}
+
+/// Waits until `units` may go through the gate shared by a circuit's workers, then takes them
+/// (a batch call takes one unit per account). Returns how long it waited.
+pub async fn acquire(gate: &RefCell<Gate>, units: usize) -> Duration {
+    let start = Instant::now();
+    for _ in 0..units.max(1) {
+        loop {
+            let wait = gate.borrow_mut().try_take(Instant::now());
+            match wait {
+                // At least a millisecond, so a zero wait from rounding never spins.
+                Some(wait) => tokio::time::sleep(wait.max(Duration::from_millis(1))).await,
+                None => break,
+            }
+        }
+    }
+    start.elapsed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_rate_halves_then_comes_back_linearly() {
+        let t0 = Instant::now();
+        let resume = t0 + Duration::from_secs(30);
+        assert_eq!(slowed_rate(100, resume, t0), 50);
+        assert_eq!(slowed_rate(100, resume, resume), 50);
+        assert_eq!(
+            slowed_rate(100, resume, resume + Duration::from_secs(30)),
+            75
+        );
+        assert_eq!(
+            slowed_rate(100, resume, resume + Duration::from_secs(60)),
+            100
+        );
+        assert_eq!(slowed_rate(1, resume, t0), 1);
+    }
+
+    #[test]
+    fn the_contract_rate_is_never_exceeded_in_any_second() {
+        // 20/s with a burst of 5: over 3 s of trying as fast as possible, at most 20·3 + 5.
+        let mut gate = Gate::new(20, 5, 3, Duration::from_secs(1));
+        let start = Instant::now();
+        let mut taken = Vec::new();
+        while start.elapsed() < Duration::from_secs(3) {
+            match gate.try_take(Instant::now()) {
+                None => taken.push(start.elapsed()),
+                Some(wait) => std::thread::sleep(wait.min(Duration::from_millis(5))),
+            }
+        }
+        assert!(taken.len() <= 20 * 3 + 5, "{} calls", taken.len());
+        assert!(taken.len() >= 20 * 3 - 5, "{} calls", taken.len());
+        for w in 0..3 {
+            let in_window = taken
+                .iter()
+                .filter(|t| t.as_secs_f64() >= w as f64 && t.as_secs_f64() < w as f64 + 1.0)
+                .count();
+            assert!(in_window <= 20 + 5, "window {w}: {in_window}");
+        }
+    }
+
+    #[test]
+    fn a_429_pauses_then_slows_down() {
+        let mut gate = Gate::new(10, 1, 3, Duration::from_secs(1));
+        let now = Instant::now();
+        gate.rate_limited(Duration::from_secs(2), now);
+        assert!(gate
+            .try_take(now)
+            .is_some_and(|w| w > Duration::from_millis(1900)));
+        assert_eq!(gate.current_rate(now + Duration::from_secs(2)), 5);
+        assert_eq!(gate.current_rate(now + Duration::from_secs(62)), 10);
+    }
+
+    #[test]
+    fn consecutive_failures_open_the_breaker() {
+        let mut gate = Gate::new(10, 1, 3, Duration::from_secs(5));
+        let now = Instant::now();
+        assert!(!gate.failed(now));
+        assert!(!gate.failed(now));
+        gate.succeeded();
+        assert!(!gate.failed(now));
+        assert!(!gate.failed(now));
+        assert!(gate.failed(now));
+        assert!(gate.paused_until(now).is_some());
+        assert!(gate.paused_until(now + Duration::from_secs(6)).is_none());
+    }
+}

@@ -1,0 +1,1 @@
+//! Message protection of each circuit's API, pure functions over openssl primitives.

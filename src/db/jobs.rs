@@ -1,0 +1,140 @@
+//! Stored jobs (BIN refreshes, PAR cycles, list builds) with their progress, for `/admin/jobs`.
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::Pool;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+use super::DbError;
+
+/// A job as `/admin/jobs` shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Job {
+    /// Its id.
+    pub id: Uuid,
+    /// What it does (`bin-refresh`, `par-refresh`, …).
+    pub kind: String,
+    /// What it covers (a circuit, or empty for all).
+    pub scope: String,
+    /// `QUEUED`, `RUNNING`, `SUCCEEDED` or `FAILED`.
+    pub state: String,
+    /// Units done.
+    pub done: i64,
+    /// Units in all, when known.
+    pub total: Option<i64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// When it started running.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+const COLUMNS: &str = "id, kind, scope, state, done, total, error, started_at, finished_at";
+
+fn job(row: &Row) -> Job {
+    Job {
+        id: row.get(0),
+        kind: row.get(1),
+        scope: row.get(2),
+        state: row.get(3),
+        done: row.get(4),
+        total: row.get(5),
+        error: row.get(6),
+        started_at: row.get(7),
+        finished_at: row.get(8),
+    }
+}
+
+/// Starts a running job of `kind` over `scope`, or returns the unfinished one of the same kind
+/// and scope. `Ok((id, true))` when this call created it.
+pub async fn start(
+    pool: &Pool,
+    kind: &str,
+    scope: &str,
+    by: &str,
+) -> Result<(Uuid, bool), DbError> {
+    let conn = pool.get().await?;
+    let id = Uuid::new_v4();
+    let inserted = conn
+        .execute(
+            "INSERT INTO job (id, kind, scope, state, started_at, created_by, updated_by) \
+             VALUES ($1, $2, $3, 'RUNNING', now(), $4, $4) ON CONFLICT DO NOTHING",
+            &[&id, &kind, &scope, &by],
+        )
+        .await?;
+    if inserted == 1 {
+        return Ok((id, true));
+    }
+    let row = conn
+        .query_opt(
+            "SELECT id FROM job WHERE kind = $1 AND scope = $2 AND state IN ('QUEUED', 'RUNNING')",
+            &[&kind, &scope],
+        )
+        .await?;
+    match row {
+        Some(r) => Ok((r.get(0), false)),
+        // It finished between the two statements: start a new one.
+        None => Box::pin(start(pool, kind, scope, by)).await,
+    }
+}
+
+/// Records progress.
+pub async fn progress(pool: &Pool, id: Uuid, done: i64, total: Option<i64>) -> Result<(), DbError> {
+    let conn = pool.get().await?;
+    conn.execute(
+        "UPDATE job SET done = $2, total = COALESCE($3, total), updated_at = now() WHERE id = $1",
+        &[&id, &done, &total],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Ends a job: `SUCCEEDED`, or `FAILED` with the reason.
+pub async fn finish(pool: &Pool, id: Uuid, outcome: Result<(), &str>) -> Result<(), DbError> {
+    let conn = pool.get().await?;
+    let (state, error) = match outcome {
+        Ok(()) => ("SUCCEEDED", None),
+        Err(e) => ("FAILED", Some(e)),
+    };
+    conn.execute(
+        "UPDATE job SET state = $2, error = $3, finished_at = now(), updated_at = now() \
+         WHERE id = $1 AND state IN ('QUEUED', 'RUNNING')",
+        &[&id, &state, &error],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Ends as `FAILED` (`interrupted`) the jobs a previous run of the process left unfinished.
+pub async fn fail_interrupted(pool: &Pool) -> Result<u64, DbError> {
+    let conn = pool.get().await?;
+    Ok(conn
+        .execute(
+            "UPDATE job SET state = 'FAILED', error = 'interrupted', finished_at = now(), \
+             updated_at = now(), updated_by = 'startup' WHERE state IN ('QUEUED', 'RUNNING')",
+            &[],
+        )
+        .await?)
+}
+
+/// One job.
+pub async fn get(pool: &Pool, id: Uuid) -> Result<Option<Job>, DbError> {
+    let conn = pool.get().await?;
+    let row = conn
+        .query_opt(&format!("SELECT {COLUMNS} FROM job WHERE id = $1"), &[&id])
+        .await?;
+    Ok(row.as_ref().map(job))
+}
+
+/// The most recent jobs, newest first.
+pub async fn recent(pool: &Pool, limit: i64) -> Result<Vec<Job>, DbError> {
+    let conn = pool.get().await?;
+    let rows = conn
+        .query(
+            &format!("SELECT {COLUMNS} FROM job ORDER BY created_at DESC LIMIT $1"),
+            &[&limit],
+        )
+        .await?;
+    Ok(rows.iter().map(job).collect())
+}

@@ -1,0 +1,377 @@
+//! The PAR lookups the resolver owes (`par_lookup`): queued from the card and token tables with
+//! key-set paging, leased with `SKIP LOCKED` (eligibility re-checked under the lease, so two
+//! cycles never ask twice), and settled with the circuit's answer.
+
+use std::time::Duration;
+
+use deadpool_postgres::{GenericClient, Pool};
+
+use super::DbError;
+use crate::crypto::Sealed;
+use crate::domain::{Circuit, Hpan, Htoken};
+
+/// Who runs these statements (audit columns).
+const BY: &str = "par-resolver";
+
+/// A live card without PAR, with consent for some service through a live-linked citizen (a card
+/// override of a service wins over the citizen's choice for it), that can be asked about: by its
+/// PAN or, for a card known only by its HPAN, by one of its clear tokens.
+const CARD_ELIGIBLE: &str = "c.active AND c.par_key IS NULL \
+    AND (c.pan_ct IS NOT NULL OR EXISTS (SELECT 1 FROM token t WHERE t.card_id = c.id \
+         AND t.token_ct IS NOT NULL AND NOT t.deleted)) \
+    AND EXISTS (SELECT 1 FROM card_link l JOIN consent_citizen cc ON cc.tax_code = l.tax_code \
+         WHERE l.card_id = c.id AND l.live AND ( \
+           COALESCE((SELECT o.allowed FROM consent_card_override o WHERE o.tax_code = l.tax_code \
+                     AND o.hpan = c.hpan AND o.service = 'BPD'), cc.bpd_allowed) \
+        OR COALESCE((SELECT o.allowed FROM consent_card_override o WHERE o.tax_code = l.tax_code \
+                     AND o.hpan = c.hpan AND o.service = 'FA'), cc.fa_allowed)))";
+
+/// A clear token of known circuit that has no PAR and no card (from acquirers' lists: no consent
+/// needed), or whose PAR association is provisional (a source below `circuit`).
+const TOKEN_ELIGIBLE: &str = "NOT t.deleted AND t.token_ct IS NOT NULL AND t.circuit IS NOT NULL \
+    AND ((t.par_key IS NULL AND t.card_id IS NULL) OR (t.par_key IS NOT NULL AND t.source <> 'circuit'))";
+
+/// The account number to ask about, still sealed.
+#[derive(Clone, Debug)]
+pub enum SealedAccount {
+    /// The card's PAN, bound to its HPAN.
+    Pan(Sealed, Hpan),
+    /// A token PAN, bound to its HTOKEN.
+    Token(Sealed, Htoken),
+}
+
+/// What a leased lookup is about.
+#[derive(Clone, Debug)]
+pub enum Subject {
+    /// A card (its HPAN); asked by its PAN or through one of its tokens.
+    Card(Hpan),
+    /// A token (its HTOKEN).
+    Token(Htoken),
+}
+
+/// A lookup leased to one worker.
+#[derive(Clone, Debug)]
+pub struct Lease {
+    /// `card` or `token` and its row id.
+    pub key: (String, i64),
+    /// The circuit to ask.
+    pub circuit: Circuit,
+    /// The subject.
+    pub subject: Subject,
+    /// The number to ask about.
+    pub account: SealedAccount,
+    /// "No PAR yet" answers so far.
+    pub reasks: i32,
+    /// Failed attempts so far.
+    pub attempts: i32,
+}
+
+/// Queues the eligible cards and tokens after the given ids (one page each); returns how many
+/// rows were queued and the last ids seen (`None` once a table is exhausted).
+pub async fn enqueue_page(
+    pool: &Pool,
+    after_card: Option<i64>,
+    after_token: Option<i64>,
+    page: i64,
+) -> Result<(u64, Option<i64>, Option<i64>), DbError> {
+    let conn = pool.get().await?;
+    let mut queued = 0;
+    let mut next_card = None;
+    if let Some(after) = after_card {
+        let ids: Vec<i64> = conn
+            .query(
+                &format!(
+                    "SELECT c.id FROM card c WHERE c.id > $1 AND {CARD_ELIGIBLE} \
+                     ORDER BY c.id LIMIT $2"
+                ),
+                &[&after, &page],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        queued += conn
+            .execute(
+                "INSERT INTO par_lookup (subject, subject_id, circuit, created_by, updated_by) \
+                 SELECT 'card', c.id, c.circuit, $2, $2 FROM card c WHERE c.id = ANY($1) \
+                 ON CONFLICT DO NOTHING",
+                &[&ids, &BY],
+            )
+            .await?;
+        next_card = (ids.len() as i64 == page)
+            .then(|| ids.last().copied())
+            .flatten();
+    }
+    let mut next_token = None;
+    if let Some(after) = after_token {
+        let ids: Vec<i64> = conn
+            .query(
+                &format!(
+                    "SELECT t.id FROM token t WHERE t.id > $1 AND {TOKEN_ELIGIBLE} \
+                     ORDER BY t.id LIMIT $2"
+                ),
+                &[&after, &page],
+            )
+            .await?
+            .iter()
+            .map(|r| r.get(0))
+            .collect();
+        queued += conn
+            .execute(
+                "INSERT INTO par_lookup (subject, subject_id, circuit, created_by, updated_by) \
+                 SELECT 'token', t.id, t.circuit, $2, $2 FROM token t WHERE t.id = ANY($1) \
+                 ON CONFLICT DO NOTHING",
+                &[&ids, &BY],
+            )
+            .await?;
+        next_token = (ids.len() as i64 == page)
+            .then(|| ids.last().copied())
+            .flatten();
+    }
+    Ok((queued, next_card, next_token))
+}
+
+/// Queues at once the cards of these citizens that have no PAR (a consent change), in the
+/// caller's transaction; due now even when a "no PAR yet" answer made them wait.
+pub async fn enqueue_citizens(
+    client: &impl GenericClient,
+    tax_codes: &[String],
+) -> Result<u64, DbError> {
+    Ok(client
+        .execute(
+            &format!(
+                "INSERT INTO par_lookup (subject, subject_id, circuit, created_by, updated_by) \
+                 SELECT DISTINCT 'card', c.id, c.circuit, $2, $2 FROM card c \
+                 JOIN card_link cl ON cl.card_id = c.id AND cl.live \
+                 WHERE cl.tax_code = ANY($1) AND {CARD_ELIGIBLE} \
+                 ON CONFLICT (subject, subject_id) DO UPDATE SET next_at = now(), \
+                 updated_at = now() WHERE par_lookup.state = 'pending'"
+            ),
+            &[&tax_codes, &"consent-change"],
+        )
+        .await?)
+}
+
+/// Leases up to `limit` due lookups of `circuit` for `lease`, re-checking each one's eligibility
+/// in the same transaction: lookups no longer owed (deleted card, PAR found meanwhile, consent
+/// withdrawn) are dropped from the queue.
+pub async fn lease(
+    pool: &Pool,
+    circuit: Circuit,
+    limit: i64,
+    lease: Duration,
+) -> Result<Vec<Lease>, DbError> {
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    let lease_secs = lease.as_secs_f64();
+    let picked = tx
+        .query(
+            "UPDATE par_lookup p SET leased_until = now() + make_interval(secs => $3), \
+             updated_at = now() FROM ( \
+               SELECT subject, subject_id FROM par_lookup WHERE circuit = $1 AND state = 'pending' \
+               AND next_at <= now() AND (leased_until IS NULL OR leased_until < now()) \
+               ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED) AS picked \
+             WHERE p.subject = picked.subject AND p.subject_id = picked.subject_id \
+             RETURNING p.subject, p.subject_id, p.reasks, p.attempts",
+            &[&circuit.as_str(), &limit, &lease_secs],
+        )
+        .await?;
+    let card_ids: Vec<i64> = picked
+        .iter()
+        .filter(|r| r.get::<_, &str>(0) == "card")
+        .map(|r| r.get(1))
+        .collect();
+    let token_ids: Vec<i64> = picked
+        .iter()
+        .filter(|r| r.get::<_, &str>(0) == "token")
+        .map(|r| r.get(1))
+        .collect();
+    // Cards: the PAN, else the first clear live token of the card.
+    let cards = tx
+        .query(
+            &format!(
+                "SELECT c.id, c.hpan, c.pan_key_id, c.pan_ct, t.htoken, t.token_key_id, t.token_ct \
+                 FROM card c LEFT JOIN LATERAL (SELECT htoken, token_key_id, token_ct FROM token t \
+                   WHERE t.card_id = c.id AND t.token_ct IS NOT NULL AND NOT t.deleted \
+                   ORDER BY t.id LIMIT 1) t ON c.pan_ct IS NULL \
+                 WHERE c.id = ANY($1) AND {CARD_ELIGIBLE}"
+            ),
+            &[&card_ids],
+        )
+        .await?;
+    let tokens = tx
+        .query(
+            &format!(
+                "SELECT t.id, t.htoken, t.token_key_id, t.token_ct FROM token t \
+                 WHERE t.id = ANY($1) AND {TOKEN_ELIGIBLE}"
+            ),
+            &[&token_ids],
+        )
+        .await?;
+    let counts = |kind: &str, id: i64| {
+        picked
+            .iter()
+            .find(|r| r.get::<_, &str>(0) == kind && r.get::<_, i64>(1) == id)
+            .map(|r| (r.get::<_, i32>(2), r.get::<_, i32>(3)))
+            .unwrap_or((0, 0))
+    };
+    let mut leases = Vec::with_capacity(picked.len());
+    for row in &cards {
+        let id: i64 = row.get(0);
+        let hpan = parse_hash(Hpan::parse(row.get(1)))?;
+        let account = match (
+            row.get::<_, Option<String>>(2),
+            row.get::<_, Option<Vec<u8>>>(3),
+        ) {
+            (Some(key_id), Some(blob)) => SealedAccount::Pan(Sealed { key_id, blob }, hpan.clone()),
+            _ => match (
+                row.get::<_, Option<&str>>(4),
+                row.get::<_, Option<String>>(5),
+                row.get::<_, Option<Vec<u8>>>(6),
+            ) {
+                (Some(htoken), Some(key_id), Some(blob)) => SealedAccount::Token(
+                    Sealed { key_id, blob },
+                    parse_hash(Htoken::parse(htoken))?,
+                ),
+                // Eligibility guarantees a clear token; without one there is nothing to ask.
+                _ => continue,
+            },
+        };
+        let (reasks, attempts) = counts("card", id);
+        leases.push(Lease {
+            key: ("card".to_owned(), id),
+            circuit,
+            subject: Subject::Card(hpan),
+            account,
+            reasks,
+            attempts,
+        });
+    }
+    for row in &tokens {
+        let id: i64 = row.get(0);
+        let htoken = parse_hash(Htoken::parse(row.get(1)))?;
+        let (reasks, attempts) = counts("token", id);
+        leases.push(Lease {
+            key: ("token".to_owned(), id),
+            circuit,
+            subject: Subject::Token(htoken.clone()),
+            account: SealedAccount::Token(
+                Sealed {
+                    key_id: row.get(2),
+                    blob: row.get(3),
+                },
+                htoken,
+            ),
+            reasks,
+            attempts,
+        });
+    }
+    // Leased but no longer owed: off the queue (a later scan queues them again if they become
+    // eligible again).
+    let kept_cards: Vec<i64> = leases
+        .iter()
+        .filter(|l| l.key.0 == "card")
+        .map(|l| l.key.1)
+        .collect();
+    let kept_tokens: Vec<i64> = tokens.iter().map(|r| r.get(0)).collect();
+    tx.execute(
+        "DELETE FROM par_lookup WHERE (subject = 'card' AND subject_id = ANY($1) \
+         AND NOT subject_id = ANY($2)) OR (subject = 'token' AND subject_id = ANY($3) \
+         AND NOT subject_id = ANY($4))",
+        &[&card_ids, &kept_cards, &token_ids, &kept_tokens],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(leases)
+}
+
+fn parse_hash<T>(parsed: Result<T, crate::domain::ParseError>) -> Result<T, DbError> {
+    parsed.map_err(|e| DbError::Unexpected(anyhow::anyhow!("stored hash: {}", e.0)))
+}
+
+/// The answer was applied (PAR found): the lookup is no longer owed.
+pub async fn settle_found(pool: &Pool, key: &(String, i64)) -> Result<(), DbError> {
+    let conn = pool.get().await?;
+    conn.execute(
+        "DELETE FROM par_lookup WHERE subject = $1 AND subject_id = $2",
+        &[&key.0, &key.1],
+    )
+    .await?;
+    Ok(())
+}
+
+/// "No PAR yet": asked again after `reask_after`, at most `max_reasks` times.
+pub async fn settle_not_yet(
+    pool: &Pool,
+    key: &(String, i64),
+    reask_after: Duration,
+    max_reasks: i32,
+) -> Result<(), DbError> {
+    let conn = pool.get().await?;
+    conn.execute(
+        "UPDATE par_lookup SET reasks = reasks + 1, attempts = 0, leased_until = NULL, \
+         last_outcome = 'not-yet', next_at = now() + make_interval(secs => $3), \
+         state = CASE WHEN reasks + 1 >= $4 THEN 'exhausted' ELSE 'pending' END, \
+         updated_at = now(), updated_by = $5 WHERE subject = $1 AND subject_id = $2",
+        &[&key.0, &key.1, &reask_after.as_secs_f64(), &max_reasks, &BY],
+    )
+    .await?;
+    Ok(())
+}
+
+/// The call failed: due again after `retry_in` (the next cycle), with the outcome recorded.
+pub async fn settle_failed(
+    pool: &Pool,
+    key: &(String, i64),
+    outcome: &str,
+    retry_in: Duration,
+) -> Result<(), DbError> {
+    let conn = pool.get().await?;
+    conn.execute(
+        "UPDATE par_lookup SET attempts = attempts + 1, leased_until = NULL, last_outcome = $3, \
+         next_at = now() + make_interval(secs => $4), updated_at = now(), updated_by = $5 \
+         WHERE subject = $1 AND subject_id = $2",
+        &[&key.0, &key.1, &outcome, &retry_in.as_secs_f64(), &BY],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Lookups still owed per circuit (pending, due or not).
+pub async fn backlog(pool: &Pool, circuit: Circuit) -> Result<i64, DbError> {
+    let conn = pool.get().await?;
+    Ok(conn
+        .query_one(
+            "SELECT count(*) FROM par_lookup WHERE circuit = $1 AND state = 'pending'",
+            &[&circuit.as_str()],
+        )
+        .await?
+        .get(0))
+}
+
+/// Adds `n` lookups to today's count of a circuit (Europe/Rome day).
+pub async fn count_calls(pool: &Pool, circuit: Circuit, n: i64) -> Result<(), DbError> {
+    let conn = pool.get().await?;
+    conn.execute(
+        "INSERT INTO circuit_call_day (circuit, day, lookups) \
+         VALUES ($1, (now() AT TIME ZONE 'Europe/Rome')::date, $2) \
+         ON CONFLICT (circuit, day) DO UPDATE SET lookups = circuit_call_day.lookups + $2",
+        &[&circuit.as_str(), &n],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Today's lookups of a circuit.
+pub async fn calls_today(pool: &Pool, circuit: Circuit) -> Result<i64, DbError> {
+    let conn = pool.get().await?;
+    Ok(conn
+        .query_opt(
+            "SELECT lookups FROM circuit_call_day WHERE circuit = $1 \
+             AND day = (now() AT TIME ZONE 'Europe/Rome')::date",
+            &[&circuit.as_str()],
+        )
+        .await?
+        .map(|r| r.get(0))
+        .unwrap_or(0))
+}
