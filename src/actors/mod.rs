@@ -1,6 +1,7 @@
 //! Actors, one folder each, with their messages beside them and their rules in plain modules.
 
 pub mod card_registry;
+pub mod circuit_poller;
 pub mod consent_registry;
 pub mod par_resolver;
 

@@ -2,3 +2,4 @@
 //! limiter per circuit. This session holds its plain parts; the actor arrives with issue #4.
 
 pub mod gate;
+pub mod outcome;
