@@ -5,6 +5,7 @@
 #   <role>.{crt,key,pem}         one client certificate per role (io issuer acquirer platform admin);
 #                                .pem = certificate + key, for tools such as `ab -E` and curl --cert
 #   unmapped.{crt,key}           signed by the dev CA but mapped to no client (→ 403)
+#   circuit-client.{crt,key}     tkm's client certificate towards the circuit simulator (Visa mTLS)
 #   rogue-ca.{crt,key}, rogue.{crt,key}
 #                                another CA with the same name as the dev CA, and a client
 #                                certificate it signed with the io subject (→ no TLS session)
@@ -17,7 +18,7 @@ exec 9>"$out/.lock"
 flock 9
 
 roles=(io issuer acquirer platform admin)
-want=(ca.crt ca.key server.crt server.key unmapped.crt unmapped.key rogue-ca.crt rogue.crt rogue.key)
+want=(ca.crt ca.key server.crt server.key unmapped.crt unmapped.key circuit-client.crt circuit-client.key rogue-ca.crt rogue.crt rogue.key)
 for r in "${roles[@]}"; do want+=("$r.crt" "$r.key" "$r.pem"); done
 if [[ "${1:-}" != "--force" ]]; then
   missing=0
@@ -58,6 +59,7 @@ ca ca "/O=tkm dev/CN=tkm dev CA"
 leaf server "/O=tkm dev/CN=localhost" ca serverAuth "DNS:localhost,IP:127.0.0.1"
 for r in "${roles[@]}"; do leaf "$r" "/O=tkm dev/CN=tkm-dev-$r" ca clientAuth; done
 leaf unmapped "/O=tkm dev/CN=tkm-dev-unmapped" ca clientAuth
+leaf circuit-client "/O=tkm dev/CN=tkm-dev-circuit-client" ca clientAuth
 ca rogue-ca "/O=tkm dev/CN=tkm dev CA"
 leaf rogue "/O=tkm dev/CN=tkm-dev-io" rogue-ca clientAuth
 

@@ -1,4 +1,4 @@
-//! The command line (`tkm serve|migrate|check-config|keys|pgp|cert-identity`).
+//! The command line (`tkm serve|migrate|check-config|keys|pgp|cert-identity|simulate-circuits`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,6 +45,16 @@ pub enum Command {
     CertIdentity {
         /// PEM certificate file.
         file: PathBuf,
+    },
+    /// Run the circuit simulator alone (Visa, Mastercard, Amex over TLS) until Ctrl-C/SIGTERM.
+    SimulateCircuits {
+        /// Listener (default: `circuits.simulator.bind`).
+        #[arg(long)]
+        bind: Option<std::net::SocketAddr>,
+        /// Where the simulator's keys and credentials are kept, made on first run (default:
+        /// `circuits.simulator.keys_dir`, else `.dev/simulator`).
+        #[arg(long)]
+        keys_dir: Option<PathBuf>,
     },
 }
 
@@ -143,6 +153,68 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("issuer = \"{}\"", peer.issuer.replace('\\', "\\\\"));
             Ok(())
         }
+        Command::SimulateCircuits { bind, keys_dir } => {
+            simulate_circuits(cli.config.as_deref(), bind, keys_dir)
+        }
+    }
+}
+
+fn simulate_circuits(
+    config: Option<&Path>,
+    bind: Option<std::net::SocketAddr>,
+    keys_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    // The layered configuration, without `validate()`: the simulator needs none of the server's
+    // secrets (vault key, salt, database), only `[circuits.simulator]` and `[telemetry]`.
+    let settings = Settings::from_layers(config)?;
+    if !(0.0..=1.0).contains(&settings.circuits.simulator.no_par_share) {
+        anyhow::bail!("circuits.simulator.no_par_share must be within 0..1");
+    }
+    let keys_dir = keys_dir
+        .or_else(|| settings.circuits.simulator.keys_dir.clone())
+        .unwrap_or_else(|| PathBuf::from(".dev/simulator"));
+    let keys_dir = keys_dir.as_path();
+    let _guard = crate::telemetry::init(&settings.telemetry)?;
+    crate::telemetry::install_panic_hook();
+    let mut sim_settings = settings.circuits.simulator.clone();
+    if let Some(bind) = bind {
+        sim_settings.bind = bind;
+    }
+    let keys = crate::circuits::simulator::SimulatorKeys::load_or_generate(keys_dir)
+        .with_context(|| format!("simulator keys in {}", keys_dir.display()))?;
+    actix_web::rt::System::new().block_on(async move {
+        let sim = crate::circuits::simulator::Simulator::start(&sim_settings, keys).await?;
+        println!("circuit simulator listening on {}", sim.base_url());
+        println!("keys and credentials in {}", keys_dir.display());
+        termination().await;
+        sim.stop().await;
+        Ok(())
+    })
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+async fn termination() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = int.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
 

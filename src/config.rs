@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use secrecy::SecretString;
 use serde::Deserialize;
 
+mod circuits;
 mod resolver;
+pub use circuits::{BinSource, CircuitSettings, CircuitsMode, CircuitsSettings, SimulatorSettings};
 pub use resolver::{BinRefreshSettings, ParResolverSettings};
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
@@ -61,6 +63,8 @@ pub struct Settings {
     pub bin_refresh: BinRefreshSettings,
     /// The PAR resolver.
     pub par_resolver: ParResolverSettings,
+    /// The circuits: simulator or live, endpoints, rates, credentials.
+    pub circuits: CircuitsSettings,
     /// Logging.
     pub telemetry: TelemetrySettings,
 }
@@ -375,6 +379,7 @@ impl Settings {
         self.validate_vault()?;
         self.bin_refresh.validate()?;
         self.par_resolver.validate()?;
+        circuits::validate(&self.circuits)?;
         if self.hashing.salt.is_none() {
             match &self.hashing.salt_file {
                 Some(p) => readable("hashing.salt_file", p)?,

@@ -15,4 +15,5 @@ pub mod db;
 pub mod domain;
 pub mod metrics;
 pub mod startup;
+pub mod startup_circuits;
 pub mod telemetry;

@@ -16,7 +16,9 @@ use deadpool_postgres::Pool;
 use crate::actors::card_registry::rules::Limits;
 use crate::actors::card_registry::CardRegistry;
 use crate::actors::consent_registry::{ConsentRegistry, RegistryLimits};
+use crate::actors::par_resolver::ParResolver;
 use crate::api;
+use crate::api::admin::AdminDeps;
 use crate::api::consent::HandlerTimeout;
 use crate::api::identity::ClientRegistry;
 use crate::api::input::JsonLimit;
@@ -40,6 +42,7 @@ pub struct Application {
     cards: Addr<CardRegistry>,
     bridge: Addr<Bridge>,
     broker: Arc<BrokerStatus>,
+    circuits: crate::startup_circuits::CircuitsSide,
     shutdown_timeout: Duration,
     _arbiters: Arbiters,
 }
@@ -70,6 +73,15 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         db::run_migrations(&settings.database).await?;
         let pool = db::build_pool(&settings.database)?;
+        let interrupted = db::jobs::fail_interrupted(&pool)
+            .await
+            .context("cannot reach PostgreSQL to close interrupted jobs")?;
+        if interrupted > 0 {
+            tracing::warn!(
+                jobs = interrupted,
+                "jobs cut off by the last stop marked FAILED (interrupted)"
+            );
+        }
         let pg = db::pg_config(&settings.database)?;
         let metrics = Metrics::new().context("cannot register metrics")?;
         let hasher = settings.hasher()?;
@@ -103,6 +115,7 @@ impl Application {
             settings.cards.mailbox_capacity,
         );
         let resolver_wake = resolver_wakeup.clone();
+        let ring_for_circuits = ring.clone();
         let cards = Supervisor::start_in_arbiter(&cards_arbiter.handle(), move |_| {
             CardRegistry::new(
                 cards_pool,
@@ -137,9 +150,20 @@ impl Application {
             Bridge::new(consumers, relay, status)
         });
 
+        let mut circuits = crate::startup_circuits::start(
+            &settings,
+            &pool,
+            &ring_for_circuits,
+            &cards,
+            &metrics,
+            resolver_wakeup,
+        )
+        .await?;
+
         for (name, mailbox) in [
             (ConsentRegistry::NAME, settings.consent.mailbox_capacity),
             (CardRegistry::NAME, settings.cards.mailbox_capacity),
+            (ParResolver::NAME, settings.par_resolver.mailbox_capacity),
         ] {
             metrics
                 .actor_mailbox
@@ -152,11 +176,23 @@ impl Application {
                 (ConsentRegistry::NAME, consent.clone().recipient()),
                 (CardRegistry::NAME, cards.clone().recipient()),
                 (Bridge::NAME, bridge.clone().recipient()),
+                (ParResolver::NAME, circuits.resolver.clone().recipient()),
             ],
             broker: broker.clone(),
         };
+        let mut status_actors = readiness.actors.clone();
+        for (circuit, poller) in &circuits.pollers {
+            status_actors.push((poller_name(*circuit), poller.clone().recipient()));
+        }
+        let admin = AdminDeps {
+            pool: pool.clone(),
+            pollers: circuits.pollers.clone(),
+            resolver: circuits.resolver.clone(),
+            actors: status_actors,
+            broker: broker.clone(),
+        };
         let shared = Shared { pgp, hasher };
-        let (api_port, api) = api_server(&settings, &metrics, &consent, &cards, shared)?;
+        let (api_port, api) = api_server(&settings, &metrics, &consent, &cards, shared, admin)?;
         let s = &settings.server;
         let ops_listener = TcpListener::bind(s.ops_bind)
             .with_context(|| format!("cannot bind server.ops_bind {}", s.ops_bind))?;
@@ -185,8 +221,14 @@ impl Application {
             cards,
             bridge,
             broker,
+            _arbiters: Arbiters(
+                [consent_arbiter, cards_arbiter, bridge_arbiter]
+                    .into_iter()
+                    .chain(std::mem::take(&mut circuits.arbiters))
+                    .collect(),
+            ),
+            circuits,
             shutdown_timeout: Duration::from_millis(settings.rabbitmq.shutdown_timeout_ms),
-            _arbiters: Arbiters(vec![consent_arbiter, cards_arbiter, bridge_arbiter]),
         })
     }
 
@@ -213,6 +255,16 @@ impl Application {
     /// The card registry.
     pub fn card_registry(&self) -> &Addr<CardRegistry> {
         &self.cards
+    }
+
+    /// The circuit simulator's base URL (simulator mode).
+    pub fn simulator_url(&self) -> Option<String> {
+        self.circuits.simulator.as_ref().map(|s| s.base_url())
+    }
+
+    /// The PAR resolver.
+    pub fn par_resolver(&self) -> &Addr<ParResolver> {
+        &self.circuits.resolver
     }
 
     /// The broker connection state.
@@ -251,9 +303,20 @@ impl Application {
                 (Ok(()), res)
             }
         };
+        if let Some(simulator) = &self.circuits.simulator {
+            simulator.stop().await;
+        }
         api_res?;
         ops_res?;
         Ok(())
+    }
+}
+
+fn poller_name(circuit: crate::domain::Circuit) -> &'static str {
+    match circuit {
+        crate::domain::Circuit::Visa => "circuit-poller:VISA",
+        crate::domain::Circuit::Mastercard => "circuit-poller:MASTERCARD",
+        crate::domain::Circuit::Amex => "circuit-poller:AMEX",
     }
 }
 
@@ -287,6 +350,7 @@ fn api_server(
     consent: &Addr<ConsentRegistry>,
     cards: &Addr<CardRegistry>,
     shared: Shared,
+    admin: AdminDeps,
 ) -> anyhow::Result<(u16, Server)> {
     let s = &settings.server;
     let clients = Arc::new(ClientRegistry::new(&settings.clients));
@@ -309,6 +373,7 @@ fn api_server(
             .app_data(web::Data::new(c.clone()))
             .app_data(web::Data::new(k.clone()))
             .app_data(web::Data::new(shared.clone()))
+            .app_data(web::Data::new(admin.clone()))
             .app_data(web::Data::new(timeout))
             .app_data(web::Data::new(json_limit))
             .configure(api::routes)

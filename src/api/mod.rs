@@ -1,5 +1,6 @@
 //! The HTTP API: mTLS listener for clients, plain ops listener, errors, identity, middleware.
 
+pub mod admin;
 pub mod cards;
 pub mod consent;
 pub mod dates;
@@ -48,6 +49,7 @@ async fn live(_: identity::Caller<AnyRole>) -> HttpResponse {
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(consent::routes)
         .configure(cards::routes)
+        .configure(admin::routes)
         .route("/openapi.json", web::get().to(openapi))
         .route("/health/live", web::get().to(live))
         .default_service(web::to(not_found));

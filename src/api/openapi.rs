@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use utoipa::OpenApi;
 
 use super::errors::ErrorBody;
-use super::{cards, consent};
+use super::{admin, cards, consent};
 
 /// The document.
 #[derive(OpenApi)]
@@ -22,6 +22,11 @@ use super::{cards, consent};
         consent::get_history,
         cards::get_card,
         cards::delete_card,
+        admin::refresh_bin_ranges,
+        admin::refresh_pars,
+        admin::list_jobs,
+        admin::get_job,
+        admin::status,
     ),
     components(schemas(
         ErrorBody,
@@ -32,6 +37,9 @@ use super::{cards, consent};
         consent::StatusResponse,
         consent::HistoryEntry,
         cards::CardResponse,
+        admin::JobAccepted,
+        admin::JobView,
+        admin::CircuitStatus,
         crate::domain::Consent,
         crate::domain::Summary,
         crate::domain::Service,

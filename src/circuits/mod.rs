@@ -4,7 +4,15 @@
 //! OAuth 1.0a, the Amex MAC) shared by the clients and by the `simulator/`, which speaks the same
 //! protocols and verifies them.
 
+pub mod amex;
+pub mod bin_file;
+pub mod factory;
+pub mod http;
+pub mod mastercard;
 pub mod protocol;
+pub mod simulator;
+pub mod spec;
+pub mod visa;
 
 use std::time::Duration;
 

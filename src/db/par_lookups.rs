@@ -375,3 +375,81 @@ pub async fn calls_today(pool: &Pool, circuit: Circuit) -> Result<i64, DbError> 
         .map(|r| r.get(0))
         .unwrap_or(0))
 }
+
+/// The answers of a round of calls, settled together in one transaction.
+#[derive(Debug, Default)]
+pub struct Settlements {
+    /// PARs found and applied: no longer owed.
+    pub found: Vec<(String, i64)>,
+    /// "No PAR yet": asked again after `reask_after`, at most `max_reasks` times.
+    pub not_yet: Vec<(String, i64)>,
+    /// Failed calls, with the outcome recorded: due again after `retry_in`.
+    pub failed: Vec<((String, i64), String)>,
+}
+
+impl Settlements {
+    /// Nothing to settle.
+    pub fn is_empty(&self) -> bool {
+        self.found.is_empty() && self.not_yet.is_empty() && self.failed.is_empty()
+    }
+}
+
+fn split(keys: &[(String, i64)]) -> (Vec<&str>, Vec<i64>) {
+    keys.iter().map(|(s, id)| (s.as_str(), *id)).unzip()
+}
+
+/// Settles a round's answers (see [`Settlements`]).
+pub async fn settle_batch(
+    pool: &Pool,
+    settled: &Settlements,
+    reask_after: Duration,
+    max_reasks: i32,
+    retry_in: Duration,
+) -> Result<(), DbError> {
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    if !settled.found.is_empty() {
+        let (subjects, ids) = split(&settled.found);
+        tx.execute(
+            "DELETE FROM par_lookup p USING unnest($1::text[], $2::bigint[]) AS k(subject, id) \
+             WHERE p.subject = k.subject AND p.subject_id = k.id",
+            &[&subjects, &ids],
+        )
+        .await?;
+    }
+    if !settled.not_yet.is_empty() {
+        let (subjects, ids) = split(&settled.not_yet);
+        tx.execute(
+            "UPDATE par_lookup p SET reasks = p.reasks + 1, attempts = 0, leased_until = NULL, \
+             last_outcome = 'not-yet', next_at = now() + make_interval(secs => $3), \
+             state = CASE WHEN p.reasks + 1 >= $4 THEN 'exhausted' ELSE 'pending' END, \
+             updated_at = now(), updated_by = $5 \
+             FROM unnest($1::text[], $2::bigint[]) AS k(subject, id) \
+             WHERE p.subject = k.subject AND p.subject_id = k.id",
+            &[
+                &subjects,
+                &ids,
+                &reask_after.as_secs_f64(),
+                &max_reasks,
+                &BY,
+            ],
+        )
+        .await?;
+    }
+    if !settled.failed.is_empty() {
+        let keys: Vec<(String, i64)> = settled.failed.iter().map(|(k, _)| k.clone()).collect();
+        let (subjects, ids) = split(&keys);
+        let outcomes: Vec<&str> = settled.failed.iter().map(|(_, o)| o.as_str()).collect();
+        tx.execute(
+            "UPDATE par_lookup p SET attempts = p.attempts + 1, leased_until = NULL, \
+             last_outcome = k.outcome, next_at = now() + make_interval(secs => $4), \
+             updated_at = now(), updated_by = $5 \
+             FROM unnest($1::text[], $2::bigint[], $3::text[]) AS k(subject, id, outcome) \
+             WHERE p.subject = k.subject AND p.subject_id = k.id",
+            &[&subjects, &ids, &outcomes, &retry_in.as_secs_f64(), &BY],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

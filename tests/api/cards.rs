@@ -275,7 +275,7 @@ async fn a_duplicate_delivery_is_applied_once() {
         .await
         .expect("the first update");
     publish(&ch, &r.card_events_queue, &msg, "same").await;
-    let applied = crate::helpers::eventually(Duration::from_secs(10), || async {
+    let applied = crate::helpers::eventually(Duration::from_secs(30), || async {
         let mut m = awc::Client::default()
             .get(app.ops_url("/metrics"))
             .send()

@@ -7,10 +7,12 @@ mod support;
 
 mod binary;
 mod cards;
+mod circuits;
 mod circuits_db;
 mod consent;
 mod logs;
 mod ops;
+mod simulator;
 mod tls;
 
 use support::{broker, helpers};

@@ -129,6 +129,17 @@ pub async fn test_settings() -> Settings {
     s.pgp.public_key_file = public;
     s.pgp.passphrase_file = None;
     unique_rabbit_names(&mut s.rabbitmq);
+    let sim = &mut s.circuits.simulator;
+    sim.bind = "127.0.0.1:0".parse().unwrap();
+    sim.cert_file = dir.join("certs/dev/server.crt");
+    sim.key_file = dir.join("certs/dev/server.key");
+    sim.ca_file = dir.join("certs/dev/ca.crt");
+    sim.client_cert_file = dir.join("certs/dev/circuit-client.crt");
+    sim.client_key_file = dir.join("certs/dev/circuit-client.key");
+    sim.keys_dir = Some(
+        dir.join("target/test-secrets")
+            .join(format!("simulator-{}", std::process::id())),
+    );
     s
 }
 
@@ -188,6 +199,8 @@ pub struct TestApp {
     pub api_port: u16,
     pub ops_port: u16,
     pub pool: deadpool_postgres::Pool,
+    /// The in-process circuit simulator (simulator mode).
+    pub simulator_url: Option<String>,
     /// The settings it runs with (queue names, keys).
     pub settings: Settings,
     /// One keep-alive client per certificate, reused across calls (as real clients do).
@@ -209,6 +222,7 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         api_port: app.api_port(),
         ops_port: app.ops_port(),
         pool: app.pool().clone(),
+        simulator_url: app.simulator_url(),
         settings: kept,
         clients: Default::default(),
     };

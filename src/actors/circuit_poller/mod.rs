@@ -1,4 +1,179 @@
-//! CircuitPoller: one per circuit, owns that circuit's token BIN ranges and their daily refresh.
-//! This session holds the plain acceptance rules; the actor arrives with issue #4.
+//! CircuitPoller: one per circuit, owns that circuit's token BIN ranges and their daily refresh
+//! (and admin-forced ones). A refresh fetches the complete set, validates it with [`rules`] and
+//! replaces the stored set in one transaction; any failure changes nothing and is recorded.
 
 pub mod rules;
+pub mod schedule;
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use actix::{Actor, AsyncContext, Context, Handler, Message, ResponseFuture, Supervised};
+use deadpool_postgres::Pool;
+
+use crate::circuits::spec::ClientSpec;
+use crate::circuits::{factory, CallError, CircuitClient};
+use crate::config::BinRefreshSettings;
+use crate::db::bin_ranges;
+use crate::domain::Circuit;
+use crate::metrics::Metrics;
+
+/// Request: refresh now. Answers the number of ranges stored, or why nothing changed.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<usize, String>")]
+pub struct RefreshBinRanges {
+    /// Accept a set much smaller than the current one.
+    pub forced: bool,
+}
+
+/// The poller.
+pub struct CircuitPoller {
+    circuit: Circuit,
+    spec: ClientSpec,
+    client: Option<Rc<dyn CircuitClient>>,
+    pool: Pool,
+    metrics: Metrics,
+    settings: BinRefreshSettings,
+    refresh_at: chrono::NaiveTime,
+    /// One refresh at a time; a second request waits and then refreshes again.
+    busy: Rc<tokio::sync::Mutex<()>>,
+}
+
+impl CircuitPoller {
+    /// A poller for `spec.circuit`, refreshing daily at `refresh_at` (Europe/Rome).
+    pub fn new(
+        spec: ClientSpec,
+        pool: Pool,
+        metrics: Metrics,
+        settings: BinRefreshSettings,
+        refresh_at: chrono::NaiveTime,
+    ) -> Self {
+        CircuitPoller {
+            circuit: spec.circuit,
+            spec,
+            client: None,
+            pool,
+            metrics,
+            settings,
+            refresh_at,
+            busy: Rc::new(tokio::sync::Mutex::new(())),
+        }
+    }
+
+    /// Its name in status reports and audit columns.
+    pub fn name(circuit: Circuit) -> String {
+        format!("circuit-poller:{circuit}")
+    }
+
+    fn schedule_next(&self, ctx: &mut Context<Self>) {
+        let wait = schedule::until_next(chrono::Utc::now(), self.refresh_at);
+        tracing::info!(circuit = %self.circuit, in_secs = wait.as_secs(), "next BIN range refresh scheduled");
+        ctx.run_later(wait, |act, ctx| {
+            ctx.address().do_send(RefreshBinRanges { forced: false });
+            act.schedule_next(ctx);
+        });
+    }
+}
+
+impl Actor for CircuitPoller {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        match factory::build(self.spec.clone(), self.metrics.clone(), 2) {
+            Ok(client) => self.client = Some(Rc::from(client)),
+            Err(e) => {
+                tracing::error!(circuit = %self.circuit, error = %e, "cannot build the circuit client; BIN refreshes fail")
+            }
+        }
+        self.schedule_next(ctx);
+    }
+}
+
+impl Supervised for CircuitPoller {}
+
+/// Fetches with `attempts` tries on transient errors.
+async fn fetch(
+    client: &dyn CircuitClient,
+    attempts: u32,
+) -> Result<Vec<crate::circuits::RawBinRange>, CallError> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match client.fetch_bin_ranges().await {
+            Err(e) if e.is_transient() && attempt < attempts => {
+                tokio::time::sleep(Duration::from_millis(500 << attempt.min(6))).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+impl Handler<RefreshBinRanges> for CircuitPoller {
+    type Result = ResponseFuture<Result<usize, String>>;
+
+    fn handle(&mut self, msg: RefreshBinRanges, _: &mut Self::Context) -> Self::Result {
+        let (circuit, pool, metrics, settings, busy) = (
+            self.circuit,
+            self.pool.clone(),
+            self.metrics.clone(),
+            self.settings.clone(),
+            self.busy.clone(),
+        );
+        let client = self.client.clone();
+        Box::pin(async move {
+            let _one_at_a_time = busy.lock().await;
+            let by = CircuitPoller::name(circuit);
+            let outcome = async {
+                let client = client.ok_or_else(|| "circuit client unavailable".to_string())?;
+                let raws = fetch(client.as_ref(), settings.attempts)
+                    .await
+                    .map_err(|e| format!("fetch failed: {e}"))?;
+                let ranges = rules::validate_set(circuit, &raws)
+                    .map_err(|e| format!("set refused: {e}"))?;
+                match bin_ranges::replace(&pool, circuit, &ranges, settings.min_ratio, msg.forced, &by)
+                    .await
+                    .map_err(|e| format!("cannot store: {e}"))?
+                {
+                    Ok(()) => Ok(ranges.len()),
+                    Err(current) => Err(format!(
+                        "set refused: {} ranges is below {} of the current {current} (force to accept)",
+                        ranges.len(),
+                        settings.min_ratio
+                    )),
+                }
+            }
+            .await;
+            match &outcome {
+                Ok(n) => {
+                    tracing::info!(circuit = %circuit, ranges = n, "BIN ranges refreshed");
+                    metrics
+                        .bin_ranges
+                        .with_label_values(&[circuit.as_str()])
+                        .set(*n as i64);
+                    metrics
+                        .bin_refresh_timestamp
+                        .with_label_values(&[circuit.as_str()])
+                        .set(chrono::Utc::now().timestamp());
+                }
+                Err(e) => {
+                    tracing::warn!(circuit = %circuit, error = %e, "BIN range refresh failed; the previous ranges stay");
+                    if let Err(db) = bin_ranges::record_failure(&pool, circuit, e, &by).await {
+                        tracing::warn!(circuit = %circuit, error = %db, "cannot record the failed refresh");
+                    }
+                }
+            }
+            outcome
+        })
+    }
+}
+
+impl Handler<crate::actors::Ping> for CircuitPoller {
+    type Result = actix::MessageResult<crate::actors::Ping>;
+
+    fn handle(&mut self, _: crate::actors::Ping, _: &mut Self::Context) -> Self::Result {
+        actix::MessageResult(crate::actors::ActorHealth {
+            name: "circuit-poller",
+            mailbox_capacity: 16,
+        })
+    }
+}

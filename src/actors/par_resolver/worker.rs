@@ -1,0 +1,322 @@
+//! One circuit's round of lookups: lease due lookups page by page, ask the circuit through the
+//! gate with retries, and settle the answers in batches (PARs through the CardRegistry).
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use actix::Addr;
+use deadpool_postgres::Pool;
+use futures_util::{stream, StreamExt};
+use rand::Rng;
+use tokio::sync::mpsc;
+
+use super::gate::{acquire, Gate};
+use super::outcome::{command_for, BY};
+use crate::actors::card_registry::messages::ApplyCommands;
+use crate::actors::card_registry::CardRegistry;
+use crate::circuits::{Account, CallError, CircuitClient, ParOutcome};
+use crate::config::ParResolverSettings;
+use crate::crypto::KeyRing;
+use crate::db::par_lookups::{self, Lease, SealedAccount, Settlements};
+use crate::domain::{Circuit, Par};
+use crate::metrics::Metrics;
+
+/// Answers settled per transaction.
+const SETTLE_BATCH: usize = 512;
+
+/// What a lane's workers share.
+pub struct Deps {
+    /// The circuit.
+    pub circuit: Circuit,
+    /// PostgreSQL.
+    pub pool: Pool,
+    /// Opens stored PANs and token PANs, only to put them in the circuit's protected request.
+    pub ring: Arc<KeyRing>,
+    /// Where found PARs go.
+    pub registry: Addr<CardRegistry>,
+    /// Tuning.
+    pub settings: ParResolverSettings,
+    /// Metrics.
+    pub metrics: Metrics,
+}
+
+/// What a round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RoundReport {
+    /// Lookups leased.
+    pub leased: u64,
+    /// PARs found and applied.
+    pub found: u64,
+    /// "No PAR yet" answers.
+    pub not_yet: u64,
+    /// Lookups left for a later cycle after failures.
+    pub failed: u64,
+}
+
+enum Answer {
+    Found(Lease, Par),
+    NotYet(Lease),
+    Failed(Lease, &'static str),
+    Called(usize),
+}
+
+fn outcome_label(e: &CallError) -> &'static str {
+    match e {
+        CallError::Timeout => "timeout",
+        CallError::Transport(_) => "transport",
+        CallError::Server(_) => "server_error",
+        CallError::RateLimited { .. } => "rate_limited",
+        CallError::Refused(_) => "refused",
+        CallError::Malformed(_) => "malformed",
+    }
+}
+
+fn open(ring: &KeyRing, lease: &Lease) -> Option<Account> {
+    match &lease.account {
+        SealedAccount::Pan(sealed, hpan) => ring.open_pan(sealed, hpan).ok().map(Account::Card),
+        SealedAccount::Token(sealed, htoken) => {
+            ring.open_token(sealed, htoken).ok().map(Account::Token)
+        }
+    }
+}
+
+/// Backoff before retry `attempt` (1-based): base·2^(attempt−1), with 50–100 % jitter.
+pub fn backoff(base: Duration, attempt: u32) -> Duration {
+    let full = base.saturating_mul(1 << attempt.saturating_sub(1).min(10));
+    let share = rand::thread_rng().gen_range(0.5..=1.0);
+    full.mul_f64(share)
+}
+
+/// Asks the circuit about one call's worth of leases.
+async fn ask(
+    deps: &Deps,
+    client: &dyn CircuitClient,
+    gate: &RefCell<Gate>,
+    chunk: Vec<Lease>,
+    answers: &mpsc::UnboundedSender<Answer>,
+) {
+    let mut leases = Vec::with_capacity(chunk.len());
+    let mut accounts = Vec::with_capacity(chunk.len());
+    for lease in chunk {
+        match open(&deps.ring, &lease) {
+            Some(account) => {
+                accounts.push(account);
+                leases.push(lease);
+            }
+            None => {
+                tracing::error!(circuit = %deps.circuit, "a stored card number cannot be opened with the vault key ring");
+                let _ = answers.send(Answer::Failed(lease, "vault"));
+            }
+        }
+    }
+    if accounts.is_empty() {
+        return;
+    }
+    let s = &deps.settings;
+    let mut attempt = 0u32;
+    let failure = loop {
+        let waited = acquire(gate, accounts.len()).await;
+        deps.metrics
+            .circuit_limiter_wait
+            .with_label_values(&[deps.circuit.as_str()])
+            .observe(waited.as_secs_f64());
+        let _ = answers.send(Answer::Called(accounts.len()));
+        attempt += 1;
+        match client.lookup_pars(&accounts).await {
+            Ok(outcomes) if outcomes.len() == leases.len() => {
+                gate.borrow_mut().succeeded();
+                for (lease, outcome) in leases.into_iter().zip(outcomes) {
+                    let _ = answers.send(match outcome {
+                        ParOutcome::Found(par) => Answer::Found(lease, par),
+                        ParOutcome::NotYet => Answer::NotYet(lease),
+                    });
+                }
+                return;
+            }
+            Ok(_) => break "malformed",
+            Err(CallError::RateLimited { retry_after }) => {
+                let wait = retry_after.unwrap_or(Duration::from_secs(s.default_retry_after_secs));
+                gate.borrow_mut().rate_limited(wait, Instant::now());
+                tracing::warn!(circuit = %deps.circuit, wait_secs = wait.as_secs(), "circuit answered 429: pausing and halving the rate");
+                if attempt > s.retry_attempts {
+                    break "rate_limited";
+                }
+            }
+            Err(e) if e.is_transient() && attempt < s.retry_attempts => {
+                tokio::time::sleep(backoff(Duration::from_millis(s.retry_backoff_ms), attempt))
+                    .await;
+            }
+            Err(e) => break outcome_label(&e),
+        }
+    };
+    if gate.borrow_mut().failed(Instant::now()) {
+        tracing::warn!(circuit = %deps.circuit, pause_secs = s.breaker_pause_secs, "circuit keeps failing: breaker open");
+    }
+    for lease in leases {
+        let _ = answers.send(Answer::Failed(lease, failure));
+    }
+}
+
+/// Applies and settles answers in batches until every sender is gone.
+async fn settle(deps: &Deps, mut answers: mpsc::UnboundedReceiver<Answer>) -> RoundReport {
+    let mut report = RoundReport::default();
+    let mut buffer = Vec::with_capacity(SETTLE_BATCH);
+    while answers.recv_many(&mut buffer, SETTLE_BATCH).await > 0 {
+        let mut settled = Settlements::default();
+        let mut found = Vec::new();
+        let mut calls = 0usize;
+        for answer in buffer.drain(..) {
+            match answer {
+                Answer::Found(lease, par) => found.push((lease, par)),
+                Answer::NotYet(lease) => settled.not_yet.push(lease.key),
+                Answer::Failed(lease, why) => settled.failed.push((lease.key, why.to_string())),
+                Answer::Called(units) => calls += units,
+            }
+        }
+        if !found.is_empty() {
+            let commands = found
+                .iter()
+                .map(|(lease, par)| command_for(lease, par.clone()))
+                .collect();
+            let applied = deps
+                .registry
+                .send(ApplyCommands {
+                    commands,
+                    by: BY.to_string(),
+                })
+                .await;
+            match applied {
+                Ok(Ok(_)) => settled.found.extend(found.into_iter().map(|(l, _)| l.key)),
+                Ok(Err(e)) => {
+                    tracing::warn!(circuit = %deps.circuit, error = %e, "found PARs not applied; asked again next cycle");
+                    settled
+                        .failed
+                        .extend(found.into_iter().map(|(l, _)| (l.key, "registry".into())));
+                }
+                Err(e) => {
+                    tracing::warn!(circuit = %deps.circuit, error = %e, "card registry unreachable; asked again next cycle");
+                    settled
+                        .failed
+                        .extend(found.into_iter().map(|(l, _)| (l.key, "registry".into())));
+                }
+            }
+        }
+        report.found += settled.found.len() as u64;
+        report.not_yet += settled.not_yet.len() as u64;
+        report.failed += settled.failed.len() as u64;
+        if calls > 0 {
+            if let Err(e) = par_lookups::count_calls(&deps.pool, deps.circuit, calls as i64).await {
+                tracing::warn!(circuit = %deps.circuit, error = %e, "cannot count today's lookups");
+            }
+        }
+        if settled.is_empty() {
+            continue;
+        }
+        let s = &deps.settings;
+        // An unsettled lookup is not lost: its lease expires and a later cycle asks again.
+        if let Err(e) = par_lookups::settle_batch(
+            &deps.pool,
+            &settled,
+            s.reask_after(),
+            s.max_reasks,
+            Duration::from_secs(s.retry_after_secs),
+        )
+        .await
+        {
+            tracing::warn!(circuit = %deps.circuit, error = %e, "cannot settle answers; their leases will expire");
+        }
+    }
+    report
+}
+
+/// Runs one round for the lane's circuit: until nothing is due or `limit` lookups were leased.
+/// `progress` counts lookups answered (found, not yet or failed) as they settle.
+pub async fn round(
+    deps: Rc<Deps>,
+    client: Rc<dyn CircuitClient>,
+    gate: Rc<RefCell<Gate>>,
+    limit: Option<u64>,
+    progress: Arc<AtomicU64>,
+) -> Result<RoundReport, crate::db::DbError> {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let settler = {
+        let deps = deps.clone();
+        actix_rt::spawn(async move { settle(&deps, rx).await })
+    };
+    let leased = Rc::new(Cell::new(0u64));
+    let lease_error = Rc::new(RefCell::new(None));
+    let s = &deps.settings;
+    let lease_for = Duration::from_secs(s.lease_secs);
+    let max_batch = client.max_batch().max(1);
+    let pages = stream::unfold(false, |exhausted| {
+        let (deps, leased, lease_error) = (deps.clone(), leased.clone(), lease_error.clone());
+        async move {
+            if exhausted {
+                return None;
+            }
+            let room = limit.map_or(u64::MAX, |l| l.saturating_sub(leased.get()));
+            let page = (deps.settings.batch_size as u64).min(room);
+            if page == 0 {
+                return None;
+            }
+            match par_lookups::lease(&deps.pool, deps.circuit, page as i64, lease_for).await {
+                Ok(leases) if leases.is_empty() => None,
+                Ok(leases) => {
+                    leased.set(leased.get() + leases.len() as u64);
+                    let last = (leases.len() as u64) < page;
+                    let chunks: Vec<Vec<Lease>> =
+                        leases.chunks(max_batch).map(<[Lease]>::to_vec).collect();
+                    Some((stream::iter(chunks), last))
+                }
+                Err(e) => {
+                    *lease_error.borrow_mut() = Some(e);
+                    None
+                }
+            }
+        }
+    })
+    .flatten();
+    pages
+        .for_each_concurrent(s.concurrency, |chunk| {
+            let (deps, client, gate, tx, progress) = (
+                deps.clone(),
+                client.clone(),
+                gate.clone(),
+                tx.clone(),
+                progress.clone(),
+            );
+            async move {
+                let n = chunk.len() as u64;
+                ask(&deps, client.as_ref(), &gate, chunk, &tx).await;
+                progress.fetch_add(n, Ordering::Relaxed);
+            }
+        })
+        .await;
+    drop(tx);
+    let mut report = settler
+        .await
+        .map_err(|e| crate::db::DbError::Unexpected(anyhow::anyhow!("settler stopped: {e}")))?;
+    report.leased = leased.get();
+    if let Some(e) = lease_error.borrow_mut().take() {
+        return Err(e);
+    }
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter() {
+        let base = Duration::from_millis(100);
+        for attempt in 1..=4 {
+            let full = 100u64 << (attempt - 1);
+            let d = backoff(base, attempt).as_millis() as u64;
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d} ms");
+        }
+    }
+}

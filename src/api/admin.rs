@@ -1,0 +1,339 @@
+//! `/admin` (role `admin`): force a BIN range refresh or a PAR cycle, follow jobs, and see the
+//! status of actors, circuits, outbox and broker.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use actix::{Addr, Recipient};
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpResponse};
+use chrono::{DateTime, SecondsFormat, Utc};
+use deadpool_postgres::Pool;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::consent::HandlerTimeout;
+use super::errors::{ApiError, ErrorBody, Family};
+use super::identity::{Caller, Roles};
+use crate::actors::circuit_poller::{CircuitPoller, RefreshBinRanges};
+use crate::actors::par_resolver::{GetResolverStatus, ParResolver, ResolveNow};
+use crate::actors::Ping;
+use crate::config::Role;
+use crate::db::{bin_ranges, jobs, par_lookups, DbError};
+use crate::domain::Circuit;
+
+const F: Family = Family::Files;
+/// The job kind of a BIN range refresh.
+pub const BIN_JOB: &str = "bin-refresh";
+
+/// Operators.
+pub struct Admins;
+impl Roles for Admins {
+    const ROLES: &'static [Role] = &[Role::Admin];
+}
+
+/// What the admin endpoints reach.
+#[derive(Clone)]
+pub struct AdminDeps {
+    /// PostgreSQL.
+    pub pool: Pool,
+    /// One poller per enabled circuit.
+    pub pollers: Vec<(Circuit, Addr<CircuitPoller>)>,
+    /// The resolver.
+    pub resolver: Addr<ParResolver>,
+    /// Every actor by name, for liveness.
+    pub actors: Vec<(&'static str, Recipient<Ping>)>,
+    /// The broker connection.
+    pub broker: Arc<crate::bridge::BrokerStatus>,
+}
+
+/// `{"jobId"}`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobAccepted {
+    /// The job to follow at `/admin/jobs/{id}`.
+    #[schema(value_type = String)]
+    pub job_id: Uuid,
+}
+
+/// A job.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JobView {
+    /// Its id.
+    #[schema(value_type = String)]
+    pub id: Uuid,
+    /// `bin-refresh`, `par-refresh`, …
+    pub kind: String,
+    /// `QUEUED`, `RUNNING`, `SUCCEEDED` or `FAILED`.
+    pub state: String,
+    /// Units done.
+    pub done: i64,
+    /// Units in all, when known.
+    pub total: Option<i64>,
+    /// ISO-8601.
+    pub started_at: Option<String>,
+    /// ISO-8601.
+    pub finished_at: Option<String>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+fn iso(t: Option<DateTime<Utc>>) -> Option<String> {
+    t.map(|t| t.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+impl From<jobs::Job> for JobView {
+    fn from(j: jobs::Job) -> Self {
+        JobView {
+            id: j.id,
+            kind: j.kind,
+            state: j.state,
+            done: j.done,
+            total: j.total,
+            started_at: iso(j.started_at),
+            finished_at: iso(j.finished_at),
+            error: j.error,
+        }
+    }
+}
+
+fn db_error(e: DbError) -> ApiError {
+    match e {
+        DbError::Unavailable(e) => ApiError::unavailable(e),
+        DbError::Unexpected(e) => ApiError::internal(e),
+    }
+}
+
+/// Query of the refresh endpoints.
+#[derive(Debug, Deserialize)]
+pub struct RefreshQuery {
+    circuit: Option<String>,
+    force: Option<bool>,
+    limit: Option<u64>,
+}
+
+fn parse_circuit(raw: &Option<String>) -> Result<Option<Circuit>, ApiError> {
+    raw.as_deref()
+        .map(|c| {
+            Circuit::from_json_name(c).map_err(|_| {
+                ApiError::validation(F, "query circuit must be VISA, MASTERCARD or AMEX")
+            })
+        })
+        .transpose()
+}
+
+fn query(raw: &str) -> Result<RefreshQuery, ApiError> {
+    serde_urlencoded::from_str(raw)
+        .map_err(|e| ApiError::validation(F, format!("query is invalid: {e}")))
+}
+
+/// Refreshes the token BIN ranges now (all circuits by default).
+#[utoipa::path(post, path = "/admin/bin-ranges/refresh", tag = "admin",
+    params(("circuit" = Option<String>, Query, description = "VISA, MASTERCARD or AMEX"),
+           ("force" = Option<bool>, Query, description = "accept a set much smaller than the current one")),
+    responses((status = 202, body = JobAccepted), (status = 400, body = ErrorBody)))]
+pub async fn refresh_bin_ranges(
+    caller: Caller<Admins>,
+    req: actix_web::HttpRequest,
+    deps: web::Data<AdminDeps>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query(req.query_string())?;
+    let only = parse_circuit(&q.circuit)?;
+    let forced = q.force.unwrap_or(false);
+    let targets: Vec<(Circuit, Addr<CircuitPoller>)> = deps
+        .pollers
+        .iter()
+        .filter(|(c, _)| only.is_none_or(|o| o == *c))
+        .cloned()
+        .collect();
+    if targets.is_empty() {
+        return Err(ApiError::validation(
+            F,
+            "query circuit names a disabled circuit",
+        ));
+    }
+    let scope = only.map_or("ALL", Circuit::as_str);
+    let (id, created) = jobs::start(&deps.pool, BIN_JOB, scope, caller.name())
+        .await
+        .map_err(db_error)?;
+    if created {
+        let pool = deps.pool.clone();
+        // The job outlives the request; a restart marks it FAILED (interrupted).
+        actix_web::rt::spawn(async move {
+            let total = targets.len() as i64;
+            let _ = jobs::progress(&pool, id, 0, Some(total)).await;
+            let mut errors = Vec::new();
+            for (done, (circuit, poller)) in targets.into_iter().enumerate() {
+                match poller.send(RefreshBinRanges { forced }).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => errors.push(format!("{circuit}: {e}")),
+                    Err(e) => errors.push(format!("{circuit}: poller unavailable ({e})")),
+                }
+                let _ = jobs::progress(&pool, id, done as i64 + 1, None).await;
+            }
+            let joined = errors.join("; ");
+            let outcome = if errors.is_empty() {
+                Ok(())
+            } else {
+                Err(joined.as_str())
+            };
+            if let Err(e) = jobs::finish(&pool, id, outcome).await {
+                tracing::warn!(job = %id, error = %e, "cannot record the end of a BIN refresh job");
+            }
+        });
+    }
+    Ok(HttpResponse::Accepted().json(JobAccepted { job_id: id }))
+}
+
+/// Runs a PAR cycle now.
+#[utoipa::path(post, path = "/admin/par/refresh", tag = "admin",
+    params(("circuit" = Option<String>, Query, description = "VISA, MASTERCARD or AMEX"),
+           ("limit" = Option<u64>, Query, description = "at most this many lookups per circuit")),
+    responses((status = 202, body = JobAccepted), (status = 400, body = ErrorBody)))]
+pub async fn refresh_pars(
+    caller: Caller<Admins>,
+    req: actix_web::HttpRequest,
+    deps: web::Data<AdminDeps>,
+    timeout: web::Data<HandlerTimeout>,
+) -> Result<HttpResponse, ApiError> {
+    let q = query(req.query_string())?;
+    let circuit = parse_circuit(&q.circuit)?;
+    if q.limit == Some(0) {
+        return Err(ApiError::validation(F, "query limit must be positive"));
+    }
+    let id = deps
+        .resolver
+        .send(ResolveNow {
+            circuit,
+            limit: q.limit,
+            by: caller.name().to_string(),
+        })
+        .timeout(timeout.0)
+        .await?
+        .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e)))?;
+    Ok(HttpResponse::Accepted().json(JobAccepted { job_id: id }))
+}
+
+/// The latest jobs, newest first.
+#[utoipa::path(get, path = "/admin/jobs", tag = "admin",
+    responses((status = 200, body = [JobView])))]
+pub async fn list_jobs(
+    _caller: Caller<Admins>,
+    deps: web::Data<AdminDeps>,
+) -> Result<HttpResponse, ApiError> {
+    let list = jobs::recent(&deps.pool, 100).await.map_err(db_error)?;
+    let views: Vec<JobView> = list.into_iter().map(JobView::from).collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+/// One job.
+#[utoipa::path(get, path = "/admin/jobs/{id}", tag = "admin",
+    params(("id" = String, Path, description = "job id")),
+    responses((status = 200, body = JobView), (status = 404, body = ErrorBody)))]
+pub async fn get_job(
+    _caller: Caller<Admins>,
+    path: web::Path<String>,
+    deps: web::Data<AdminDeps>,
+) -> Result<HttpResponse, ApiError> {
+    let not_found = || ApiError::new(StatusCode::NOT_FOUND, 4001, "no such job");
+    let id = Uuid::parse_str(&path.into_inner()).map_err(|_| not_found())?;
+    let job = jobs::get(&deps.pool, id)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(not_found)?;
+    Ok(HttpResponse::Ok().json(JobView::from(job)))
+}
+
+/// One circuit in `/admin/status`.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CircuitStatus {
+    /// Token BIN ranges stored.
+    pub bin_ranges: i64,
+    /// Last successful refresh (ISO-8601).
+    pub last_bin_refresh: Option<String>,
+    /// Why the last refresh failed, if it did.
+    pub last_bin_error: Option<String>,
+    /// Lookups made today (Europe/Rome day).
+    pub lookups_today: i64,
+    /// Lookups still owed.
+    pub backlog: i64,
+    /// The rate allowed now (halved after a 429).
+    pub rate_per_second: Option<u32>,
+    /// Paused by a 429 or the breaker.
+    pub paused: bool,
+}
+
+/// The operators' overview.
+#[utoipa::path(get, path = "/admin/status", tag = "admin",
+    responses((status = 200, description = "actors, circuits, outbox and broker")))]
+pub async fn status(
+    _caller: Caller<Admins>,
+    deps: web::Data<AdminDeps>,
+    timeout: web::Data<HandlerTimeout>,
+) -> Result<HttpResponse, ApiError> {
+    let mut actors = BTreeMap::new();
+    for (name, actor) in &deps.actors {
+        let health = actor.send(Ping).timeout(timeout.0).await.ok();
+        actors.insert(
+            *name,
+            serde_json::json!({
+                "alive": health.is_some(),
+                "mailbox": health.map(|h| h.mailbox_capacity),
+            }),
+        );
+    }
+    let lanes = deps
+        .resolver
+        .send(GetResolverStatus)
+        .timeout(timeout.0)
+        .await
+        .unwrap_or_default();
+    let conn = deps.pool.get().await.map_err(|e| db_error(e.into()))?;
+    let mut circuits = BTreeMap::new();
+    for circuit in Circuit::ALL {
+        let state = bin_ranges::state(&conn, circuit).await.map_err(db_error)?;
+        let lane = lanes.get(&circuit);
+        circuits.insert(
+            circuit.as_str(),
+            CircuitStatus {
+                bin_ranges: state.ranges,
+                last_bin_refresh: iso(state.last_success),
+                last_bin_error: state.last_error,
+                lookups_today: par_lookups::calls_today(&deps.pool, circuit)
+                    .await
+                    .map_err(db_error)?,
+                backlog: par_lookups::backlog(&deps.pool, circuit)
+                    .await
+                    .map_err(db_error)?,
+                rate_per_second: lane.map(|l| l.rate_per_second),
+                paused: lane.is_some_and(|l| l.paused_secs > 0),
+            },
+        );
+    }
+    let backlog: i64 = conn
+        .query_one("SELECT count(*) FROM outbox", &[])
+        .await
+        .map_err(|e| db_error(e.into()))?
+        .get(0);
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "actors": actors,
+        "circuits": circuits,
+        "outbox": { "backlog": backlog },
+        "broker": { "connected": deps.broker.connected() },
+    })))
+}
+
+/// Registers the routes.
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/admin/bin-ranges/refresh",
+        web::post().to(refresh_bin_ranges),
+    )
+    .route("/admin/par/refresh", web::post().to(refresh_pars))
+    .route("/admin/jobs", web::get().to(list_jobs))
+    .route("/admin/jobs/{id}", web::get().to(get_job))
+    .route("/admin/status", web::get().to(status));
+}

@@ -1,0 +1,210 @@
+//! Everything one circuit client needs, resolved from configuration (live) or from the simulator's
+//! generated keys: `Send`, so it crosses into the arbiter where the (`!Send`) client is built.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use openssl::pkey::{PKey, Private, Public};
+use secrecy::SecretString;
+
+use super::protocol::{self, fle, private_key_from_pem, public_key_from_pem};
+use crate::config::{read_secret_file, BinSource, CircuitSettings, CircuitsSettings, ConfigError};
+use crate::domain::Circuit;
+
+/// TLS towards the circuit.
+#[derive(Debug, Clone)]
+pub struct TlsSpec {
+    /// Trust roots (system roots when `None`).
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate and key (mutual TLS).
+    pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+/// Per-protocol credentials.
+#[derive(Clone)]
+pub enum Credentials {
+    /// Basic + keyId + JWE.
+    Visa {
+        /// Basic user.
+        user: String,
+        /// Basic password.
+        password: SecretString,
+        /// `keyId` header and JWE `kid`.
+        key_id: String,
+        /// `clientId` in the request.
+        client_id: String,
+        /// Requests are encrypted to this key.
+        circuit_public: PKey<Public>,
+        /// Answers are encrypted to this key.
+        own_private: PKey<Private>,
+    },
+    /// OAuth 1.0a + field-level encryption.
+    Mastercard {
+        /// OAuth consumer key.
+        consumer_key: String,
+        /// OAuth signing key.
+        signing_key: PKey<Private>,
+        /// Requests are encrypted to this key.
+        circuit_public: PKey<Public>,
+        /// Answers are encrypted to this key.
+        own_private: PKey<Private>,
+        /// Fingerprint of `own_private`'s public half (answers must name it).
+        own_fingerprint: String,
+    },
+    /// MAC header.
+    Amex {
+        /// `x-amex-api-key` and MAC id.
+        api_key: String,
+        /// HMAC secret.
+        secret: SecretString,
+    },
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys and secrets never reach a log line.
+        let name = match self {
+            Credentials::Visa { .. } => "Visa",
+            Credentials::Mastercard { .. } => "Mastercard",
+            Credentials::Amex { .. } => "Amex",
+        };
+        write!(f, "Credentials::{name}(***)")
+    }
+}
+
+/// One circuit client's full specification.
+#[derive(Debug, Clone)]
+pub struct ClientSpec {
+    /// The circuit.
+    pub circuit: Circuit,
+    /// Base URL, no trailing slash.
+    pub base_url: String,
+    /// TLS.
+    pub tls: TlsSpec,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Total call timeout.
+    pub timeout: Duration,
+    /// Credentials.
+    pub credentials: Credentials,
+    /// PANs per PAR call.
+    pub batch_size: usize,
+    /// BIN range source.
+    pub bin_source: BinSource,
+    /// File source: URL or path.
+    pub bin_file: Option<String>,
+    /// File source: expected SHA-256.
+    pub bin_file_sha256: Option<String>,
+    /// Mastercard BIN lookup token marker.
+    pub token_flag: Option<(String, String)>,
+}
+
+fn read_file(key: String, path: &Path) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|e| ConfigError::Invalid {
+        key,
+        reason: format!("cannot read {}: {e}", path.display()),
+    })
+}
+
+fn need<T>(value: &Option<T>, key: String) -> Result<&T, ConfigError> {
+    value.as_ref().ok_or(ConfigError::Invalid {
+        key,
+        reason: "required in live mode".into(),
+    })
+}
+
+/// Builds the live spec of `circuit` from configuration (keys read and parsed now).
+pub fn live_spec(all: &CircuitsSettings, circuit: Circuit) -> Result<ClientSpec, ConfigError> {
+    let s = all.get(circuit);
+    let prefix = format!("circuits.{}", circuit.as_str().to_ascii_lowercase());
+    let key = |k: &str| format!("{prefix}.{k}");
+    let private = |k: &str, p: &Option<PathBuf>| -> Result<PKey<Private>, ConfigError> {
+        let pem = read_file(key(k), need(p, key(k))?)?;
+        private_key_from_pem(&pem).map_err(|e| ConfigError::Invalid {
+            key: key(k),
+            reason: e.to_string(),
+        })
+    };
+    let public = |k: &str, p: &Option<PathBuf>| -> Result<PKey<Public>, ConfigError> {
+        let pem = read_file(key(k), need(p, key(k))?)?;
+        public_key_from_pem(&pem).map_err(|e| ConfigError::Invalid {
+            key: key(k),
+            reason: e.to_string(),
+        })
+    };
+    let credentials = match circuit {
+        Circuit::Visa => Credentials::Visa {
+            user: need(&s.user, key("user"))?.clone(),
+            password: read_secret_file(
+                &key("password_file"),
+                need(&s.password_file, key("password_file"))?,
+            )?,
+            key_id: need(&s.key_id, key("key_id"))?.clone(),
+            client_id: need(&s.client_id, key("client_id"))?.clone(),
+            circuit_public: public("circuit_public_key_file", &s.circuit_public_key_file)?,
+            own_private: private("private_key_file", &s.private_key_file)?,
+        },
+        Circuit::Mastercard => {
+            let own_private = private("private_key_file", &s.private_key_file)?;
+            let own_fingerprint = protocol::public_of(&own_private)
+                .and_then(|p| fle::fingerprint(&p))
+                .map_err(|e| ConfigError::Invalid {
+                    key: key("private_key_file"),
+                    reason: e.to_string(),
+                })?;
+            Credentials::Mastercard {
+                consumer_key: need(&s.consumer_key, key("consumer_key"))?.clone(),
+                signing_key: private("signing_key_file", &s.signing_key_file)?,
+                circuit_public: public("circuit_public_key_file", &s.circuit_public_key_file)?,
+                own_private,
+                own_fingerprint,
+            }
+        }
+        Circuit::Amex => Credentials::Amex {
+            api_key: need(&s.api_key, key("api_key"))?.clone(),
+            secret: read_secret_file(
+                &key("client_secret_file"),
+                need(&s.client_secret_file, key("client_secret_file"))?,
+            )?,
+        },
+    };
+    let client_cert = match (&s.client_cert_file, &s.client_key_file) {
+        (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+        _ => None,
+    };
+    Ok(common(
+        all,
+        s,
+        circuit,
+        s.base_url.clone(),
+        TlsSpec {
+            ca_file: s.ca_file.clone(),
+            client_cert,
+        },
+        credentials,
+    ))
+}
+
+/// The parts every spec shares, from the circuit's settings.
+pub fn common(
+    all: &CircuitsSettings,
+    s: &CircuitSettings,
+    circuit: Circuit,
+    base_url: String,
+    tls: TlsSpec,
+    credentials: Credentials,
+) -> ClientSpec {
+    ClientSpec {
+        circuit,
+        base_url: base_url.trim_end_matches('/').to_string(),
+        tls,
+        connect_timeout: Duration::from_millis(all.connect_timeout_ms),
+        timeout: Duration::from_millis(all.timeout_ms),
+        credentials,
+        batch_size: s.batch_size,
+        bin_source: s.bin_source,
+        bin_file: s.bin_file.clone(),
+        bin_file_sha256: s.bin_file_sha256.clone(),
+        token_flag: s.token_flag_field.clone().zip(s.token_flag_value.clone()),
+    }
+}

@@ -1,0 +1,125 @@
+//! Start-up of the circuits side: the simulator (simulator mode), one CircuitPoller per enabled
+//! circuit, and the ParResolver with one lane per enabled circuit on an arbiter of its own.
+
+use std::sync::Arc;
+
+use actix::{Addr, Arbiter, Supervisor};
+use anyhow::Context;
+use deadpool_postgres::Pool;
+
+use crate::actors::card_registry::CardRegistry;
+use crate::actors::circuit_poller::CircuitPoller;
+use crate::actors::par_resolver::lane::Lane;
+use crate::actors::par_resolver::worker::Deps;
+use crate::actors::par_resolver::ParResolver;
+use crate::circuits::simulator::{Simulator, SimulatorKeys};
+use crate::circuits::spec::{live_spec, ClientSpec};
+use crate::config::{CircuitsMode, Settings};
+use crate::crypto::KeyRing;
+use crate::domain::Circuit;
+use crate::metrics::Metrics;
+
+/// The running circuits side.
+pub struct CircuitsSide {
+    /// The in-process simulator (simulator mode).
+    pub simulator: Option<Simulator>,
+    /// One poller per enabled circuit.
+    pub pollers: Vec<(Circuit, Addr<CircuitPoller>)>,
+    /// The resolver.
+    pub resolver: Addr<ParResolver>,
+    /// Their arbiters.
+    pub arbiters: Vec<Arbiter>,
+}
+
+/// The client specs of the enabled circuits, and the simulator when it answers them.
+async fn specs(settings: &Settings) -> anyhow::Result<(Vec<ClientSpec>, Option<Simulator>)> {
+    let c = &settings.circuits;
+    let enabled = Circuit::ALL
+        .into_iter()
+        .filter(|circuit| c.get(*circuit).enabled);
+    match c.mode {
+        CircuitsMode::Live => {
+            let specs = enabled
+                .map(|circuit| live_spec(c, circuit))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok((specs, None))
+        }
+        CircuitsMode::Simulator => {
+            let keys = match &c.simulator.keys_dir {
+                Some(dir) => SimulatorKeys::load_or_generate(dir)
+                    .context("circuits.simulator.keys_dir: cannot load or generate keys")?,
+                None => SimulatorKeys::generate().context("cannot generate simulator keys")?,
+            };
+            let simulator = Simulator::start(&c.simulator, keys.clone())
+                .await
+                .context("cannot start the circuit simulator (circuits.simulator.bind)")?;
+            let base = simulator.base_url();
+            tracing::info!(url = %base, "circuit simulator started (circuits.mode = simulator)");
+            let specs = enabled
+                .map(|circuit| keys.client_spec(c, circuit, &base))
+                .collect::<Result<Vec<_>, _>>()
+                .context("cannot build simulator client specs")?;
+            Ok((specs, Some(simulator)))
+        }
+    }
+}
+
+/// Starts the simulator, pollers and resolver.
+pub async fn start(
+    settings: &Settings,
+    pool: &Pool,
+    ring: &Arc<KeyRing>,
+    registry: &Addr<CardRegistry>,
+    metrics: &Metrics,
+    wakeup: Arc<tokio::sync::Notify>,
+) -> anyhow::Result<CircuitsSide> {
+    let (specs, simulator) = specs(settings).await?;
+    let pollers_arbiter = Arbiter::new();
+    let mut arbiters = Vec::new();
+    let mut pollers = Vec::new();
+    let mut lanes = Vec::new();
+    for spec in specs {
+        let circuit = spec.circuit;
+        let s = settings.circuits.get(circuit);
+        let refresh_at = s
+            .refresh_time()
+            .with_context(|| format!("circuits.{circuit}.bin_refresh_at"))?;
+        let (poller_spec, pool_p, metrics_p, bins) = (
+            spec.clone(),
+            pool.clone(),
+            metrics.clone(),
+            settings.bin_refresh.clone(),
+        );
+        let poller = Supervisor::start_in_arbiter(&pollers_arbiter.handle(), move |_| {
+            CircuitPoller::new(poller_spec, pool_p, metrics_p, bins, refresh_at)
+        });
+        pollers.push((circuit, poller));
+
+        let deps = Deps {
+            circuit,
+            pool: pool.clone(),
+            ring: ring.clone(),
+            registry: registry.clone(),
+            settings: settings.par_resolver.clone(),
+            metrics: metrics.clone(),
+        };
+        let (rate, burst) = (s.rate_per_second, s.burst);
+        let lane_arbiter = Arbiter::new();
+        let lane = Supervisor::start_in_arbiter(&lane_arbiter.handle(), move |_| {
+            Lane::new(deps, spec, rate, burst)
+        });
+        arbiters.push(lane_arbiter);
+        lanes.push((circuit, lane));
+    }
+    let (pool_r, settings_r) = (pool.clone(), settings.par_resolver.clone());
+    let resolver = Supervisor::start_in_arbiter(&pollers_arbiter.handle(), move |_| {
+        ParResolver::new(pool_r, lanes, settings_r, wakeup)
+    });
+    arbiters.push(pollers_arbiter);
+    Ok(CircuitsSide {
+        simulator,
+        pollers,
+        resolver,
+        arbiters,
+    })
+}
