@@ -1,8 +1,11 @@
 # Sourced by benchmarks and drills: start and stop a tkm on its own database, ports and queue
 # names, with a given PGP key. Needs ROOT, NAME (suffix), KEY (armored secret), PUB (public).
 # TKM_BIN_DIR picks the binaries (default: the release build; test.sh passes the debug build).
+# INSTANCE_EXTRA_ENV (array) adds settings; the circuit simulator listens on INSTANCE_SIM.
+INSTANCE_EXTRA_ENV=("${INSTANCE_EXTRA_ENV[@]}")
 INSTANCE_API=${INSTANCE_API:-18443}
 INSTANCE_OPS=${INSTANCE_OPS:-19090}
+INSTANCE_SIM=${INSTANCE_SIM:-18543}
 ADMIN_DB=${TKM_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 BIN_DIR=${TKM_BIN_DIR:-$ROOT/target/release}
 
@@ -23,6 +26,10 @@ instance_env() {
     echo "TKM__RABBITMQ__${key^^}=$value.$NAME"
   done
   echo "TKM__RABBITMQ__QUEUE_EXPIRES_MS=3600000"
+  echo "TKM__CIRCUITS__SIMULATOR__BIND=127.0.0.1:$INSTANCE_SIM"
+  echo "TKM__CIRCUITS__SIMULATOR__KEYS_DIR=$ROOT/target/bench/simulator-keys"
+  # Extra settings of the caller (e.g. circuit rates), one NAME=value per element.
+  for e in "${INSTANCE_EXTRA_ENV[@]}"; do echo "$e"; done
 }
 
 instance_db_url() { instance_env | sed -n 's/^TKM__DATABASE__URL=//p'; }

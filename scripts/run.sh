@@ -60,6 +60,18 @@ Try it (from $(pwd)):
   # status of BPD now, and the full history (role platform)
   $(tls platform) -H 'Tax-Code: $tc' 'https://127.0.0.1:8443/consent/status?service=BPD'
   $(tls platform) -H 'Tax-Code: $tc' https://127.0.0.1:8443/consent/history
+  # a card of that citizen arrives from its issuer: a PGP-encrypted card event over RabbitMQ
+  echo '{"taxCode":"$tc","pan":"5555555555554444","circuit":"MASTERCARD","timestamp":"2026-12-01 10:00:00:0000"}' \\
+    | target/release/tkm --config config/dev.toml publish-card-event
+  # an admin refreshes the token BIN ranges and runs a PAR cycle against the circuits (here the
+  # built-in simulator on https://127.0.0.1:8543), then follows the jobs and the status
+  $(tls admin) -X POST https://127.0.0.1:8443/admin/bin-ranges/refresh
+  $(tls admin) -X POST https://127.0.0.1:8443/admin/par/refresh
+  $(tls admin) https://127.0.0.1:8443/admin/jobs
+  $(tls admin) https://127.0.0.1:8443/admin/status
+  # the card now has its PAR, and a card update went to tkm-write-update-token (role platform)
+  $(tls platform) -H "hpan: \$(printf '%s%s' 5555555555554444 "\$(cat .dev/salt)" | sha256sum | cut -d' ' -f1)" \\
+       https://127.0.0.1:8443/cards
   # health, metrics, API description
   curl -sS http://127.0.0.1:9090/health/ready
   curl -sS http://127.0.0.1:9090/metrics | grep tkm_

@@ -56,6 +56,9 @@ pub enum Command {
         #[arg(long)]
         keys_dir: Option<PathBuf>,
     },
+    /// Encrypt card event JSON lines from stdin to tkm's PGP key and publish them to the card
+    /// events queue (local trials, re-injecting an issuer's event).
+    PublishCardEvent,
 }
 
 /// `tkm keys …`.
@@ -155,6 +158,15 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::SimulateCircuits { bind, keys_dir } => {
             simulate_circuits(cli.config.as_deref(), bind, keys_dir)
+        }
+        Command::PublishCardEvent => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            let n = crate::cli_publish::run(&settings)?;
+            println!(
+                "published {n} card event(s) to {}",
+                settings.rabbitmq.card_events_queue
+            );
+            Ok(())
         }
     }
 }

@@ -42,6 +42,17 @@ pub struct Plan {
     pub publish_only: bool,
     /// Card number prefix, so runs never collide.
     pub pan_prefix: u64,
+    /// What the events carry.
+    pub shape: Shape,
+}
+
+/// The events' shape.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// VISA cards with their PAR (P3: every event a card update).
+    WithPar,
+    /// Cards of the three circuits in turn, without PAR (P6: every card a PAR lookup).
+    CircuitsWithoutPar,
 }
 
 /// What was measured.
@@ -97,6 +108,16 @@ pub fn tax_code(n: u64) -> String {
 /// The PAN of card `n` of this run.
 pub fn pan(prefix: u64, n: usize) -> String {
     format!("{:06}{:010}", prefix % 1_000_000, n)
+}
+
+/// Card `n` of a circuit mix: VISA, MASTERCARD and AMEX in turn, numbers their simulator knows.
+pub fn circuit_pan(prefix: u64, n: usize) -> (&'static str, String) {
+    let p = prefix % 100_000;
+    match n % 3 {
+        0 => ("VISA", format!("4{p:05}{n:010}")),
+        1 => ("MASTERCARD", format!("5{p:05}{n:010}")),
+        _ => ("AMEX", format!("37{:03}{n:010}", p % 1000)),
+    }
 }
 
 /// Runs the benchmark (or, with `publish_only`, just publishes).
@@ -222,13 +243,25 @@ fn encrypt_all(plan: &Plan) -> anyhow::Result<Vec<(usize, Vec<u8>)>> {
                 range
                     .map(|i| {
                         let citizen = (i / plan.cards_per_citizen.max(1)) as u64;
-                        let event = json!({
-                            "taxCode": tax_code(plan.pan_prefix * 10_000_000 + citizen),
-                            "pan": pan(plan.pan_prefix, i),
-                            "circuit": "VISA",
-                            "par": format!("V001{:06}{:019}", plan.pan_prefix % 1_000_000, i),
-                            "timestamp": "2026-11-23 10:00:00:0000",
-                        });
+                        let tc = tax_code(plan.pan_prefix * 10_000_000 + citizen);
+                        let event = match plan.shape {
+                            Shape::WithPar => json!({
+                                "taxCode": tc,
+                                "pan": pan(plan.pan_prefix, i),
+                                "circuit": "VISA",
+                                "par": format!("V001{:06}{:019}", plan.pan_prefix % 1_000_000, i),
+                                "timestamp": "2026-11-23 10:00:00:0000",
+                            }),
+                            Shape::CircuitsWithoutPar => {
+                                let (circuit, pan) = circuit_pan(plan.pan_prefix, i);
+                                json!({
+                                    "taxCode": tc,
+                                    "pan": pan,
+                                    "circuit": circuit,
+                                    "timestamp": "2026-11-23 10:00:00:0000",
+                                })
+                            }
+                        };
                         let body = serde_json::to_vec(&event)?;
                         Ok((i, key.encrypt(&body, false)?))
                     })

@@ -1,3 +1,4 @@
 //! `tkm bench …`: end-to-end load generators run against a live tkm (see `scripts/bench-*.sh`).
 
 pub mod card_events;
+pub mod protocol_rate;

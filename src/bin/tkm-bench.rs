@@ -48,11 +48,33 @@ enum Command {
         /// Card number prefix (distinct per run).
         #[arg(long, default_value_t = 1)]
         prefix: u64,
+        /// Cards of the three circuits without PAR (P6 seeding) instead of VISA cards with PAR.
+        #[arg(long)]
+        circuit_mix: bool,
+    },
+    /// P6 limit: lookups per second one core can protect and read, per circuit protocol (client
+    /// and circuit side together, without HTTP).
+    ProtocolRate {
+        /// Seconds per circuit.
+        #[arg(long, default_value_t = 2.0)]
+        seconds: f64,
     },
 }
 
 fn main() -> ExitCode {
     let Cli { command } = Cli::parse();
+    if let Command::ProtocolRate { seconds } = command {
+        return match tkm::bench::protocol_rate::run(std::time::Duration::from_secs_f64(seconds)) {
+            Ok(rates) => {
+                println!("{}", serde_json::json!(rates));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tkm-bench: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let Command::CardEvents {
         events,
         cards_per_citizen,
@@ -64,7 +86,11 @@ fn main() -> ExitCode {
         secret_key,
         publish_only,
         prefix,
-    } = command;
+        circuit_mix,
+    } = command
+    else {
+        return ExitCode::FAILURE;
+    };
     let run = || -> anyhow::Result<()> {
         let plan = tkm::bench::card_events::Plan {
             events,
@@ -79,6 +105,11 @@ fn main() -> ExitCode {
                 .transpose()?,
             publish_only,
             pan_prefix: prefix,
+            shape: if circuit_mix {
+                tkm::bench::card_events::Shape::CircuitsWithoutPar
+            } else {
+                tkm::bench::card_events::Shape::WithPar
+            },
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
