@@ -625,3 +625,97 @@ async fn a_429_slows_the_circuit_down_and_an_outage_loses_nothing_while_others_g
     .await;
     assert!(done.is_some(), "found after the outage");
 }
+
+#[actix_web::test]
+async fn card_numbers_never_reach_logs_metrics_jobs_or_the_queue_on_the_circuit_paths() {
+    let app = spawn_app_with(fault_settings(50).await).await;
+    wait_for_topology(&app).await;
+    let canaries = [
+        ("4999990000111125", "VISA"),
+        ("5999990000111125", "MASTERCARD"),
+        ("379999000011112", "AMEX"),
+    ];
+    let tc = tax_code();
+    consent(&app, &tc, "Allow").await;
+    // Every circuit fails in its own way first: garbage, an error inside a 200, a 5xx.
+    for (circuit, fault) in [
+        ("VISA", "malformedRate"),
+        ("MASTERCARD", "errorInBodyRate"),
+        ("AMEX", "errorRate"),
+    ] {
+        let (code, _) = sim(
+            &app,
+            Method::POST,
+            "/sim/faults",
+            Some(json!({"circuit": circuit, fault: 1.0})),
+        )
+        .await;
+        assert_eq!(code, 200);
+    }
+    let cards: Vec<(String, &str)> = canaries.iter().map(|(p, c)| (p.to_string(), *c)).collect();
+    enrol(&app, &tc, &cards).await;
+    assert_eq!(refresh_pars(&app, "").await["state"], "SUCCEEDED");
+    let conn = app.pool.get().await.unwrap();
+    let outcomes: Vec<String> = conn
+        .query("SELECT last_outcome FROM par_lookup ORDER BY circuit", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get::<_, Option<String>>(0).unwrap_or_default())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["server_error", "refused", "malformed"],
+        "AMEX, MASTERCARD, VISA"
+    );
+
+    // The circuits recover; the lookups are asked again and answered.
+    sim(&app, Method::POST, "/sim/reset", None).await;
+    conn.execute("UPDATE par_lookup SET next_at = now()", &[])
+        .await
+        .unwrap();
+    assert_eq!(refresh_pars(&app, "").await["state"], "SUCCEEDED");
+
+    let mut seen = vec![
+        String::from_utf8_lossy(&crate::helpers::captured_logs().lock().unwrap()).into_owned(),
+    ];
+    let mut metrics = awc::Client::default()
+        .get(app.ops_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    seen.push(String::from_utf8_lossy(&metrics.body().limit(8 << 20).await.unwrap()).into_owned());
+    seen.push(
+        app.call("admin", Method::GET, "/admin/jobs", &[], None)
+            .await
+            .text,
+    );
+    seen.push(status(&app).await.to_string());
+    let (_c, ch) = channel().await;
+    while let Some(m) = crate::broker::next(
+        &ch,
+        &app.settings.rabbitmq.card_updates_queue,
+        Duration::from_millis(500),
+    )
+    .await
+    {
+        seen.push(String::from_utf8_lossy(&m.delivery.data).into_owned());
+    }
+    assert!(
+        seen[1].contains("tkm_circuit_calls_total"),
+        "circuit calls are counted"
+    );
+    for (pan, _) in canaries {
+        assert!(
+            par_of_card(&app, pan).await.is_some(),
+            "answered after recovery"
+        );
+        for text in &seen {
+            assert!(
+                !text.contains(&pan[..12]),
+                "a card number leaked: {}",
+                &text[..text.len().min(200)]
+            );
+        }
+    }
+}
