@@ -71,30 +71,10 @@ async fn refresh_bins(app: &TestApp, query: &str) -> Value {
 }
 
 /// Starts a PAR cycle once none runs (a running cycle answers its own job id, and may have
-/// queued its lookups before the test's cards existed).
+/// queued its lookups before the test's cards existed), and waits for its end.
 async fn refresh_pars(app: &TestApp, query: &str) -> Value {
-    let idle = eventually(Duration::from_secs(60), || async {
-        let r = app
-            .call("admin", Method::GET, "/admin/jobs", &[], None)
-            .await;
-        let running = r.json.as_array()?.iter().any(|j| {
-            j["kind"] == "par-refresh" && (j["state"] == "RUNNING" || j["state"] == "QUEUED")
-        });
-        (!running).then_some(())
-    })
-    .await;
-    assert!(idle.is_some(), "running PAR cycles end");
-    let r = app
-        .call(
-            "admin",
-            Method::POST,
-            &format!("/admin/par/refresh{query}"),
-            &[],
-            None,
-        )
-        .await;
-    assert_eq!(r.status, 202, "{}", r.text);
-    job_end(app, r.json["jobId"].as_str().unwrap()).await
+    let id = refresh_pars_started(app, query).await;
+    job_end(app, &id).await
 }
 
 async fn status(app: &TestApp) -> Value {
@@ -718,4 +698,100 @@ async fn card_numbers_never_reach_logs_metrics_jobs_or_the_queue_on_the_circuit_
             );
         }
     }
+}
+
+#[actix_web::test]
+async fn a_circuit_par_that_differs_from_the_stored_one_is_a_conflict_never_an_overwrite() {
+    let app = spawn_app().await;
+    wait_for_topology(&app).await;
+    let share = app.settings.circuits.simulator.no_par_share;
+    let tc = tax_code();
+    let card = pan("4", 16, true, share);
+    consent(&app, &tc, "Allow").await;
+    enrol(&app, &tc, &[(card.clone(), "VISA")]).await;
+    // The circuit answers slowly; meanwhile the issuer sends the card with another PAR.
+    sim(
+        &app,
+        Method::POST,
+        "/sim/faults",
+        Some(json!({"circuit": "VISA", "latencyMs": 2000})),
+    )
+    .await;
+    let idle = refresh_pars_started(&app, "").await;
+    let asked = eventually(Duration::from_secs(20), || async {
+        let (_, stats) = sim(&app, Method::GET, "/sim/stats", None).await;
+        (stats["circuits"]["VISA"]["units"].as_u64() >= Some(1)).then_some(())
+    })
+    .await;
+    assert!(asked.is_some(), "the lookup is in flight");
+    let issuer_par = "V0019999999999999999999999999";
+    let (_c, ch) = channel().await;
+    let event = json!({"taxCode": tc, "pan": card, "circuit": "VISA", "par": issuer_par,
+        "timestamp": "2026-11-23 10:16:00:0000", "tokens": []});
+    publish(
+        &ch,
+        &app.settings.rabbitmq.card_events_queue,
+        &encrypt(&app, &serde_json::to_vec(&event).unwrap()),
+        "issuer-par",
+    )
+    .await;
+    let stored = eventually(Duration::from_secs(20), || async {
+        (par_of_card(&app, &card).await.as_deref() == Some(issuer_par)).then_some(())
+    })
+    .await;
+    assert!(stored.is_some(), "the issuer's PAR is stored");
+
+    assert_eq!(job_end(&app, &idle).await["state"], "SUCCEEDED");
+    assert_eq!(
+        par_of_card(&app, &card).await.as_deref(),
+        Some(issuer_par),
+        "never overwritten"
+    );
+    let mut metrics = awc::Client::default()
+        .get(app.ops_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let metrics =
+        String::from_utf8_lossy(&metrics.body().limit(8 << 20).await.unwrap()).into_owned();
+    assert!(
+        metrics.contains(r#"tkm_par_conflicts_total{source="circuit"} 1"#),
+        "counted as a conflict"
+    );
+    let owed: i64 = app
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM par_lookup", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(owed, 0, "answered: not asked again");
+}
+
+/// Starts a PAR cycle (once none runs) and returns its job id without waiting for it.
+async fn refresh_pars_started(app: &TestApp, query: &str) -> String {
+    let idle = eventually(Duration::from_secs(60), || async {
+        let r = app
+            .call("admin", Method::GET, "/admin/jobs", &[], None)
+            .await;
+        let running = r.json.as_array()?.iter().any(|j| {
+            j["kind"] == "par-refresh" && (j["state"] == "RUNNING" || j["state"] == "QUEUED")
+        });
+        (!running).then_some(())
+    })
+    .await;
+    assert!(idle.is_some(), "running PAR cycles end");
+    let r = app
+        .call(
+            "admin",
+            Method::POST,
+            &format!("/admin/par/refresh{query}"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    r.json["jobId"].as_str().unwrap().to_string()
 }
