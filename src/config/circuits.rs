@@ -245,3 +245,48 @@ pub fn validate(c: &CircuitsSettings) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> Result<CircuitsSettings, ConfigError> {
+        Ok(crate::config::Settings::from_layers(None)?.circuits)
+    }
+
+    #[test]
+    fn live_mode_names_the_first_missing_credential() -> Result<(), ConfigError> {
+        let mut c = defaults()?;
+        validate(&c)?;
+        c.mode = CircuitsMode::Live;
+        let err = validate(&c).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("circuits.visa.user"), "{err}");
+        c.visa.enabled = false;
+        c.mastercard.enabled = false;
+        c.amex.bin_file = Some("/nonexistent.csv".into());
+        let err = validate(&c).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("circuits.amex.api_key"), "{err}");
+        c.amex.api_key = Some("k".into());
+        c.amex.client_secret_file = Some("/nonexistent/secret".into());
+        let err = validate(&c).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("circuits.amex.client_secret_file"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn rates_batches_and_times_are_checked() -> Result<(), ConfigError> {
+        let mut c = defaults()?;
+        c.visa.batch_size = 5;
+        assert!(validate(&c).is_err(), "only AMEX batches");
+        let mut c = defaults()?;
+        c.mastercard.rate_per_second = 0;
+        assert!(validate(&c).is_err());
+        let mut c = defaults()?;
+        c.amex.bin_refresh_at = "25:00".into();
+        assert!(validate(&c).is_err());
+        let mut c = defaults()?;
+        c.amex.bin_source = BinSource::Api;
+        assert!(validate(&c).is_err(), "AMEX has only the file source");
+        Ok(())
+    }
+}
