@@ -17,6 +17,7 @@ source scripts/lib-tkm-instance.sh
 scripts/services.sh
 certs/gen-dev-certs.sh >/dev/null
 cargo build --release --locked --quiet --bins
+scripts/dev-secrets.sh target/release/tkm >/dev/null
 trap instance_stop EXIT
 
 rows=()

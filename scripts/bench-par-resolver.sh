@@ -19,6 +19,7 @@ source scripts/lib-tkm-instance.sh
 scripts/services.sh
 certs/gen-dev-certs.sh >/dev/null
 cargo build --release --locked --quiet --bins
+scripts/dev-secrets.sh target/release/tkm >/dev/null
 trap instance_stop EXIT
 KEY=$ROOT/$out/key.asc PUB=$ROOT/$out/key.pub.asc
 target/release/tkm pgp generate --kind curve25519 --out-private "$KEY" --out-public "$PUB" --force >/dev/null

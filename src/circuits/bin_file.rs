@@ -87,6 +87,50 @@ pub fn parse(content: &[u8]) -> Result<Vec<RawBinRange>, CallError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::circuits::spec::{Credentials, TlsSpec};
+    use crate::config::BinSource;
+    use crate::domain::Circuit;
+
+    fn spec(file: &std::path::Path, sha256: Option<String>) -> ClientSpec {
+        ClientSpec {
+            circuit: Circuit::Amex,
+            base_url: "https://127.0.0.1:1".into(),
+            tls: TlsSpec {
+                ca_file: None,
+                client_cert: None,
+            },
+            connect_timeout: std::time::Duration::from_secs(1),
+            timeout: std::time::Duration::from_secs(1),
+            credentials: Credentials::Amex {
+                api_key: "k".into(),
+                secret: secrecy::SecretString::from("s".to_string()),
+            },
+            batch_size: 1,
+            bin_source: BinSource::File,
+            bin_file: Some(file.display().to_string()),
+            bin_file_sha256: sha256,
+            token_flag: None,
+        }
+    }
+
+    #[actix_rt::test]
+    async fn a_path_source_is_checked_against_its_sha256() -> Result<(), CallError> {
+        let path = std::env::temp_dir().join(format!("tkm-bins-{}.csv", uuid::Uuid::new_v4()));
+        let content = b"370000;370099\n";
+        std::fs::write(&path, content).map_err(|e| CallError::Transport(e.to_string()))?;
+        let metrics =
+            crate::metrics::Metrics::new().map_err(|e| CallError::Transport(e.to_string()))?;
+        let good = spec(&path, Some(hex::encode(Sha256::digest(content))));
+        let http = Transport::new(&good, metrics, 1)?;
+        assert_eq!(fetch(&good, &http).await?.len(), 1);
+        let bad = spec(&path, Some("00".repeat(32)));
+        assert!(matches!(
+            fetch(&bad, &http).await,
+            Err(CallError::Malformed(_))
+        ));
+        let _ = std::fs::remove_file(&path);
+        Ok(())
+    }
 
     #[test]
     fn parses_rows_and_names_bad_lines() -> Result<(), CallError> {

@@ -259,16 +259,25 @@ mod tests {
         let mut c = defaults()?;
         validate(&c)?;
         c.mode = CircuitsMode::Live;
-        let err = validate(&c).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = validate(&c)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("circuits.visa.user"), "{err}");
         c.visa.enabled = false;
         c.mastercard.enabled = false;
         c.amex.bin_file = Some("/nonexistent.csv".into());
-        let err = validate(&c).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = validate(&c)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("circuits.amex.api_key"), "{err}");
         c.amex.api_key = Some("k".into());
         c.amex.client_secret_file = Some("/nonexistent/secret".into());
-        let err = validate(&c).err().map(|e| e.to_string()).unwrap_or_default();
+        let err = validate(&c)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
         assert!(err.contains("circuits.amex.client_secret_file"), "{err}");
         Ok(())
     }

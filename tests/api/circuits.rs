@@ -795,3 +795,26 @@ async fn refresh_pars_started(app: &TestApp, query: &str) -> String {
     assert_eq!(r.status, 202, "{}", r.text);
     r.json["jobId"].as_str().unwrap().to_string()
 }
+
+#[actix_web::test]
+async fn the_mastercard_bin_lookup_api_source_keeps_only_token_ranges() {
+    let mut settings = test_settings().await;
+    let mc = &mut settings.circuits.mastercard;
+    mc.bin_source = tkm::config::BinSource::Api;
+    mc.token_flag_field = Some("tokenFlag".into());
+    mc.token_flag_value = Some("Y".into());
+    let app = spawn_app_with(settings).await;
+    let end = refresh_bins(&app, "?circuit=MASTERCARD").await;
+    assert_eq!(end["state"], "SUCCEEDED", "{end}");
+    assert_eq!(
+        bin_ranges::count(&app.pool, Circuit::Mastercard)
+            .await
+            .unwrap(),
+        app.settings.circuits.simulator.other_ranges as i64
+    );
+    let (_, stats) = sim(&app, Method::GET, "/sim/stats", None).await;
+    assert_eq!(
+        stats["circuits"]["MASTERCARD"]["calls"]["bins"], 1,
+        "one signed page: {stats}"
+    );
+}
