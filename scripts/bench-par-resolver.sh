@@ -43,7 +43,7 @@ for R in $RATES; do
   instance_reset_db
   instance_start "$out/tkm-$R.log"
   echo "bench: R=$R/s per circuit, burst $burst: seeding $events cards" >&2
-  target/release/tkm-bench card-events --events "$events" --circuit-mix --publish-only \
+  target/release/tkm-bench card-events --events "$events" --circuit-mix --publish-only --no-consent \
     --database "$(instance_db_url)" --events-queue "tkm-read-token-par-pan.$NAME" \
     --public-key "$PUB" --prefix "$RANDOM" >/dev/null
   deadline=$((SECONDS + 600))
@@ -51,6 +51,13 @@ for R in $RATES; do
     ((SECONDS < deadline)) || { echo "cards not stored after 600 s; see $out/tkm-$R.log" >&2; exit 1; }
     sleep 1
   done
+  # Consent after the cards, written directly (as P3's seeding does): nothing is queued until the
+  # forced cycle's scan, so the cycle measured is the only one.
+  psql "$(instance_db_url)" -qc "WITH c AS (INSERT INTO consent_citizen (tax_code, version, state, created_by, updated_by)
+      SELECT DISTINCT tax_code, 1, '{\"services\": {\"BPD\": \"Allow\", \"FA\": \"Allow\"}, \"cards\": {}}', 'bench', 'bench'
+      FROM card_link ON CONFLICT DO NOTHING RETURNING tax_code, state)
+    INSERT INTO consent_history (tax_code, version, at, request, after, created_by, updated_by)
+      SELECT tax_code, 1, now(), '{\"consent\": \"Allow\"}', state, 'bench', 'bench' FROM c"
   curl --silent --fail --cacert certs/dev/ca.crt -X POST "https://127.0.0.1:$INSTANCE_SIM/sim/reset" >/dev/null
   echo "bench: R=$R: PAR cycle" >&2
   job=$(curl "${admin[@]}" -X POST "https://localhost:$INSTANCE_API/admin/par/refresh" | python3 -c 'import json,sys; print(json.load(sys.stdin)["jobId"])')

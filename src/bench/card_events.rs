@@ -44,6 +44,8 @@ pub struct Plan {
     pub pan_prefix: u64,
     /// What the events carry.
     pub shape: Shape,
+    /// Seed the citizens' consent first (else the caller gives it later).
+    pub seed_consent: bool,
 }
 
 /// The events' shape.
@@ -123,8 +125,10 @@ pub fn circuit_pan(prefix: u64, n: usize) -> (&'static str, String) {
 /// Runs the benchmark (or, with `publish_only`, just publishes).
 pub async fn run(plan: Plan, progress: impl Fn(&str)) -> anyhow::Result<Report> {
     let citizens = plan.events.div_ceil(plan.cards_per_citizen.max(1));
-    progress(&format!("seeding {citizens} consenting citizens"));
-    seed_consent(&plan.database, citizens, plan.pan_prefix).await?;
+    if plan.seed_consent {
+        progress(&format!("seeding {citizens} consenting citizens"));
+        seed_consent(&plan.database, citizens, plan.pan_prefix).await?;
+    }
 
     progress(&format!("encrypting {} card events", plan.events));
     let bodies = encrypt_all(&plan)?;

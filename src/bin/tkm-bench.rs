@@ -51,6 +51,9 @@ enum Command {
         /// Cards of the three circuits without PAR (P6 seeding) instead of VISA cards with PAR.
         #[arg(long)]
         circuit_mix: bool,
+        /// Do not seed the citizens' consent (the caller gives it after the cards are in).
+        #[arg(long)]
+        no_consent: bool,
     },
     /// P6 limit: lookups per second one core can protect and read, per circuit protocol (client
     /// and circuit side together, without HTTP).
@@ -87,6 +90,7 @@ fn main() -> ExitCode {
         publish_only,
         prefix,
         circuit_mix,
+        no_consent,
     } = command
     else {
         return ExitCode::FAILURE;
@@ -105,6 +109,7 @@ fn main() -> ExitCode {
                 .transpose()?,
             publish_only,
             pan_prefix: prefix,
+            seed_consent: !no_consent,
             shape: if circuit_mix {
                 tkm::bench::card_events::Shape::CircuitsWithoutPar
             } else {

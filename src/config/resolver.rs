@@ -46,6 +46,9 @@ pub struct ParResolverSettings {
     pub default_retry_after_secs: u64,
     /// Rows per page when queueing eligible cards and tokens.
     pub enqueue_page: i64,
+    /// Hours between the scheduled cycles' full scans for lookups owed (card batches and
+    /// consent changes queue theirs at once; start-up and admin cycles always scan).
+    pub full_scan_hours: u64,
     /// Bound of the resolver's mailbox.
     pub mailbox_capacity: usize,
 }

@@ -131,6 +131,23 @@ pub async fn enqueue_page(
     Ok((queued, next_card, next_token))
 }
 
+/// Queues the given cards that are owed a lookup, in the caller's transaction (a card batch).
+pub async fn enqueue_cards(client: &impl GenericClient, ids: &[i64]) -> Result<u64, DbError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(client
+        .execute(
+            &format!(
+                "INSERT INTO par_lookup (subject, subject_id, circuit, created_by, updated_by) \
+                 SELECT 'card', c.id, c.circuit, $2, $2 FROM card c \
+                 WHERE c.id = ANY($1) AND {CARD_ELIGIBLE} ON CONFLICT DO NOTHING"
+            ),
+            &[&ids, &"card-registry"],
+        )
+        .await?)
+}
+
 /// Queues at once the cards of these citizens that have no PAR (a consent change), in the
 /// caller's transaction; due now even when a "no PAR yet" answer made them wait.
 pub async fn enqueue_citizens(

@@ -338,6 +338,13 @@ async fn a_consenting_citizens_card_gets_its_par_and_a_card_update_is_published(
     )
     .await;
 
+    // New cards of a consenting citizen are asked at once, without an admin call.
+    let asked = eventually(Duration::from_secs(20), || async {
+        par_of_card(&app, &amex).await.map(|_| ())
+    })
+    .await;
+    assert!(asked.is_some(), "the card gets its PAR by itself");
+    // An admin cycle finds nothing left to ask.
     let end = refresh_pars(&app, "").await;
     assert_eq!(end["state"], "SUCCEEDED", "{end}");
     assert_eq!(
@@ -707,8 +714,6 @@ async fn a_circuit_par_that_differs_from_the_stored_one_is_a_conflict_never_an_o
     let share = app.settings.circuits.simulator.no_par_share;
     let tc = tax_code();
     let card = pan("4", 16, true, share);
-    consent(&app, &tc, "Allow").await;
-    enrol(&app, &tc, &[(card.clone(), "VISA")]).await;
     // The circuit answers slowly; meanwhile the issuer sends the card with another PAR.
     sim(
         &app,
@@ -717,7 +722,8 @@ async fn a_circuit_par_that_differs_from_the_stored_one_is_a_conflict_never_an_o
         Some(json!({"circuit": "VISA", "latencyMs": 2000})),
     )
     .await;
-    let idle = refresh_pars_started(&app, "").await;
+    consent(&app, &tc, "Allow").await;
+    enrol(&app, &tc, &[(card.clone(), "VISA")]).await;
     let asked = eventually(Duration::from_secs(20), || async {
         let (_, stats) = sim(&app, Method::GET, "/sim/stats", None).await;
         (stats["circuits"]["VISA"]["units"].as_u64() >= Some(1)).then_some(())
@@ -741,7 +747,7 @@ async fn a_circuit_par_that_differs_from_the_stored_one_is_a_conflict_never_an_o
     .await;
     assert!(stored.is_some(), "the issuer's PAR is stored");
 
-    assert_eq!(job_end(&app, &idle).await["state"], "SUCCEEDED");
+    wait_idle(&app).await;
     assert_eq!(
         par_of_card(&app, &card).await.as_deref(),
         Some(issuer_par),
@@ -772,17 +778,7 @@ async fn a_circuit_par_that_differs_from_the_stored_one_is_a_conflict_never_an_o
 
 /// Starts a PAR cycle (once none runs) and returns its job id without waiting for it.
 async fn refresh_pars_started(app: &TestApp, query: &str) -> String {
-    let idle = eventually(Duration::from_secs(60), || async {
-        let r = app
-            .call("admin", Method::GET, "/admin/jobs", &[], None)
-            .await;
-        let running = r.json.as_array()?.iter().any(|j| {
-            j["kind"] == "par-refresh" && (j["state"] == "RUNNING" || j["state"] == "QUEUED")
-        });
-        (!running).then_some(())
-    })
-    .await;
-    assert!(idle.is_some(), "running PAR cycles end");
+    wait_idle(app).await;
     let r = app
         .call(
             "admin",
@@ -794,6 +790,21 @@ async fn refresh_pars_started(app: &TestApp, query: &str) -> String {
         .await;
     assert_eq!(r.status, 202, "{}", r.text);
     r.json["jobId"].as_str().unwrap().to_string()
+}
+
+/// Waits until no PAR cycle runs.
+async fn wait_idle(app: &TestApp) {
+    let idle = eventually(Duration::from_secs(60), || async {
+        let r = app
+            .call("admin", Method::GET, "/admin/jobs", &[], None)
+            .await;
+        let running = r.json.as_array()?.iter().any(|j| {
+            j["kind"] == "par-refresh" && (j["state"] == "RUNNING" || j["state"] == "QUEUED")
+        });
+        (!running).then_some(())
+    })
+    .await;
+    assert!(idle.is_some(), "running PAR cycles end");
 }
 
 #[actix_web::test]

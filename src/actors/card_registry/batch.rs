@@ -21,6 +21,8 @@ pub struct BatchReport {
     pub updates: usize,
     /// Refused PAR claims, by source.
     pub conflicts: Vec<crate::domain::Source>,
+    /// PAR lookups queued for cards this batch wrote (live, consenting, without PAR).
+    pub lookups_queued: u64,
 }
 
 fn keys_of(commands: &[Sourced]) -> Keys {
@@ -100,7 +102,9 @@ async fn try_batch(
         .collect();
     let outgoing = reconcile(&mut snap, now);
     let t_rules = t0.elapsed();
-    save(&tx, &snap, &outgoing, ring, by).await?;
+    let written = save(&tx, &snap, &outgoing, ring, by).await?;
+    // Cards that became owed a PAR lookup are queued in the same transaction.
+    let lookups_queued = crate::db::par_lookups::enqueue_cards(&tx, &written).await?;
     let t_save = t0.elapsed();
     tx.commit().await.map_err(DbError::from)?;
     tracing::debug!(
@@ -116,6 +120,7 @@ async fn try_batch(
         outcomes,
         updates: outgoing.len(),
         conflicts: snap.conflicts.iter().map(|c| c.source).collect(),
+        lookups_queued,
     })
 }
 

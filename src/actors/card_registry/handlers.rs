@@ -21,8 +21,12 @@ impl Handler<ApplyCommands> for CardRegistry {
             self.metrics.clone(),
         );
         let relay = self.relay_wakeup.clone();
+        let resolver = self.resolver_wakeup.clone();
         Box::pin(async move {
             let report = apply_batch(&pool, &ring, limits, &msg.commands, &msg.by).await?;
+            if report.lookups_queued > 0 {
+                resolver.notify_one();
+            }
             for source in &report.conflicts {
                 metrics
                     .par_conflicts

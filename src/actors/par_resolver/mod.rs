@@ -52,6 +52,9 @@ pub struct ParResolver {
     wakeup: Arc<tokio::sync::Notify>,
     running: Option<Uuid>,
     again: bool,
+    /// When a cycle last scanned the cards and tokens for lookups owed (a safety net: card
+    /// batches and consent changes queue their lookups themselves).
+    last_scan: Option<std::time::Instant>,
 }
 
 impl ParResolver {
@@ -72,15 +75,17 @@ impl ParResolver {
             wakeup,
             running: None,
             again: false,
+            last_scan: None,
         }
     }
 
-    /// Starts a cycle unless one runs; answers the job id.
+    /// Starts a cycle unless one runs; answers the job id. `scan`: queue every lookup owed first.
     fn start_cycle(
         &mut self,
         circuit: Option<Circuit>,
         limit: Option<u64>,
         by: String,
+        scan: bool,
     ) -> ResponseActFuture<Self, Result<Uuid, String>> {
         if let Some(id) = self.running {
             return Box::pin(actix::fut::ready(Ok(id)));
@@ -92,7 +97,10 @@ impl ParResolver {
             let (id, created) = started.map_err(|e| e.to_string())?;
             if created && act.running.is_none() {
                 act.running = Some(id);
-                act.spawn_cycle(ctx, id, circuit, limit);
+                if scan {
+                    act.last_scan = Some(std::time::Instant::now());
+                }
+                act.spawn_cycle(ctx, id, circuit, limit, scan);
             }
             Ok(id)
         }))
@@ -104,6 +112,7 @@ impl ParResolver {
         id: Uuid,
         circuit: Option<Circuit>,
         limit: Option<u64>,
+        scan: bool,
     ) {
         let lanes: Vec<_> = self
             .lanes
@@ -113,7 +122,7 @@ impl ParResolver {
             .collect();
         let (pool, settings) = (self.pool.clone(), self.settings.clone());
         let fut = async move {
-            let outcome = cycle(&pool, &settings, &lanes, id, limit).await;
+            let outcome = cycle(&pool, &settings, &lanes, id, limit, scan).await;
             if let Err(e) = &outcome {
                 tracing::warn!(job = %id, error = %e, "PAR cycle failed");
             }
@@ -126,7 +135,7 @@ impl ParResolver {
             act.running = None;
             if std::mem::take(&mut act.again) {
                 ctx.spawn(
-                    act.start_cycle(None, None, "consent-change".into())
+                    act.start_cycle(None, None, "wake-up".into(), false)
                         .map(|_, _, _| ()),
                 );
             }
@@ -134,15 +143,21 @@ impl ParResolver {
     }
 }
 
-/// One cycle: queue what is owed, then run every lane's round, reporting progress on the job.
+/// One cycle: queue what is owed (when `scan`), then run every lane's round, reporting progress
+/// on the job.
 async fn cycle(
     pool: &Pool,
     settings: &ParResolverSettings,
     lanes: &[(Circuit, actix::Addr<Lane>)],
     job: Uuid,
     limit: Option<u64>,
+    scan: bool,
 ) -> Result<(), String> {
-    let (mut after_card, mut after_token) = (Some(0), Some(0));
+    let (mut after_card, mut after_token) = if scan {
+        (Some(0), Some(0))
+    } else {
+        (None, None)
+    };
     while after_card.is_some() || after_token.is_some() {
         let (_, card, token) =
             par_lookups::enqueue_page(pool, after_card, after_token, settings.enqueue_page)
@@ -204,8 +219,10 @@ impl Actor for ParResolver {
         ctx.run_interval(
             Duration::from_secs(self.settings.interval_secs),
             |act, ctx| {
+                let full = Duration::from_secs(act.settings.full_scan_hours * 3600);
+                let scan = act.last_scan.is_none_or(|at| at.elapsed() >= full);
                 ctx.spawn(
-                    act.start_cycle(None, None, "schedule".into())
+                    act.start_cycle(None, None, "schedule".into(), scan)
                         .map(|_, _, _| ()),
                 );
             },
@@ -230,7 +247,7 @@ impl Actor for ParResolver {
 
 fn act_start(act: &mut ParResolver) -> ResponseActFuture<ParResolver, ()> {
     Box::pin(
-        act.start_cycle(None, None, "start-up".into())
+        act.start_cycle(None, None, "start-up".into(), true)
             .map(|_, _, _| ()),
     )
 }
@@ -250,7 +267,7 @@ impl Handler<Wake> for ParResolver {
             return Box::pin(actix::fut::ready(()));
         }
         Box::pin(
-            self.start_cycle(None, None, "consent-change".into())
+            self.start_cycle(None, None, "wake-up".into(), false)
                 .map(|_, _, _| ()),
         )
     }
@@ -260,7 +277,7 @@ impl Handler<ResolveNow> for ParResolver {
     type Result = ResponseActFuture<Self, Result<Uuid, String>>;
 
     fn handle(&mut self, msg: ResolveNow, _: &mut Self::Context) -> Self::Result {
-        self.start_cycle(msg.circuit, msg.limit, msg.by)
+        self.start_cycle(msg.circuit, msg.limit, msg.by, true)
     }
 }
 

@@ -16,15 +16,22 @@ fn sealing(e: crate::crypto::CryptoError) -> DbError {
     DbError::Unexpected(anyhow::anyhow!("cannot encrypt for the vault: {e}"))
 }
 
-/// Writes every changed row of `snap` and the `card.update` outbox rows, as `by`.
+/// Writes every changed row of `snap` and the `card.update` outbox rows, as `by`; returns the ids
+/// of the cards written.
 pub async fn save(
     tx: &Transaction<'_>,
     snap: &Snapshot,
     outgoing: &[Outgoing],
     ring: &KeyRing,
     by: &str,
-) -> Result<(), DbError> {
+) -> Result<Vec<i64>, DbError> {
     let ids = save_cards(tx, snap, ring, by).await?;
+    let written: Vec<i64> = snap
+        .cards
+        .values()
+        .filter(|c| c.dirty)
+        .filter_map(|c| ids.get(&c.hpan).copied())
+        .collect();
     save_links(tx, snap, &ids, by).await?;
     save_tokens(tx, snap, &ids, ring, by).await?;
     save_history(tx, snap, by).await?;
@@ -39,7 +46,7 @@ pub async fn save(
         )
         .await?;
     }
-    Ok(())
+    Ok(written)
 }
 
 /// Inserts new cards and updates changed ones; returns every card's id by HPAN.
