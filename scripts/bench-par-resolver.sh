@@ -54,10 +54,10 @@ for R in $RATES; do
   # Consent after the cards, written directly (as P3's seeding does): nothing is queued until the
   # forced cycle's scan, so the cycle measured is the only one.
   psql "$(instance_db_url)" -qc "WITH c AS (INSERT INTO consent_citizen (tax_code, version, state, created_by, updated_by)
-      SELECT DISTINCT tax_code, 1, '{\"services\": {\"BPD\": \"Allow\", \"FA\": \"Allow\"}, \"cards\": {}}', 'bench', 'bench'
+      SELECT DISTINCT tax_code, 1, '{\"services\": {\"BPD\": \"Allow\", \"FA\": \"Allow\"}, \"cards\": {}}'::jsonb, 'bench', 'bench'
       FROM card_link ON CONFLICT DO NOTHING RETURNING tax_code, state)
     INSERT INTO consent_history (tax_code, version, at, request, after, created_by, updated_by)
-      SELECT tax_code, 1, now(), '{\"consent\": \"Allow\"}', state, 'bench', 'bench' FROM c"
+      SELECT tax_code, 1, now(), '{\"consent\": \"Allow\"}'::jsonb, state, 'bench', 'bench' FROM c"
   curl --silent --fail --cacert certs/dev/ca.crt -X POST "https://127.0.0.1:$INSTANCE_SIM/sim/reset" >/dev/null
   echo "bench: R=$R: PAR cycle" >&2
   job=$(curl "${admin[@]}" -X POST "https://localhost:$INSTANCE_API/admin/par/refresh" | python3 -c 'import json,sys; print(json.load(sys.stdin)["jobId"])')
