@@ -1,0 +1,238 @@
+//! PAR lookups end to end: consent gating, immediate asking, deletions, re-asks, conflicts.
+
+use super::*;
+
+#[actix_web::test]
+async fn a_consenting_citizens_card_gets_its_par_and_a_card_update_is_published() {
+    let app = spawn_app().await;
+    wait_for_topology(&app).await;
+    let share = app.settings.circuits.simulator.no_par_share;
+    let (visa, mastercard, amex) = (
+        pan("4", 16, true, share),
+        pan("5", 16, true, share),
+        pan("37", 15, true, share),
+    );
+    let tc = tax_code();
+    consent(&app, &tc, "Allow").await;
+    enrol(
+        &app,
+        &tc,
+        &[
+            (visa.clone(), "VISA"),
+            (mastercard.clone(), "MASTERCARD"),
+            (amex.clone(), "AMEX"),
+        ],
+    )
+    .await;
+
+    // New cards of a consenting citizen are asked at once, without an admin call.
+    let asked = eventually(Duration::from_secs(20), || async {
+        par_of_card(&app, &amex).await.map(|_| ())
+    })
+    .await;
+    assert!(asked.is_some(), "the card gets its PAR by itself");
+    // An admin cycle finds nothing left to ask.
+    let end = refresh_pars(&app, "").await;
+    assert_eq!(end["state"], "SUCCEEDED", "{end}");
+    assert_eq!(
+        par_of_card(&app, &visa).await,
+        Some(data::par_of(Circuit::Visa, &visa).unwrap())
+    );
+    assert_eq!(
+        par_of_card(&app, &mastercard).await,
+        Some(data::par_of(Circuit::Mastercard, &mastercard).unwrap())
+    );
+    assert_eq!(
+        par_of_card(&app, &amex).await,
+        Some(data::par_of(Circuit::Amex, &amex).unwrap())
+    );
+
+    // The update is published with the PAR.
+    let (_c, ch) = channel().await;
+    let par = data::par_of(Circuit::Visa, &visa).unwrap();
+    let found = eventually(Duration::from_secs(20), || async {
+        let m = crate::broker::next(
+            &ch,
+            &app.settings.rabbitmq.card_updates_queue,
+            Duration::from_millis(500),
+        )
+        .await?;
+        let u: Value = serde_json::from_slice(&m.delivery.data).ok()?;
+        u["cards"]
+            .as_array()?
+            .iter()
+            .any(|c| {
+                c["hpan"] == sha(&visa).as_str()
+                    && c["par"] == par.as_str()
+                    && c["action"] == "INSERT_UPDATE"
+            })
+            .then_some(())
+    })
+    .await;
+    assert!(found.is_some(), "a card update with the PAR");
+
+    let s = status(&app).await;
+    assert!(s["circuits"]["VISA"]["lookupsToday"].as_i64().unwrap() >= 1);
+    assert_eq!(s["circuits"]["VISA"]["backlog"], 0);
+}
+
+#[actix_web::test]
+async fn a_newly_consenting_citizens_cards_are_asked_at_once_and_denied_ones_never() {
+    let app = spawn_app().await;
+    wait_for_topology(&app).await;
+    let share = app.settings.circuits.simulator.no_par_share;
+    let (allowing, denying) = (tax_code(), tax_code());
+    let (card, other) = (pan("4", 16, true, share), pan("4", 16, true, share));
+    consent(&app, &denying, "Deny").await;
+    enrol(&app, &denying, &[(other.clone(), "VISA")]).await;
+    enrol(&app, &allowing, &[(card.clone(), "VISA")]).await;
+    assert_eq!(refresh_pars(&app, "").await["state"], "SUCCEEDED");
+    assert_eq!(
+        par_of_card(&app, &card).await,
+        None,
+        "no consent yet: not asked"
+    );
+
+    // The consent alone starts a cycle: no admin call.
+    consent(&app, &allowing, "Allow").await;
+    let par = eventually(Duration::from_secs(20), || par_of_card(&app, &card)).await;
+    assert_eq!(par, Some(data::par_of(Circuit::Visa, &card).unwrap()));
+    let (_, stats) = sim(&app, Method::GET, "/sim/stats", None).await;
+    assert_eq!(
+        stats["circuits"]["VISA"]["units"], 1,
+        "the denying citizen's card is never asked: {stats}"
+    );
+}
+
+#[actix_web::test]
+async fn deleted_cards_are_never_asked_and_no_par_yet_is_asked_again_later() {
+    let app = spawn_app().await;
+    wait_for_topology(&app).await;
+    let share = app.settings.circuits.simulator.no_par_share;
+    let tc = tax_code();
+    let (deleted, waiting) = (pan("4", 16, true, share), pan("4", 16, false, share));
+    // Enrolled before the consent (not owed yet), one deleted, then the consent queues the rest.
+    enrol(
+        &app,
+        &tc,
+        &[(deleted.clone(), "VISA"), (waiting.clone(), "VISA")],
+    )
+    .await;
+    let r = app
+        .call(
+            "issuer",
+            Method::DELETE,
+            "/cards",
+            &[("Tax-Code", &tc), ("hpan", &sha(&deleted))],
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.text);
+    consent(&app, &tc, "Allow").await;
+
+    assert_eq!(refresh_pars(&app, "").await["state"], "SUCCEEDED");
+    let (_, stats) = sim(&app, Method::GET, "/sim/stats", None).await;
+    assert_eq!(
+        stats["circuits"]["VISA"]["units"], 1,
+        "only the live card: {stats}"
+    );
+    assert_eq!(par_of_card(&app, &waiting).await, None);
+    let conn = app.pool.get().await.unwrap();
+    let row = conn
+        .query_one(
+            "SELECT reasks, last_outcome, next_at > now() + interval '1 hour' FROM par_lookup",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, i32>(0), 1);
+    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some("not-yet"));
+    assert!(row.get::<_, bool>(2), "asked again after reask_after");
+
+    // A token appears; once the lookup is due again, the PAR comes.
+    let (code, _) = sim(
+        &app,
+        Method::POST,
+        "/sim/tokens",
+        Some(json!({"pan": waiting, "count": 1})),
+    )
+    .await;
+    assert_eq!(code, 200);
+    conn.execute("UPDATE par_lookup SET next_at = now()", &[])
+        .await
+        .unwrap();
+    assert_eq!(refresh_pars(&app, "").await["state"], "SUCCEEDED");
+    assert_eq!(
+        par_of_card(&app, &waiting).await,
+        Some(data::par_of(Circuit::Visa, &waiting).unwrap())
+    );
+}
+
+#[actix_web::test]
+async fn a_circuit_par_that_differs_from_the_stored_one_is_a_conflict_never_an_overwrite() {
+    let app = spawn_app().await;
+    wait_for_topology(&app).await;
+    let share = app.settings.circuits.simulator.no_par_share;
+    let tc = tax_code();
+    let card = pan("4", 16, true, share);
+    // The circuit answers slowly; meanwhile the issuer sends the card with another PAR.
+    sim(
+        &app,
+        Method::POST,
+        "/sim/faults",
+        Some(json!({"circuit": "VISA", "latencyMs": 2000})),
+    )
+    .await;
+    consent(&app, &tc, "Allow").await;
+    enrol(&app, &tc, &[(card.clone(), "VISA")]).await;
+    let asked = eventually(Duration::from_secs(20), || async {
+        let (_, stats) = sim(&app, Method::GET, "/sim/stats", None).await;
+        (stats["circuits"]["VISA"]["units"].as_u64() >= Some(1)).then_some(())
+    })
+    .await;
+    assert!(asked.is_some(), "the lookup is in flight");
+    let issuer_par = "V0019999999999999999999999999";
+    let (_c, ch) = channel().await;
+    let event = json!({"taxCode": tc, "pan": card, "circuit": "VISA", "par": issuer_par,
+        "timestamp": "2026-11-23 10:16:00:0000", "tokens": []});
+    publish(
+        &ch,
+        &app.settings.rabbitmq.card_events_queue,
+        &encrypt(&app, &serde_json::to_vec(&event).unwrap()),
+        "issuer-par",
+    )
+    .await;
+    let stored = eventually(Duration::from_secs(20), || async {
+        (par_of_card(&app, &card).await.as_deref() == Some(issuer_par)).then_some(())
+    })
+    .await;
+    assert!(stored.is_some(), "the issuer's PAR is stored");
+
+    wait_idle(&app).await;
+    assert_eq!(
+        par_of_card(&app, &card).await.as_deref(),
+        Some(issuer_par),
+        "never overwritten"
+    );
+    let mut metrics = awc::Client::default()
+        .get(app.ops_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let metrics =
+        String::from_utf8_lossy(&metrics.body().limit(8 << 20).await.unwrap()).into_owned();
+    assert!(
+        metrics.contains(r#"tkm_par_conflicts_total{source="circuit"} 1"#),
+        "counted as a conflict"
+    );
+    let owed: i64 = app
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one("SELECT count(*) FROM par_lookup", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(owed, 0, "answered: not asked again");
+}
