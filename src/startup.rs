@@ -31,6 +31,9 @@ use crate::crypto::pgp::PgpKey;
 use crate::db;
 use crate::metrics::Metrics;
 
+/// Finished jobs are kept this long for `/admin/jobs`.
+const JOB_RETENTION_DAYS: i32 = 30;
+
 /// A built, bound application.
 pub struct Application {
     api_port: u16,
@@ -73,15 +76,8 @@ impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         db::run_migrations(&settings.database).await?;
         let pool = db::build_pool(&settings.database)?;
-        let interrupted = db::jobs::fail_interrupted(&pool)
-            .await
-            .context("cannot reach PostgreSQL to close interrupted jobs")?;
-        if interrupted > 0 {
-            tracing::warn!(
-                jobs = interrupted,
-                "jobs cut off by the last stop marked FAILED (interrupted)"
-            );
-        }
+        // Beats for this process's jobs; ends those of processes that stopped (restarts, crashes).
+        actix_web::rt::spawn(db::jobs::keeper(pool.clone(), JOB_RETENTION_DAYS));
         let pg = db::pg_config(&settings.database)?;
         let metrics = Metrics::new().context("cannot register metrics")?;
         let hasher = settings.hasher()?;

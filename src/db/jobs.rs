@@ -46,8 +46,20 @@ fn job(row: &Row) -> Job {
     }
 }
 
+/// A job whose owner has not beaten for this long is taken as cut off.
+pub const STALE_AFTER_SECS: f64 = 30.0;
+/// How often a process beats for its running jobs.
+pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// This process's identity as a job owner.
+pub fn instance() -> Uuid {
+    static ID: std::sync::OnceLock<Uuid> = std::sync::OnceLock::new();
+    *ID.get_or_init(Uuid::new_v4)
+}
+
 /// Starts a running job of `kind` over `scope`, or returns the unfinished one of the same kind
-/// and scope. `Ok((id, true))` when this call created it.
+/// and scope (one whose owner stopped beating is ended `interrupted` first). `Ok((id, true))` when
+/// this call created it.
 pub async fn start(
     pool: &Pool,
     kind: &str,
@@ -58,9 +70,9 @@ pub async fn start(
     let id = Uuid::new_v4();
     let inserted = conn
         .execute(
-            "INSERT INTO job (id, kind, scope, state, started_at, created_by, updated_by) \
-             VALUES ($1, $2, $3, 'RUNNING', now(), $4, $4) ON CONFLICT DO NOTHING",
-            &[&id, &kind, &scope, &by],
+            "INSERT INTO job (id, kind, scope, state, started_at, owner, created_by, updated_by) \
+             VALUES ($1, $2, $3, 'RUNNING', now(), $5, $4, $4) ON CONFLICT DO NOTHING",
+            &[&id, &kind, &scope, &by, &instance()],
         )
         .await?;
     if inserted == 1 {
@@ -68,11 +80,16 @@ pub async fn start(
     }
     let row = conn
         .query_opt(
-            "SELECT id FROM job WHERE kind = $1 AND scope = $2 AND state IN ('QUEUED', 'RUNNING')",
-            &[&kind, &scope],
+            "SELECT id, heartbeat_at < now() - make_interval(secs => $3) FROM job \
+             WHERE kind = $1 AND scope = $2 AND state IN ('QUEUED', 'RUNNING')",
+            &[&kind, &scope, &STALE_AFTER_SECS],
         )
         .await?;
     match row {
+        Some(r) if r.get::<_, bool>(1) => {
+            fail_interrupted(pool).await?;
+            Box::pin(start(pool, kind, scope, by)).await
+        }
         Some(r) => Ok((r.get(0), false)),
         // It finished between the two statements: start a new one.
         None => Box::pin(start(pool, kind, scope, by)).await,
@@ -106,16 +123,77 @@ pub async fn finish(pool: &Pool, id: Uuid, outcome: Result<(), &str>) -> Result<
     Ok(())
 }
 
-/// Ends as `FAILED` (`interrupted`) the jobs a previous run of the process left unfinished.
+/// Ends as `FAILED` (`interrupted`) the unfinished jobs whose owner stopped beating.
 pub async fn fail_interrupted(pool: &Pool) -> Result<u64, DbError> {
     let conn = pool.get().await?;
     Ok(conn
         .execute(
             "UPDATE job SET state = 'FAILED', error = 'interrupted', finished_at = now(), \
-             updated_at = now(), updated_by = 'startup' WHERE state IN ('QUEUED', 'RUNNING')",
-            &[],
+             updated_at = now(), updated_by = 'job-keeper' WHERE state IN ('QUEUED', 'RUNNING') \
+             AND heartbeat_at < now() - make_interval(secs => $1)",
+            &[&STALE_AFTER_SECS],
         )
         .await?)
+}
+
+/// Beats for this process's unfinished jobs.
+pub async fn heartbeat(pool: &Pool) -> Result<u64, DbError> {
+    let conn = pool.get().await?;
+    Ok(conn
+        .execute(
+            "UPDATE job SET heartbeat_at = now() WHERE owner = $1 AND state IN ('QUEUED', 'RUNNING')",
+            &[&instance()],
+        )
+        .await?)
+}
+
+/// Forgets a job (a scheduled cycle that found nothing to do).
+pub async fn discard(pool: &Pool, id: Uuid) -> Result<(), DbError> {
+    let conn = pool.get().await?;
+    conn.execute("DELETE FROM job WHERE id = $1", &[&id])
+        .await?;
+    Ok(())
+}
+
+/// Deletes finished jobs older than `days`.
+pub async fn prune(pool: &Pool, days: i32) -> Result<u64, DbError> {
+    let conn = pool.get().await?;
+    Ok(conn
+        .execute(
+            "DELETE FROM job WHERE state IN ('SUCCEEDED', 'FAILED') \
+             AND finished_at < now() - make_interval(days => $1)",
+            &[&days],
+        )
+        .await?)
+}
+
+/// Runs for the life of the process: beats for its jobs, ends the jobs of processes that
+/// stopped beating, and prunes old finished jobs.
+pub async fn keeper(pool: Pool, retention_days: i32) {
+    let mut tick = tokio::time::interval(HEARTBEAT);
+    let mut n: u64 = 0;
+    loop {
+        tick.tick().await;
+        if let Err(e) = heartbeat(&pool).await {
+            tracing::warn!(error = %e, "cannot beat for running jobs");
+        }
+        if n.is_multiple_of(6) {
+            match fail_interrupted(&pool).await {
+                Ok(0) => {}
+                Ok(k) => tracing::warn!(
+                    jobs = k,
+                    "jobs whose process stopped ended FAILED (interrupted)"
+                ),
+                Err(e) => tracing::warn!(error = %e, "cannot end interrupted jobs"),
+            }
+        }
+        if n.is_multiple_of(720) {
+            if let Err(e) = prune(&pool, retention_days).await {
+                tracing::warn!(error = %e, "cannot prune old jobs");
+            }
+        }
+        n = n.wrapping_add(1);
+    }
 }
 
 /// One job.

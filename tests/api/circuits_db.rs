@@ -6,7 +6,7 @@ use std::time::Duration;
 use tkm::db::{bin_ranges, jobs, par_lookups};
 use tkm::domain::{BinRange, Circuit};
 
-use crate::helpers::{hpan, spawn_app, tax_code, TestApp};
+use crate::helpers::{hpan, spawn_app, spawn_app_with, tax_code, test_settings, TestApp};
 
 async fn exec(app: &TestApp, sql: &str) {
     app.pool
@@ -66,7 +66,16 @@ async fn enqueue_all(app: &TestApp) -> u64 {
 
 #[actix_web::test]
 async fn lookups_are_owed_only_for_live_consenting_cards_and_leased_once() {
-    let app = spawn_app().await;
+    // No circuit enabled: the application's own resolver leases nothing behind the test's back.
+    let mut settings = test_settings().await;
+    for c in [
+        &mut settings.circuits.visa,
+        &mut settings.circuits.mastercard,
+        &mut settings.circuits.amex,
+    ] {
+        c.enabled = false;
+    }
+    let app = spawn_app_with(settings).await;
     let (allows, denies) = (tax_code(), tax_code());
     citizen(&app, &allows, "Allow").await;
     citizen(&app, &denies, "Deny").await;
@@ -75,7 +84,19 @@ async fn lookups_are_owed_only_for_live_consenting_cards_and_leased_once() {
     card(&app, 'c', &allows, false).await;
     let also_owed = card(&app, 'd', &allows, true).await;
 
-    assert_eq!(enqueue_all(&app).await, 2, "only live consenting cards");
+    enqueue_all(&app).await;
+    let queued: Vec<i64> = app
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query("SELECT subject_id FROM par_lookup ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(queued, [owed, also_owed], "only live consenting cards");
     assert_eq!(enqueue_all(&app).await, 0, "queueing again adds nothing");
 
     // The card deleted after queueing: the lease re-checks and drops the lookup.
@@ -213,11 +234,32 @@ async fn a_running_job_is_joined_and_interrupted_ones_end_failed() {
     assert!(job.finished_at.is_some());
     let (next, created) = jobs::start(p, "bin-refresh", "VISA", "t").await.unwrap();
     assert!(created && next != id);
+    // Jobs of a live process are never taken as interrupted, by whichever replica looks.
+    assert_eq!(jobs::fail_interrupted(p).await.unwrap(), 0);
+    // Its process stops beating (a crash): the jobs end FAILED, and the next start replaces them.
+    exec(
+        &app,
+        "UPDATE job SET heartbeat_at = now() - interval '1 minute', owner = NULL WHERE kind = 'bin-refresh'",
+    )
+    .await;
     assert_eq!(jobs::fail_interrupted(p).await.unwrap(), 2);
     let cut = jobs::get(p, other).await.unwrap().unwrap();
     assert_eq!(
         (cut.state.as_str(), cut.error.as_deref()),
         ("FAILED", Some("interrupted"))
     );
-    assert_eq!(jobs::recent(p, 10).await.unwrap().len(), 3);
+    let recent = jobs::recent(p, 10).await.unwrap();
+    assert_eq!(recent.iter().filter(|j| j.kind == "bin-refresh").count(), 3);
+    let (stale, _) = jobs::start(p, "par-refresh", "ALL-T", "t").await.unwrap();
+    exec(
+        &app,
+        "UPDATE job SET heartbeat_at = now() - interval '1 minute', owner = NULL WHERE scope = 'ALL-T'",
+    )
+    .await;
+    let (fresh, created) = jobs::start(p, "par-refresh", "ALL-T", "t").await.unwrap();
+    assert!(
+        created && fresh != stale,
+        "a stale running job does not block a new one"
+    );
+    assert_eq!(jobs::get(p, stale).await.unwrap().unwrap().state, "FAILED");
 }

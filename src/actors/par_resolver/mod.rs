@@ -92,6 +92,8 @@ impl ParResolver {
         }
         let pool = self.pool.clone();
         let scope = circuit.map_or("ALL", Circuit::as_str).to_string();
+        // Scheduled and wake-up cycles that find nothing to ask leave no job behind.
+        let routine = by == "schedule" || by == "wake-up";
         let fut = async move { jobs::start(&pool, JOB_KIND, &scope, &by).await };
         Box::pin(fut.into_actor(self).map(move |started, act, ctx| {
             let (id, created) = started.map_err(|e| e.to_string())?;
@@ -100,7 +102,7 @@ impl ParResolver {
                 if scan {
                     act.last_scan = Some(std::time::Instant::now());
                 }
-                act.spawn_cycle(ctx, id, circuit, limit, scan);
+                act.spawn_cycle(ctx, id, circuit, limit, scan, routine);
             }
             Ok(id)
         }))
@@ -113,6 +115,7 @@ impl ParResolver {
         circuit: Option<Circuit>,
         limit: Option<u64>,
         scan: bool,
+        routine: bool,
     ) {
         let lanes: Vec<_> = self
             .lanes
@@ -125,6 +128,12 @@ impl ParResolver {
             let outcome = cycle(&pool, &settings, &lanes, id, limit, scan).await;
             if let Err(e) = &outcome {
                 tracing::warn!(job = %id, error = %e, "PAR cycle failed");
+            }
+            if routine && outcome == Ok(0) {
+                if let Err(e) = jobs::discard(&pool, id).await {
+                    tracing::warn!(job = %id, error = %e, "cannot discard an empty PAR cycle");
+                }
+                return;
             }
             let result = outcome.as_ref().map(|_| ()).map_err(String::as_str);
             if let Err(e) = jobs::finish(&pool, id, result).await {
@@ -152,7 +161,7 @@ async fn cycle(
     job: Uuid,
     limit: Option<u64>,
     scan: bool,
-) -> Result<(), String> {
+) -> Result<i64, String> {
     let (mut after_card, mut after_token) = if scan {
         (Some(0), Some(0))
     } else {
@@ -205,7 +214,7 @@ async fn cycle(
     let _ = jobs::progress(pool, job, done, Some(total.max(done))).await;
     let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
     if errors.is_empty() {
-        Ok(())
+        Ok(total.max(done))
     } else {
         Err(errors.join("; "))
     }
