@@ -163,6 +163,7 @@ pub async fn refresh_bin_ranges(
         // The job outlives the request; a restart marks it FAILED (interrupted).
         actix_web::rt::spawn(async move {
             let total = targets.len() as i64;
+            // Progress is informative: a failed update must not fail the job.
             let _ = jobs::progress(&pool, id, 0, Some(total)).await;
             let mut errors = Vec::new();
             for (done, (circuit, poller)) in targets.into_iter().enumerate() {

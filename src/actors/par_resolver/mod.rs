@@ -181,6 +181,7 @@ async fn cycle(
             .map_err(|e| e.to_string())?;
         total += limit.map_or(owed, |l| owed.min(l as i64));
     }
+    // Progress is informative: a failed update must not fail the cycle.
     let _ = jobs::progress(pool, job, 0, Some(total)).await;
     let progress = Arc::new(AtomicU64::new(0));
     let rounds = futures_util::future::join_all(lanes.iter().map(|(circuit, lane)| {

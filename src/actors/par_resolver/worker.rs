@@ -90,7 +90,9 @@ pub fn backoff(base: Duration, attempt: u32) -> Duration {
     full.mul_f64(share)
 }
 
-/// Asks the circuit about one call's worth of leases.
+/// Asks the circuit about one call's worth of leases. Answers go to the round's settler, which
+/// outlives every sender (the round drops its sender only after all asks ended), so a send
+/// cannot fail; were it to, the lease would simply expire and the lookup be asked again.
 async fn ask(
     deps: &Deps,
     client: &dyn CircuitClient,
