@@ -101,10 +101,26 @@ fn base_uri_and_query(url: &str) -> Result<(String, Vec<(String, String)>), Prot
 
 /// The signature base string of a request.
 pub fn base_string(method: &str, url: &str, oauth: &OAuthParams) -> Result<String, ProtocolError> {
-    let (base_uri, mut params) = base_uri_and_query(url)?;
-    params.extend(oauth.pairs());
-    let mut encoded: Vec<(String, String)> =
-        params.iter().map(|(k, v)| (encode(k), encode(v))).collect();
+    base_string_as(method, url, oauth, true)
+}
+
+/// The base string; `encode_oauth_values = false` gives the form Mastercard's own signer
+/// libraries build (their `oauth_*` values go in unencoded, as they send them in the header).
+fn base_string_as(
+    method: &str,
+    url: &str,
+    oauth: &OAuthParams,
+    encode_oauth_values: bool,
+) -> Result<String, ProtocolError> {
+    let (base_uri, params) = base_uri_and_query(url)?;
+    let mut encoded: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (encode(k), encode(v)))
+        .chain(oauth.pairs().into_iter().map(|(k, v)| {
+            let v = if encode_oauth_values { encode(&v) } else { v };
+            (k, v)
+        }))
+        .collect();
     encoded.sort();
     let normalized = encoded
         .iter()
@@ -211,21 +227,45 @@ pub fn verify(
     body: &[u8],
     key: &PKey<Public>,
 ) -> Result<(), ProtocolError> {
+    verify_forms(request, method, url, body, key, &[true])
+}
+
+/// As [`verify`], also accepting the base string of Mastercard's own signer libraries, as the
+/// real gateway does (the simulator serves systems that sign with those libraries).
+pub fn verify_as_gateway(
+    request: &SignedRequest,
+    method: &str,
+    url: &str,
+    body: &[u8],
+    key: &PKey<Public>,
+) -> Result<(), ProtocolError> {
+    verify_forms(request, method, url, body, key, &[true, false])
+}
+
+fn verify_forms(
+    request: &SignedRequest,
+    method: &str,
+    url: &str,
+    body: &[u8],
+    key: &PKey<Public>,
+    forms: &[bool],
+) -> Result<(), ProtocolError> {
     if request.params.body_hash != body_hash(body)? {
         return Err(ProtocolError::Invalid("oauth_body_hash"));
     }
     let signature = STANDARD
         .decode(&request.signature)
         .map_err(|_| ProtocolError::Malformed("oauth_signature"))?;
-    let base = base_string(method, url, &request.params)?;
     let fail = |_| ProtocolError::Crypto("OAuth verify");
-    let mut verifier = Verifier::new(MessageDigest::sha256(), key).map_err(fail)?;
-    verifier.update(base.as_bytes()).map_err(fail)?;
-    if verifier.verify(&signature).unwrap_or(false) {
-        Ok(())
-    } else {
-        Err(ProtocolError::Invalid("oauth_signature"))
+    for encode_values in forms {
+        let base = base_string_as(method, url, &request.params, *encode_values)?;
+        let mut verifier = Verifier::new(MessageDigest::sha256(), key).map_err(fail)?;
+        verifier.update(base.as_bytes()).map_err(fail)?;
+        if verifier.verify(&signature).unwrap_or(false) {
+            return Ok(());
+        }
     }
+    Err(ProtocolError::Invalid("oauth_signature"))
 }
 
 #[cfg(test)]
@@ -253,6 +293,33 @@ mod tests {
              oauth_consumer_key%3Dck%26oauth_nonce%3Dn0nce%26oauth_signature_method%3DRSA-SHA256%26\
              oauth_timestamp%3D1111111111%26oauth_version%3D1.0%26z%3D1"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn the_gateway_also_accepts_mastercard_library_signatures() -> Result<(), ProtocolError> {
+        let key = generate_rsa(2048)?;
+        let public = public_of(&key)?;
+        let url = "https://api.example.com/par?x=1";
+        let oauth = OAuthParams {
+            consumer_key: "ck".into(),
+            nonce: "n".into(),
+            timestamp: 7,
+            body_hash: body_hash(b"{}")?,
+        };
+        // The libraries' form: oauth values unencoded inside the parameter string.
+        let library = base_string_as("POST", url, &oauth, false)?;
+        assert!(library
+            .contains("oauth_body_hash%3DRBNvo1WzZ4oRRq0W9%2BhknpT7T8If536DEMBg9hyq%2F4o%3D"));
+        let request = SignedRequest {
+            params: oauth,
+            signature: sign(&library, &key)?,
+        };
+        assert_eq!(
+            verify(&request, "POST", url, b"{}", &public),
+            Err(ProtocolError::Invalid("oauth_signature"))
+        );
+        verify_as_gateway(&request, "POST", url, b"{}", &public)?;
         Ok(())
     }
 

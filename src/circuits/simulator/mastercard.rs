@@ -67,7 +67,7 @@ fn check_oauth(req: &HttpRequest, body: &[u8], sim: &Sim) -> Result<(), Refusal>
     }
     let host = request::host(req).ok_or(BAD_REQUEST)?;
     let url = format!("https://{host}{}", request::path_and_query(req));
-    oauth1::verify(
+    oauth1::verify_as_gateway(
         &signed,
         req.method().as_str(),
         &url,
