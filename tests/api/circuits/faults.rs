@@ -18,11 +18,20 @@ async fn the_limiter_keeps_every_circuit_under_its_contract_rate() {
     let (_, stats) = sim(&app, Method::GET, "/sim/stats", None).await;
     for circuit in ["VISA", "MASTERCARD"] {
         assert_eq!(stats["circuits"][circuit]["units"], 15, "{stats}");
+        // The simulator counts a call when it handles it: one call of jitter between tkm's
+        // admission and that count is tolerated, a limiter twice as fast is not.
         let max = max_per_second(&stats, circuit);
         assert!(
-            max <= 5 + 1,
+            max <= 5 + 1 + 1,
             "{circuit}: {max} calls in one second (rate 5, burst 1)"
         );
+        // 15 calls at 5/s with a burst of 1 take at least 2.8 s: they span at least 3 seconds.
+        let seconds: Vec<u64> = stats["circuits"][circuit]["perSecond"]
+            .as_object()
+            .map(|m| m.keys().filter_map(|k| k.parse().ok()).collect())
+            .unwrap_or_default();
+        let span = seconds.iter().max().unwrap_or(&0) - seconds.iter().min().unwrap_or(&0);
+        assert!(span >= 2, "{circuit}: 15 calls within {} s", span + 1);
     }
     for (pan, _) in &cards {
         assert!(par_of_card(&app, pan).await.is_some());
