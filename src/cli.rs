@@ -198,36 +198,10 @@ fn simulate_circuits(
         let sim = crate::circuits::simulator::Simulator::start(&sim_settings, keys).await?;
         println!("circuit simulator listening on {}", sim.base_url());
         println!("keys and credentials in {}", keys_dir.display());
-        termination().await;
+        crate::startup::termination().await;
         sim.stop().await;
         Ok(())
     })
-}
-
-/// Resolves on SIGTERM or SIGINT (Ctrl-C).
-async fn termination() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) {
-            (Ok(mut term), Ok(mut int)) => {
-                tokio::select! {
-                    _ = term.recv() => {}
-                    _ = int.recv() => {}
-                }
-            }
-            _ => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 fn serve(config: Option<&Path>) -> anyhow::Result<()> {

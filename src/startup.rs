@@ -15,6 +15,7 @@ use deadpool_postgres::Pool;
 
 use crate::actors::card_registry::rules::Limits;
 use crate::actors::card_registry::CardRegistry;
+use crate::actors::circuit_poller::CircuitPoller;
 use crate::actors::consent_registry::{ConsentRegistry, RegistryLimits};
 use crate::actors::par_resolver::ParResolver;
 use crate::api;
@@ -178,7 +179,7 @@ impl Application {
         };
         let mut status_actors = readiness.actors.clone();
         for (circuit, poller) in &circuits.pollers {
-            status_actors.push((poller_name(*circuit), poller.clone().recipient()));
+            status_actors.push((CircuitPoller::name(*circuit), poller.clone().recipient()));
         }
         let admin = AdminDeps {
             pool: pool.clone(),
@@ -308,16 +309,8 @@ impl Application {
     }
 }
 
-fn poller_name(circuit: crate::domain::Circuit) -> &'static str {
-    match circuit {
-        crate::domain::Circuit::Visa => "circuit-poller:VISA",
-        crate::domain::Circuit::Mastercard => "circuit-poller:MASTERCARD",
-        crate::domain::Circuit::Amex => "circuit-poller:AMEX",
-    }
-}
-
-/// Resolves on SIGTERM or SIGINT.
-async fn termination() {
+/// Resolves on SIGTERM or SIGINT (Ctrl-C where those signals cannot be installed).
+pub async fn termination() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{signal, SignalKind};
@@ -331,7 +324,9 @@ async fn termination() {
                     _ = int.recv() => {}
                 }
             }
-            _ => std::future::pending::<()>().await,
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
         }
     }
     #[cfg(not(unix))]

@@ -7,8 +7,8 @@ use serde::Deserialize;
 use super::http::{json, nonce, now_ms, CallKind, Transport};
 use super::protocol::amex_mac::{self, MacInput};
 use super::spec::{ClientSpec, Credentials};
-use super::{Account, CallError, CircuitClient, ParOutcome, RawBinRange};
-use crate::domain::{Circuit, Par};
+use super::{outcome_of, Account, CallError, CircuitClient, ParOutcome, RawBinRange};
+use crate::domain::Circuit;
 
 const PATH: &str = "/payments/digital/v2/product_account_reference";
 
@@ -104,12 +104,9 @@ impl AmexClient {
                     .iter()
                     .find(|e| e.input == account.expose())
                     .ok_or_else(|| CallError::Malformed("AMEX answer misses an input".into()))?;
-                match (&entry.par, entry.success) {
-                    (Some(par), true) if !par.is_empty() => Par::parse_from_circuit(par)
-                        .map(ParOutcome::Found)
-                        .map_err(|_| CallError::Malformed("AMEX par".into())),
-                    _ => Ok(ParOutcome::NotYet),
-                }
+                // `"success": false` (no `par`) is Amex's "no PAR yet".
+                let par = entry.par.as_deref().filter(|_| entry.success);
+                outcome_of(par, "AMEX par")
             })
             .collect()
     }

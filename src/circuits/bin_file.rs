@@ -12,6 +12,22 @@ use super::{CallError, RawBinRange};
 /// Largest BIN file accepted.
 const MAX_FILE: usize = 64 * 1024 * 1024;
 
+/// The circuit's ranges from its configured source: `api` (the client's own call) or the file.
+pub async fn from_source<F, Fut>(
+    spec: &ClientSpec,
+    http: &Transport,
+    api: F,
+) -> Result<Vec<RawBinRange>, CallError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Vec<RawBinRange>, CallError>>,
+{
+    match spec.bin_source {
+        crate::config::BinSource::Api => api().await,
+        crate::config::BinSource::File => fetch(spec, http).await,
+    }
+}
+
 /// Fetches, verifies and splits the file; a line without two fields fails the whole fetch.
 pub async fn fetch(spec: &ClientSpec, http: &Transport) -> Result<Vec<RawBinRange>, CallError> {
     let source = spec

@@ -8,9 +8,10 @@ use serde_json::{json, Value};
 use super::http::{json, nonce, CallKind, Transport};
 use super::protocol::{fle, oauth1};
 use super::spec::{ClientSpec, Credentials};
-use super::{Account, CallError, CircuitClient, ParOutcome, RawBinRange};
-use crate::config::BinSource;
-use crate::domain::{Circuit, Par};
+use super::{
+    one_at_a_time, outcome_of, Account, CallError, CircuitClient, ParOutcome, RawBinRange,
+};
+use crate::domain::Circuit;
 
 const BIN_PAGE: usize = 500;
 const MAX_BIN_PAGES: usize = 1000;
@@ -146,16 +147,13 @@ impl MastercardClient {
         let plain = fle::decrypt_field(&answer.encrypted_payload, own_private, own_fingerprint)
             .map_err(|e| CallError::Malformed(format!("MASTERCARD answer encryption: {e}")))?;
         let decrypted: Decrypted = json(&plain, "MASTERCARD decrypted answer")?;
-        match decrypted
-            .encrypted_data
-            .payment_account_reference
-            .filter(|p| !p.is_empty())
-        {
-            None => Ok(ParOutcome::NotYet),
-            Some(par) => Par::parse_from_circuit(&par)
-                .map(ParOutcome::Found)
-                .map_err(|_| CallError::Malformed("MASTERCARD paymentAccountReference".into())),
-        }
+        outcome_of(
+            decrypted
+                .encrypted_data
+                .payment_account_reference
+                .as_deref(),
+            "MASTERCARD paymentAccountReference",
+        )
     }
 
     async fn bins(&self) -> Result<Vec<RawBinRange>, CallError> {
@@ -215,21 +213,12 @@ impl CircuitClient for MastercardClient {
         &'a self,
         accounts: &'a [Account],
     ) -> LocalBoxFuture<'a, Result<Vec<ParOutcome>, CallError>> {
-        Box::pin(async move {
-            let mut out = Vec::with_capacity(accounts.len());
-            for account in accounts {
-                out.push(self.lookup_one(account).await?);
-            }
-            Ok(out)
-        })
+        Box::pin(one_at_a_time(accounts, |a| self.lookup_one(a)))
     }
 
     fn fetch_bin_ranges(&self) -> LocalBoxFuture<'_, Result<Vec<RawBinRange>, CallError>> {
-        Box::pin(async move {
-            match self.spec.bin_source {
-                BinSource::Api => self.bins().await,
-                BinSource::File => super::bin_file::fetch(&self.spec, &self.http).await,
-            }
-        })
+        Box::pin(super::bin_file::from_source(&self.spec, &self.http, || {
+            self.bins()
+        }))
     }
 }

@@ -97,6 +97,32 @@ impl CallError {
     }
 }
 
+/// What a circuit's PAR field means: absent or empty is "no PAR yet"; `field` names it in errors.
+pub(crate) fn outcome_of(par: Option<&str>, field: &str) -> Result<ParOutcome, CallError> {
+    match par.filter(|p| !p.is_empty()) {
+        None => Ok(ParOutcome::NotYet),
+        Some(par) => Par::parse_from_circuit(par)
+            .map(ParOutcome::Found)
+            .map_err(|_| CallError::Malformed(field.to_string())),
+    }
+}
+
+/// Asks `accounts` one call each, in order (circuits without batches).
+pub(crate) async fn one_at_a_time<'a, F, Fut>(
+    accounts: &'a [Account],
+    ask: F,
+) -> Result<Vec<ParOutcome>, CallError>
+where
+    F: Fn(&'a Account) -> Fut,
+    Fut: std::future::Future<Output = Result<ParOutcome, CallError>>,
+{
+    let mut out = Vec::with_capacity(accounts.len());
+    for account in accounts {
+        out.push(ask(account).await?);
+    }
+    Ok(out)
+}
+
 /// One circuit's client: the same code for `live` and `simulator` modes.
 pub trait CircuitClient {
     /// Which circuit this client talks to.

@@ -10,8 +10,10 @@ use serde_json::json;
 use super::http::{json, now_ms, CallKind, Transport};
 use super::protocol::jwe;
 use super::spec::{ClientSpec, Credentials};
-use super::{Account, CallError, CircuitClient, ParOutcome, RawBinRange};
-use crate::domain::{Circuit, Par};
+use super::{
+    one_at_a_time, outcome_of, Account, CallError, CircuitClient, ParOutcome, RawBinRange,
+};
+use crate::domain::Circuit;
 
 /// Rows asked per BIN page (the service's maximum).
 const BIN_PAGE: usize = 500;
@@ -126,12 +128,10 @@ impl VisaClient {
         let (_, plain) = jwe::decrypt(&wrapper.enc_data, own_private)
             .map_err(|e| CallError::Malformed(format!("VISA answer JWE: {e}")))?;
         let answer: ParAnswer = json(&plain, "VISA decrypted answer")?;
-        match answer.payment_account_reference.filter(|p| !p.is_empty()) {
-            None => Ok(ParOutcome::NotYet),
-            Some(par) => Par::parse_from_circuit(&par)
-                .map(ParOutcome::Found)
-                .map_err(|_| CallError::Malformed("VISA paymentAccountReference".into())),
-        }
+        outcome_of(
+            answer.payment_account_reference.as_deref(),
+            "VISA paymentAccountReference",
+        )
     }
 
     async fn bins(&self) -> Result<Vec<RawBinRange>, CallError> {
@@ -201,23 +201,12 @@ impl CircuitClient for VisaClient {
         &'a self,
         accounts: &'a [Account],
     ) -> LocalBoxFuture<'a, Result<Vec<ParOutcome>, CallError>> {
-        Box::pin(async move {
-            let mut out = Vec::with_capacity(accounts.len());
-            for account in accounts {
-                out.push(self.lookup_one(account).await?);
-            }
-            Ok(out)
-        })
+        Box::pin(one_at_a_time(accounts, |a| self.lookup_one(a)))
     }
 
     fn fetch_bin_ranges(&self) -> LocalBoxFuture<'_, Result<Vec<RawBinRange>, CallError>> {
-        Box::pin(async move {
-            match self.spec.bin_source {
-                crate::config::BinSource::Api => self.bins().await,
-                crate::config::BinSource::File => {
-                    super::bin_file::fetch(&self.spec, &self.http).await
-                }
-            }
-        })
+        Box::pin(super::bin_file::from_source(&self.spec, &self.http, || {
+            self.bins()
+        }))
     }
 }

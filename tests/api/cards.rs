@@ -9,16 +9,11 @@ use serde_json::{json, Value};
 use crate::broker::{
     channel, drain, encrypt, gpg_encrypt, header, next, publish, wait_for_topology,
 };
-use crate::helpers::{spawn_app, tax_code, TestApp, CANARY_SALT};
+use crate::helpers::{consent, sha, spawn_app, tax_code};
 
 const PAN: &str = "5255000012340001";
 const TOKEN: &str = "5255990000000017";
 const PAR: &str = "5001a1b2c3d4e5f6a7b8c9d0e1f2a";
-
-fn sha(value: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(format!("{value}{CANARY_SALT}")))
-}
 
 fn enrolment(tc: &str, pan: &str, token: Option<&str>, ts: &str) -> Vec<u8> {
     let tokens = token.map_or(json!([]), |t| json!([{"token": t}]));
@@ -27,19 +22,6 @@ fn enrolment(tc: &str, pan: &str, token: Option<&str>, ts: &str) -> Vec<u8> {
         "timestamp": ts, "tokens": tokens}),
     )
     .unwrap()
-}
-
-async fn consent(app: &TestApp, tc: &str, consent: &str) {
-    let r = app
-        .call(
-            "io",
-            Method::POST,
-            "/consent",
-            &[("Tax-Code", tc), ("Client-Id", "t")],
-            Some(json!({"consent": consent})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
 }
 
 fn body(m: &lapin::message::BasicGetMessage) -> Value {

@@ -387,3 +387,23 @@ pub async fn hold_relay_lock(settings: &Settings) -> tokio_postgres::Client {
         .unwrap();
     client
 }
+
+/// The HPAN (or HTOKEN) of a number under the tests' salt, computed independently of tkm.
+pub fn sha(value: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(format!("{value}{CANARY_SALT}")))
+}
+
+/// Records a citizen's consent through the API (role io).
+pub async fn consent(app: &TestApp, tc: &str, consent: &str) {
+    let r = app
+        .call(
+            "io",
+            awc::http::Method::POST,
+            "/consent",
+            &[("Tax-Code", tc), ("Client-Id", "t")],
+            Some(serde_json::json!({"consent": consent})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text);
+}

@@ -61,8 +61,12 @@ impl CircuitPoller {
     }
 
     /// Its name in status reports and audit columns.
-    pub fn name(circuit: Circuit) -> String {
-        format!("circuit-poller:{circuit}")
+    pub fn name(circuit: Circuit) -> &'static str {
+        match circuit {
+            Circuit::Visa => "circuit-poller:VISA",
+            Circuit::Mastercard => "circuit-poller:MASTERCARD",
+            Circuit::Amex => "circuit-poller:AMEX",
+        }
     }
 
     fn schedule_next(&self, ctx: &mut Context<Self>) {
@@ -130,7 +134,7 @@ impl Handler<RefreshBinRanges> for CircuitPoller {
                     .map_err(|e| format!("fetch failed: {e}"))?;
                 let ranges = rules::validate_set(circuit, &raws)
                     .map_err(|e| format!("set refused: {e}"))?;
-                match bin_ranges::replace(&pool, circuit, &ranges, settings.min_ratio, msg.forced, &by)
+                match bin_ranges::replace(&pool, circuit, &ranges, settings.min_ratio, msg.forced, by)
                     .await
                     .map_err(|e| format!("cannot store: {e}"))?
                 {
@@ -157,7 +161,7 @@ impl Handler<RefreshBinRanges> for CircuitPoller {
                 }
                 Err(e) => {
                     tracing::warn!(circuit = %circuit, error = %e, "BIN range refresh failed; the previous ranges stay");
-                    if let Err(db) = bin_ranges::record_failure(&pool, circuit, e, &by).await {
+                    if let Err(db) = bin_ranges::record_failure(&pool, circuit, e, by).await {
                         tracing::warn!(circuit = %circuit, error = %db, "cannot record the failed refresh");
                     }
                 }

@@ -12,13 +12,8 @@ use tkm::domain::{BinRange, Circuit};
 
 use crate::broker::{channel, encrypt, publish, wait_for_topology};
 use crate::helpers::{
-    client, eventually, spawn_app, spawn_app_with, tax_code, test_settings, TestApp, CANARY_SALT,
+    client, consent, eventually, sha, spawn_app, spawn_app_with, tax_code, test_settings, TestApp,
 };
-
-fn sha(value: &str) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(format!("{value}{CANARY_SALT}")))
-}
 
 /// Calls the app's simulator (`/sim/*`, no client certificate).
 async fn sim(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> (u16, Value) {
@@ -83,19 +78,6 @@ async fn status(app: &TestApp) -> Value {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
     r.json
-}
-
-async fn consent(app: &TestApp, tc: &str, consent: &str) {
-    let r = app
-        .call(
-            "io",
-            Method::POST,
-            "/consent",
-            &[("Tax-Code", tc), ("Client-Id", "t")],
-            Some(json!({"consent": consent})),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text);
 }
 
 /// Publishes card events (PAN, no PAR) for `tc` and waits until the cards are stored.
