@@ -1,16 +1,21 @@
 //! The settings tree: embedded defaults → config file → `TKM__…` environment, validated at start-up.
 
 use std::fs;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use secrecy::SecretString;
 use serde::Deserialize;
 
 mod circuits;
+mod components;
 mod resolver;
+mod server;
+mod stores;
 pub use circuits::{BinSource, CircuitSettings, CircuitsMode, CircuitsSettings, SimulatorSettings};
+pub use components::{CardSettings, ConsentSettings, RabbitSettings, TelemetrySettings};
 pub use resolver::{BinRefreshSettings, ParResolverSettings};
+pub use server::{ClientSettings, Role, ServerSettings};
+pub use stores::{DatabaseSettings, HashingSettings, PgpSettings, VaultKeySettings, VaultSettings};
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -67,247 +72,6 @@ pub struct Settings {
     pub circuits: CircuitsSettings,
     /// Logging.
     pub telemetry: TelemetrySettings,
-}
-
-/// `[server]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServerSettings {
-    /// mTLS API listener.
-    pub bind: SocketAddr,
-    /// Plain-HTTP ops listener (health, metrics, OpenAPI).
-    pub ops_bind: SocketAddr,
-    /// Base of absolute URLs tkm hands out.
-    pub public_url: String,
-    /// HTTP worker threads; 0 = one per core.
-    pub workers: usize,
-    /// Server certificate chain (PEM).
-    pub cert_file: PathBuf,
-    /// Server private key (PEM).
-    pub key_file: PathBuf,
-    /// CA(s) whose client certificates are accepted (PEM).
-    pub client_ca_file: PathBuf,
-    /// Optional CRL (PEM) checked for client certificates.
-    #[serde(default)]
-    pub crl_file: Option<PathBuf>,
-    /// Largest JSON body.
-    pub json_limit_bytes: usize,
-    /// Largest upload.
-    pub upload_limit_bytes: u64,
-    /// Time a handler waits for an actor before answering 503.
-    pub handler_timeout_ms: u64,
-    /// Keep-alive of idle connections.
-    pub keep_alive_secs: u64,
-    /// Grace period for in-flight requests on SIGTERM.
-    pub shutdown_timeout_secs: u64,
-    /// Concurrent connections per worker.
-    pub max_connections: usize,
-}
-
-/// Client roles (`api.md`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    /// The citizen app backend.
-    Io,
-    /// Card issuers.
-    Issuer,
-    /// Acquirers.
-    Acquirer,
-    /// Centro Stella services.
-    Platform,
-    /// Operators.
-    Admin,
-}
-
-impl Role {
-    /// The configuration name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Io => "io",
-            Role::Issuer => "issuer",
-            Role::Acquirer => "acquirer",
-            Role::Platform => "platform",
-            Role::Admin => "admin",
-        }
-    }
-}
-
-/// One `[[clients]]` entry.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ClientSettings {
-    /// Identity used in logs and audit columns.
-    pub name: String,
-    /// What the client may call.
-    pub role: Role,
-    /// SHA-256 fingerprint of the certificate (hex, `:` separators allowed).
-    #[serde(default)]
-    pub fingerprint_sha256: Option<String>,
-    /// Subject DN (RFC 2253), matched together with `issuer`.
-    #[serde(default)]
-    pub subject: Option<String>,
-    /// Issuer DN (RFC 2253), matched together with `subject`.
-    #[serde(default)]
-    pub issuer: Option<String>,
-    /// ABI of an acquirer (required for role `acquirer`).
-    #[serde(default)]
-    pub abi: Option<String>,
-    /// Value the `Ocp-Apim-Subscription-Key` header must carry, when set.
-    #[serde(default)]
-    pub subscription_key: Option<SecretString>,
-}
-
-/// `[database]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DatabaseSettings {
-    /// `postgres://user@host:port/db` (a password here is allowed but `password_file` is better).
-    pub url: SecretString,
-    /// File holding the password (trailing newline ignored).
-    #[serde(default)]
-    pub password_file: Option<PathBuf>,
-    /// Pool size.
-    pub pool_size: usize,
-    /// How long a request waits for a pooled connection before 503.
-    pub wait_timeout_ms: u64,
-    /// Connection establishment timeout.
-    pub connect_timeout_ms: u64,
-}
-
-/// `[vault]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VaultSettings {
-    /// Id of the key new values are sealed under.
-    pub active_key: String,
-    /// Days after which an inactive card's ciphertext is erased.
-    pub inactive_retention_days: u32,
-    /// The ring.
-    pub keys: Vec<VaultKeySettings>,
-}
-
-/// One vault key: base64 of 32 bytes, from a file or an environment variable.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct VaultKeySettings {
-    /// Key id stored beside every ciphertext.
-    pub id: String,
-    /// File holding the base64 key.
-    #[serde(default)]
-    pub key_file: Option<PathBuf>,
-    /// Environment variable holding the base64 key.
-    #[serde(default)]
-    pub key_env: Option<String>,
-}
-
-/// `[hashing]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct HashingSettings {
-    /// File holding the salt (a trailing newline is not part of it).
-    #[serde(default)]
-    pub salt_file: Option<PathBuf>,
-    /// The salt itself (e.g. from `TKM__HASHING__SALT`); wins over `salt_file`.
-    #[serde(default)]
-    pub salt: Option<SecretString>,
-}
-
-/// `[pgp]`: tkm's OpenPGP key pair. The same key serves card events and acquirer files.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PgpSettings {
-    /// tkm's armored secret key.
-    pub private_key_file: PathBuf,
-    /// File holding the key's passphrase (absent: the key is not protected).
-    #[serde(default)]
-    pub passphrase_file: Option<PathBuf>,
-    /// The armored public key others encrypt to.
-    pub public_key_file: PathBuf,
-}
-
-/// `[consent]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsentSettings {
-    /// Citizens kept in the in-memory cache.
-    pub cache_capacity: usize,
-    /// Longest time a cached citizen is used without re-reading it (the bound on staleness if a
-    /// change notification from another replica is ever lost).
-    pub cache_ttl_secs: u64,
-    /// Bound of the registry's mailbox.
-    pub mailbox_capacity: usize,
-}
-
-/// `[cards]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CardSettings {
-    /// Most provisional (token-list, transaction) tokens per PAR.
-    pub max_learnt_tokens_per_par: usize,
-    /// Bound of the registry's mailbox.
-    pub mailbox_capacity: usize,
-}
-
-/// `[rabbitmq]` (names default to `messages.md`).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RabbitSettings {
-    /// `amqp://user:password@host:port/vhost` (or `amqps://`).
-    pub url: SecretString,
-    /// Declare quorum queues (RabbitMQ ≥ 3.8); classic durable queues otherwise.
-    pub quorum_queues: bool,
-    /// Deliveries a consumer holds unacknowledged.
-    pub prefetch: u16,
-    /// Redeliveries before the broker dead-letters a message itself (quorum queues).
-    pub delivery_limit: u32,
-    /// Most card commands applied in one transaction.
-    pub batch_size: usize,
-    /// How long a consumer waits to fill a batch.
-    pub batch_wait_ms: u64,
-    /// Largest card event, compressed or decompressed.
-    pub max_message_bytes: usize,
-    /// Outbox rows published per relay round.
-    pub relay_batch: usize,
-    /// Relay poll interval when idle.
-    pub relay_poll_ms: u64,
-    /// Longest wait between reconnection attempts.
-    pub reconnect_max_ms: u64,
-    /// Longest wait for in-flight work and confirms at shutdown.
-    pub shutdown_timeout_ms: u64,
-    /// Inbound card events.
-    pub card_events_queue: String,
-    /// Inbound card deletions.
-    pub card_deletions_queue: String,
-    /// Inbound transaction records.
-    pub transactions_queue: String,
-    /// Outbound topic exchange.
-    pub out_exchange: String,
-    /// Card updates queue (bound to `card.update`).
-    pub card_updates_queue: String,
-    /// Transaction outcomes queue (bound to `transaction.outcome`).
-    pub outcomes_queue: String,
-    /// Dead-letter exchange (fanout).
-    pub dead_letter_exchange: String,
-    /// Dead-letter queue.
-    pub dead_letter_queue: String,
-    /// tkm's own copy of every dead letter, consumed at once to count those the broker
-    /// dead-lettered itself (delivery limit); operators read `dead_letter_queue`.
-    pub dead_letter_audit_queue: String,
-    /// Delete queues unused for this long (`x-expires`; for ephemeral environments such as
-    /// tests — never set it in production).
-    #[serde(default)]
-    pub queue_expires_ms: Option<u64>,
-}
-
-/// `[telemetry]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TelemetrySettings {
-    /// `tracing` filter (e.g. `info`, `tkm=debug,info`).
-    pub level: String,
-    /// JSON lines (production) or human-readable.
-    pub json: bool,
 }
 
 impl Settings {
