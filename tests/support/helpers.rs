@@ -189,7 +189,7 @@ fn unique_rabbit_names(r: &mut tkm::config::RabbitSettings) {
     }
     r.queue_expires_ms = Some(300_000);
     // Classic queues are cheap to create and to restart the broker with; the quorum topology of
-    // production has its own test (cards::the_default_topology_is_quorum_with_a_delivery_limit).
+    // production has its own test (cards::dead_letters::the_default_topology_is_quorum_with_a_delivery_limit_and_dead_letters).
     r.quorum_queues = false;
     r.relay_poll_ms = 100;
 }
