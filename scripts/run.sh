@@ -26,7 +26,7 @@ echo "run.sh: building tkm (release)…"
 cargo build --release --locked --quiet
 scripts/dev-secrets.sh target/release/tkm
 
-target/release/tkm --config config/dev.toml serve &
+TKM__DEV=true target/release/tkm --config config/dev.toml serve &
 pid=$!
 trap 'kill -TERM "$pid" 2>/dev/null || true' INT TERM
 deadline=$((SECONDS + 60))

@@ -46,6 +46,10 @@ fn invalid(key: impl Into<String>, reason: impl Into<String>) -> ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
+    /// A development installation (`config/dev.toml`, `scripts/run.sh`): the only place the
+    /// built-in circuit simulator may answer for the circuits.
+    #[serde(default)]
+    pub dev: bool,
     /// Listeners, TLS and limits.
     pub server: ServerSettings,
     /// Client certificates → identities and roles.
@@ -144,12 +148,21 @@ impl Settings {
         self.bin_refresh.validate()?;
         self.par_resolver.validate()?;
         circuits::validate(&self.circuits)?;
+        if self.circuits.mode == CircuitsMode::Simulator && !self.dev {
+            return Err(invalid(
+                "circuits.mode",
+                "\"simulator\" is for development only: set circuits.mode = \"live\" with the \
+                 circuits' credentials, or dev = true on a development machine (config/dev.toml)",
+            ));
+        }
         if self.hashing.salt.is_none() {
             match &self.hashing.salt_file {
                 Some(p) => readable("hashing.salt_file", p)?,
                 None => return Err(invalid("hashing", "set salt_file or salt")),
             }
         }
+        // An empty salt would publish plain SHA-256 of card numbers: refuse to start.
+        self.hasher()?;
         readable("pgp.private_key_file", &self.pgp.private_key_file)?;
         readable("pgp.public_key_file", &self.pgp.public_key_file)?;
         if let Some(p) = &self.pgp.passphrase_file {
@@ -272,6 +285,14 @@ impl Settings {
             (None, Some(p)) => read_secret_file("hashing.salt_file", p)?,
             (None, None) => return Err(invalid("hashing", "set salt_file or salt")),
         };
+        if secrecy::ExposeSecret::expose_secret(&salt).is_empty() {
+            let key = if self.hashing.salt.is_some() {
+                "hashing.salt"
+            } else {
+                "hashing.salt_file"
+            };
+            return Err(invalid(key, "the salt is empty"));
+        }
         Ok(crate::crypto::Hasher::new(salt))
     }
 
@@ -319,7 +340,7 @@ mod tests {
              [hashing]\nsalt_file = \"{readable}\"\n\
              [pgp]\nprivate_key_file = \"{readable}\"\npublic_key_file = \"{readable}\"\npassphrase_file = \"{readable}\"\n[vault]\nkeys = [{{ id = \"dev1\", key_file = \"{readable}\" }}]\n"
         );
-        std::fs::write(&path, format!("{base}{extra}")).unwrap();
+        std::fs::write(&path, format!("dev = true\n{base}{extra}")).unwrap();
         path
     }
 
@@ -337,6 +358,26 @@ mod tests {
         assert_eq!(s.server.ops_bind.port(), 9090);
         assert_eq!(s.server.json_limit_bytes, 65536);
         assert!(s.clients.is_empty(), "no client is mapped by default");
+    }
+
+    #[test]
+    fn the_simulator_answers_only_on_a_development_installation() {
+        let mut s = Settings::from_layers(Some(&layer(""))).unwrap();
+        s.dev = false;
+        assert_eq!(key_of(s.validate().unwrap_err()), "circuits.mode");
+        s.dev = true;
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn an_empty_salt_refuses_start_up() {
+        let mut s = Settings::from_layers(Some(&layer(""))).unwrap();
+        let empty = std::env::temp_dir().join(format!("tkm-salt-{}", uuid::Uuid::new_v4()));
+        std::fs::write(&empty, "\n").unwrap();
+        s.hashing.salt_file = Some(empty);
+        assert_eq!(key_of(s.validate().unwrap_err()), "hashing.salt_file");
+        s.hashing.salt = Some(SecretString::from(String::new()));
+        assert_eq!(key_of(s.validate().unwrap_err()), "hashing.salt");
     }
 
     #[test]

@@ -187,6 +187,7 @@ impl Application {
             resolver: circuits.resolver.clone(),
             actors: status_actors,
             broker: broker.clone(),
+            circuits_mode: settings.circuits.mode,
         };
         let shared = Shared { pgp, hasher };
         let (api_port, api) = api_server(&settings, &metrics, &consent, &cards, shared, admin)?;

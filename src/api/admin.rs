@@ -46,6 +46,8 @@ pub struct AdminDeps {
     pub actors: Vec<(&'static str, Recipient<Ping>)>,
     /// The broker connection.
     pub broker: Arc<crate::bridge::BrokerStatus>,
+    /// Who answers for the circuits (`simulator` only on a development installation).
+    pub circuits_mode: crate::config::CircuitsMode,
 }
 
 /// `{"jobId"}`.
@@ -322,6 +324,7 @@ pub async fn status(
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "actors": actors,
         "circuits": circuits,
+        "circuitsMode": deps.circuits_mode.as_str(),
         "outbox": { "backlog": backlog },
         "broker": { "connected": deps.broker.connected() },
     })))
@@ -329,12 +332,12 @@ pub async fn status(
 
 /// Registers the routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
-    cfg.route(
-        "/admin/bin-ranges/refresh",
-        web::post().to(refresh_bin_ranges),
+    use super::resource;
+    cfg.service(
+        resource("/admin/bin-ranges/refresh", "POST").route(web::post().to(refresh_bin_ranges)),
     )
-    .route("/admin/par/refresh", web::post().to(refresh_pars))
-    .route("/admin/jobs", web::get().to(list_jobs))
-    .route("/admin/jobs/{id}", web::get().to(get_job))
-    .route("/admin/status", web::get().to(status));
+    .service(resource("/admin/par/refresh", "POST").route(web::post().to(refresh_pars)))
+    .service(resource("/admin/jobs", "GET").route(web::get().to(list_jobs)))
+    .service(resource("/admin/jobs/{id}", "GET").route(web::get().to(get_job)))
+    .service(resource("/admin/status", "GET").route(web::get().to(status)));
 }

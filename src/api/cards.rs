@@ -143,7 +143,7 @@ pub async fn delete_card(
 /// Registers the routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/cards")
+        super::resource("/cards", "GET, DELETE")
             .route(web::get().to(get_card))
             .route(web::delete().to(delete_card)),
     );

@@ -433,11 +433,11 @@ pub async fn get_history(
 /// Registers the routes.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::resource("/consent")
+        super::resource("/consent", "GET, POST, DELETE")
             .route(web::post().to(post_consent))
             .route(web::get().to(get_consent))
             .route(web::delete().to(delete_consent)),
     )
-    .service(web::resource("/consent/status").route(web::get().to(get_status)))
-    .service(web::resource("/consent/history").route(web::get().to(get_history)));
+    .service(super::resource("/consent/status", "GET").route(web::get().to(get_status)))
+    .service(super::resource("/consent/history", "GET").route(web::get().to(get_history)));
 }

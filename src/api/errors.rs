@@ -111,6 +111,20 @@ impl ApiError {
         Self::new(StatusCode::PAYLOAD_TOO_LARGE, 9413, "payload too large")
     }
 
+    /// 404 9404: no such endpoint.
+    pub fn no_such_endpoint() -> Self {
+        Self::new(StatusCode::NOT_FOUND, 9404, "no such endpoint")
+    }
+
+    /// 405 9405: the endpoint exists, not with this method (the answer carries `Allow`).
+    pub fn method_not_allowed(allow: &str) -> Self {
+        Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            9405,
+            format!("method not allowed; allowed: {allow}"),
+        )
+    }
+
     /// 503 9503; the cause is logged, not sent.
     pub fn unavailable(cause: impl Into<anyhow::Error>) -> Self {
         Self {

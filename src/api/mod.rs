@@ -13,14 +13,25 @@ pub mod ops;
 pub mod pgp_input;
 pub mod tls;
 
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpResponse, ResponseError};
 
-/// Answer for paths that exist nowhere, in the error format.
-async fn not_found() -> HttpResponse {
-    HttpResponse::NotFound().json(errors::ErrorBody {
-        status_code: 404,
-        message: "no such endpoint".to_owned(),
-    })
+/// Answer for paths that exist nowhere, in the error format (both listeners).
+pub async fn not_found() -> HttpResponse {
+    errors::ApiError::no_such_endpoint().error_response()
+}
+
+/// A resource whose methods are `allow` (e.g. `"GET, DELETE"`): any other method answers 405
+/// in the error format with the `Allow` header. The routes are added by the caller.
+pub fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move || async move {
+        let mut answer = errors::ApiError::method_not_allowed(allow).error_response();
+        if let Ok(value) = actix_web::http::header::HeaderValue::from_str(allow) {
+            answer
+                .headers_mut()
+                .insert(actix_web::http::header::ALLOW, value);
+        }
+        answer
+    }))
 }
 
 /// Every mapped client, whatever its role.
@@ -50,7 +61,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(consent::routes)
         .configure(cards::routes)
         .configure(admin::routes)
-        .route("/openapi.json", web::get().to(openapi))
-        .route("/health/live", web::get().to(live))
+        .service(resource("/openapi.json", "GET").route(web::get().to(openapi)))
+        .service(resource("/health/live", "GET").route(web::get().to(live)))
         .default_service(web::to(not_found));
 }

@@ -19,6 +19,16 @@ pub enum CircuitsMode {
     Live,
 }
 
+impl CircuitsMode {
+    /// `simulator` or `live`, as configured and as `/admin/status` shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CircuitsMode::Simulator => "simulator",
+            CircuitsMode::Live => "live",
+        }
+    }
+}
+
 /// Where a circuit's token BIN ranges come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -207,6 +217,12 @@ pub fn validate(c: &CircuitsSettings) -> Result<(), ConfigError> {
         if s.bin_source == BinSource::File && s.bin_file.is_none() {
             return Err(invalid(key("bin_file"), "required for the file source"));
         }
+        // A path is a file the operator placed; a URL must be authenticated and private.
+        if let Some(url) = s.bin_file.as_deref().filter(|f| f.contains("://")) {
+            if !url.to_ascii_lowercase().starts_with("https://") {
+                return Err(invalid(key("bin_file"), "must be an https:// URL or a path"));
+            }
+        }
         let required: &[(&str, bool)] = match circuit {
             Circuit::Visa => &[
                 ("user", s.user.is_some()),
@@ -272,6 +288,13 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("circuits.amex.api_key"), "{err}");
+        c.amex.bin_file = Some("http://bins.example/amex.csv".into());
+        let err = validate(&c)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("circuits.amex.bin_file"), "{err}");
+        c.amex.bin_file = Some("/nonexistent.csv".into());
         c.amex.api_key = Some("k".into());
         c.amex.client_secret_file = Some("/nonexistent/secret".into());
         let err = validate(&c)

@@ -118,3 +118,27 @@ fn check_config_names_the_bad_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("database.pool_size"), "{err}");
 }
+
+#[test]
+fn production_never_runs_on_the_simulator_by_accident() {
+    // The embedded defaults answer the circuits with the simulator: without `dev = true` tkm
+    // refuses to start and names the setting.
+    let out = Command::new(env!("CARGO_BIN_EXE_tkm"))
+        .current_dir(root())
+        .args(["check-config"])
+        .env_remove("TKM_CONFIG")
+        .env("TKM__DEV", "false")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("circuits.mode"), "{err}");
+    assert!(err.contains("dev = true"), "{err}");
+    let out = Command::new(env!("CARGO_BIN_EXE_tkm"))
+        .current_dir(root())
+        .args(["--config", "config/dev.toml", "check-config"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+}

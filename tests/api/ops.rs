@@ -111,3 +111,40 @@ async fn a_lost_database_gives_503_and_readiness_fails() {
     assert_eq!(status, 503, "{body}");
     assert!(body.contains(r#""database":"down""#), "{body}");
 }
+
+#[actix_web::test]
+async fn unknown_paths_are_404_and_wrong_methods_405_with_allow_in_the_error_shape() {
+    let app = spawn_app().await;
+    let r = app
+        .call("admin", Method::GET, "/no/such/thing", &[], None)
+        .await;
+    r.assert_error(404, 9404);
+    let r = app.call("admin", Method::PUT, "/consent", &[], None).await;
+    r.assert_error(405, 9405);
+    let allow = r.headers.get("allow").and_then(|v| v.to_str().ok());
+    assert_eq!(allow, Some("GET, POST, DELETE"));
+    let r = app
+        .call("admin", Method::DELETE, "/admin/status", &[], None)
+        .await;
+    r.assert_error(405, 9405);
+    assert_eq!(
+        r.headers.get("allow").and_then(|v| v.to_str().ok()),
+        Some("GET")
+    );
+    // The ops listener answers the same way.
+    let mut res = awc::Client::default()
+        .post(app.ops_url("/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 405);
+    assert_eq!(
+        res.headers().get("allow").and_then(|v| v.to_str().ok()),
+        Some("GET")
+    );
+    let body: serde_json::Value = res.json().await.unwrap();
+    assert_eq!(body["statusCode"], 9405);
+    let (status, body) = get(app.ops_url("/nothing")).await;
+    assert_eq!(status, 404);
+    assert!(body.contains("9404"), "{body}");
+}

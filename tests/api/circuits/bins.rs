@@ -27,6 +27,7 @@ async fn an_admin_refreshes_bin_ranges_and_sees_them_in_the_status() {
     assert_eq!(s["actors"]["par-resolver"]["alive"], true);
     assert_eq!(s["actors"]["circuit-poller:AMEX"]["alive"], true);
     assert!(s["outbox"]["backlog"].is_number());
+    assert_eq!(s["circuitsMode"], "simulator", "the mode is shown");
 
     // Stored with the circuit's columns and the audit columns.
     let row = app
