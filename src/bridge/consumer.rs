@@ -246,29 +246,39 @@ async fn apply(
             Ok(Ok(report)) => return Some(report.outcomes.into_iter().map(Ok).collect()),
             Ok(Err(CardError::Unexpected(e))) => {
                 tracing::error!(error = ?e, commands = commands.len(), "card batch failed; applying one by one");
-                let mut out = Vec::with_capacity(commands.len());
-                for c in &commands {
-                    let one = ApplyCommands {
-                        commands: vec![c.clone()],
-                        by: "bridge".into(),
-                    };
-                    out.push(match deps.registry.send(one).await {
-                        Ok(Ok(mut r)) => r.outcomes.pop().ok_or(()),
-                        _ => Err(()),
-                    });
+                if let Some(out) = one_by_one(deps, &commands).await {
+                    return Some(out);
                 }
-                return Some(out);
+                // The database became unavailable meanwhile: pause like below.
             }
             unavailable => {
                 tracing::warn!(outcome = ?unavailable.err(), "database unavailable: consumer paused with the batch unacked");
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = shutdown.changed() => return None,
-                }
-                backoff = (backoff * 2).min(Duration::from_secs(5));
             }
         }
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = shutdown.changed() => return None,
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
     }
+}
+
+/// Applies commands one by one after a batch failed, so one bad command cannot hold back the
+/// others. `None` when the database is unavailable (the batch stays unacked and is retried).
+async fn one_by_one(deps: &ConsumerDeps, commands: &[Sourced]) -> Option<Vec<Result<Outcome, ()>>> {
+    let mut out = Vec::with_capacity(commands.len());
+    for c in commands {
+        let one = ApplyCommands {
+            commands: vec![c.clone()],
+            by: "bridge".into(),
+        };
+        out.push(match deps.registry.send(one).await {
+            Ok(Ok(mut r)) => r.outcomes.pop().ok_or(()),
+            Ok(Err(CardError::Unexpected(_))) => Err(()),
+            Ok(Err(CardError::Unavailable(_))) | Err(_) => return None,
+        });
+    }
+    Some(out)
 }
 
 async fn process(

@@ -24,25 +24,135 @@ pub enum DbError {
 
 impl From<deadpool_postgres::PoolError> for DbError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
-        DbError::Unavailable(e.into())
+        match e {
+            // The pool could not connect: classed like any other PostgreSQL failure (a
+            // refused login is not transient, too many connections is).
+            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            other => DbError::Unavailable(anyhow::anyhow!("connection pool: {other}")),
+        }
     }
 }
 
 impl From<tokio_postgres::Error> for DbError {
     fn from(e: tokio_postgres::Error) -> Self {
         // No SQL state means the failure is in the connection, not in the statement.
-        let transient = e.is_closed()
-            || e.code().is_none()
-            || e.code().is_some_and(|c| {
-                c.code().starts_with("08")
-                    || c.code().starts_with("57P")
-                    || *c == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
-                    || *c == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
-            });
+        let transient = e.is_closed() || e.code().is_none_or(is_transient);
+        let failure = anyhow::Error::new(PgFailure::of(&e));
         if transient {
-            DbError::Unavailable(e.into())
+            DbError::Unavailable(failure)
         } else {
-            DbError::Unexpected(e.into())
+            DbError::Unexpected(failure)
+        }
+    }
+}
+
+/// Whether a SQLSTATE means "try again later" rather than "this statement is wrong": the
+/// connection failed (08…), the server is shutting down or starting (57P…), the transaction lost
+/// a race (40001, 40P01), the database is read-only for now (25006, e.g. during a failover), or
+/// it lacks resources (53…: disk full, out of memory, too many connections, configuration
+/// limits). Consumers pause on these instead of spending a message's delivery limit.
+pub fn is_transient(code: &tokio_postgres::error::SqlState) -> bool {
+    let c = code.code();
+    c.starts_with("08")
+        || c.starts_with("57P")
+        || c.starts_with("53")
+        || c == "40001"
+        || c == "40P01"
+        || c == "25006"
+}
+
+/// A PostgreSQL failure in the form it may be logged: SQLSTATE, constraint, table, column and
+/// the primary message — never PostgreSQL's DETAIL, HINT or WHERE text, which can quote the
+/// values of a row.
+#[derive(Debug, thiserror::Error)]
+#[error("{text}")]
+pub struct PgFailure {
+    /// The SQLSTATE of a server error.
+    pub code: Option<tokio_postgres::error::SqlState>,
+    text: String,
+}
+
+impl PgFailure {
+    /// The loggable form of `e`.
+    pub fn of(e: &tokio_postgres::Error) -> Self {
+        use std::error::Error as _;
+        let text = match e.as_db_error() {
+            Some(db) => {
+                let mut t = format!(
+                    "PostgreSQL {} {}: {}",
+                    db.severity(),
+                    db.code().code(),
+                    db.message()
+                );
+                for (name, value) in [
+                    ("constraint", db.constraint()),
+                    ("table", db.table()),
+                    ("column", db.column()),
+                ] {
+                    if let Some(v) = value {
+                        t.push_str(&format!(" [{name} {v}]"));
+                    }
+                }
+                t
+            }
+            // Client-side failures: the kind and its cause (I/O, protocol), never row values.
+            None => match e.source() {
+                Some(cause) => format!("PostgreSQL client: {e}: {cause}"),
+                None => format!("PostgreSQL client: {e}"),
+            },
+        };
+        Self {
+            code: e.code().cloned(),
+            text,
+        }
+    }
+}
+
+impl DbError {
+    /// The SQLSTATE behind this error, when PostgreSQL answered one.
+    pub fn sqlstate(&self) -> Option<&tokio_postgres::error::SqlState> {
+        let (DbError::Unavailable(e) | DbError::Unexpected(e)) = self;
+        e.chain()
+            .find_map(|c| c.downcast_ref::<PgFailure>())
+            .and_then(|f| f.code.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio_postgres::error::SqlState;
+
+    use super::is_transient;
+
+    #[test]
+    fn transient_sqlstates_are_classed_transient_and_the_others_not() {
+        let table = [
+            ("08000", true),  // connection_exception
+            ("08006", true),  // connection_failure
+            ("57P01", true),  // admin_shutdown
+            ("57P03", true),  // cannot_connect_now
+            ("40001", true),  // serialization_failure
+            ("40P01", true),  // deadlock_detected
+            ("25006", true),  // read_only_sql_transaction (failover)
+            ("53000", true),  // insufficient_resources
+            ("53100", true),  // disk_full
+            ("53200", true),  // out_of_memory
+            ("53300", true),  // too_many_connections
+            ("53400", true),  // configuration_limit_exceeded
+            ("23505", false), // unique_violation
+            ("23514", false), // check_violation
+            ("42P01", false), // undefined_table
+            ("22001", false), // string_data_right_truncation
+            ("25P02", false), // in_failed_sql_transaction
+            ("57014", false), // query_canceled (statement_timeout: the statement is too slow)
+            ("28P01", false), // invalid_password
+        ];
+        for (code, transient) in table {
+            assert_eq!(
+                is_transient(&SqlState::from_code(code)),
+                transient,
+                "SQLSTATE {code}"
+            );
         }
     }
 }

@@ -72,14 +72,13 @@ pub async fn apply_batch(
 }
 
 fn is_race(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<tokio_postgres::Error>()
-            .and_then(tokio_postgres::Error::code)
-            .is_some_and(|code| {
-                *code == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
-                    || *code == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
-            })
-    })
+    e.chain()
+        .find_map(|c| c.downcast_ref::<crate::db::PgFailure>())
+        .and_then(|f| f.code.as_ref())
+        .is_some_and(|code| {
+            *code == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
+                || *code == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
+        })
 }
 
 async fn try_batch(

@@ -31,3 +31,4 @@ fn body(m: &lapin::message::BasicGetMessage) -> Value {
 mod dead_letters;
 mod events;
 mod lifecycle;
+mod read_only;
