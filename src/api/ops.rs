@@ -32,6 +32,7 @@ pub async fn live() -> HttpResponse {
 pub async fn ready(r: web::Data<Readiness>) -> HttpResponse {
     let (database, migrations) = match r.pool.get().await {
         Err(e) => {
+            let e = crate::db::DbError::from(e);
             tracing::warn!(error = ?e, "readiness: database unavailable");
             ("down", "unknown")
         }
@@ -39,7 +40,7 @@ pub async fn ready(r: web::Data<Readiness>) -> HttpResponse {
             Ok(v) if v >= db::expected_version() => ("up", "applied"),
             Ok(_) => ("up", "pending"),
             Err(e) => {
-                tracing::warn!(error = ?e, "readiness: cannot read migration state");
+                tracing::warn!(error = %db::PgFailure::of(&e), "readiness: cannot read migration state");
                 ("up", "unknown")
             }
         },

@@ -251,8 +251,11 @@ async fn apply(
                 }
                 // The database became unavailable meanwhile: pause like below.
             }
-            unavailable => {
-                tracing::warn!(outcome = ?unavailable.err(), "database unavailable: consumer paused with the batch unacked");
+            Ok(Err(CardError::Unavailable(e))) => {
+                tracing::warn!(error = ?e, "database unavailable: consumer paused with the batch unacked");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "card registry unavailable: consumer paused with the batch unacked");
             }
         }
         tokio::select! {

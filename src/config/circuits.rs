@@ -220,7 +220,10 @@ pub fn validate(c: &CircuitsSettings) -> Result<(), ConfigError> {
         // A path is a file the operator placed; a URL must be authenticated and private.
         if let Some(url) = s.bin_file.as_deref().filter(|f| f.contains("://")) {
             if !url.to_ascii_lowercase().starts_with("https://") {
-                return Err(invalid(key("bin_file"), "must be an https:// URL or a path"));
+                return Err(invalid(
+                    key("bin_file"),
+                    "must be an https:// URL or a path",
+                ));
             }
         }
         let required: &[(&str, bool)] = match circuit {

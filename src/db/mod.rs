@@ -24,10 +24,12 @@ pub enum DbError {
 
 impl From<deadpool_postgres::PoolError> for DbError {
     fn from(e: deadpool_postgres::PoolError) -> Self {
+        // No connection, whatever the reason (server down, database gone, login refused, too
+        // many connections): unavailable, so messages wait and clients retry.
         match e {
-            // The pool could not connect: classed like any other PostgreSQL failure (a
-            // refused login is not transient, too many connections is).
-            deadpool_postgres::PoolError::Backend(e) => e.into(),
+            deadpool_postgres::PoolError::Backend(e) => {
+                DbError::Unavailable(anyhow::Error::new(PgFailure::of(&e)))
+            }
             other => DbError::Unavailable(anyhow::anyhow!("connection pool: {other}")),
         }
     }

@@ -10,6 +10,7 @@ mod cards;
 mod circuits;
 mod circuits_db;
 mod consent;
+mod db_errors;
 mod logs;
 mod ops;
 mod simulator;

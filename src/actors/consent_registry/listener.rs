@@ -10,6 +10,12 @@ use tokio_postgres::{AsyncMessage, NoTls};
 use super::messages::{FlushCache, Invalidate};
 use super::ConsentRegistry;
 use crate::db::consent::NOTIFY_CHANNEL;
+use crate::db::PgFailure;
+
+/// PostgreSQL errors leave this module in their loggable form (no DETAIL).
+fn pg_failure(e: tokio_postgres::Error) -> anyhow::Error {
+    anyhow::Error::new(PgFailure::of(&e))
+}
 
 /// Runs until the actor stops: connect, LISTEN, flush (notifications may have been missed while
 /// disconnected), forward every notification; on loss, back off and start again.
@@ -34,7 +40,7 @@ async fn listen_once(
     pg: &tokio_postgres::Config,
     addr: &Addr<ConsentRegistry>,
 ) -> anyhow::Result<()> {
-    let (client, mut connection) = pg.connect(NoTls).await?;
+    let (client, mut connection) = pg.connect(NoTls).await.map_err(pg_failure)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let pump = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
@@ -47,7 +53,7 @@ async fn listen_once(
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    tracing::warn!(error = ?e, "consent listener connection failed");
+                    tracing::warn!(error = %PgFailure::of(&e), "consent listener connection failed");
                     break;
                 }
             }
@@ -55,7 +61,8 @@ async fn listen_once(
     });
     client
         .batch_execute(&format!("LISTEN {NOTIFY_CHANNEL}"))
-        .await?;
+        .await
+        .map_err(pg_failure)?;
     addr.send(FlushCache).await?;
     while let Some(payload) = rx.recv().await {
         let Some((tax_code, version)) = payload.rsplit_once(':') else {

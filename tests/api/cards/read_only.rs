@@ -7,13 +7,19 @@ use super::*;
 /// Sets `default_transaction_read_only` for the test database and drops its sessions, so the
 /// pool's new sessions start read-only (or writable again).
 async fn read_only(app: &crate::helpers::TestApp, on: bool) {
-    let name = app.settings.database.url.rsplit('/').next().unwrap().to_owned();
+    use secrecy::ExposeSecret;
+    let url = app.settings.database.url.expose_secret().to_owned();
+    let name = url.rsplit('/').next().unwrap().to_owned();
     let (admin, conn) =
         tokio_postgres::connect(&crate::helpers::admin_db_url(), tokio_postgres::NoTls)
             .await
             .unwrap();
     actix_web::rt::spawn(conn);
-    let setting = if on { "SET default_transaction_read_only = on" } else { "RESET default_transaction_read_only" };
+    let setting = if on {
+        "SET default_transaction_read_only = on"
+    } else {
+        "RESET default_transaction_read_only"
+    };
     admin
         .batch_execute(&format!("ALTER DATABASE \"{name}\" {setting}"))
         .await
@@ -30,7 +36,12 @@ async fn read_only(app: &crate::helpers::TestApp, on: bool) {
 
 async fn cards(app: &crate::helpers::TestApp) -> Option<i64> {
     let c = app.pool.get().await.ok()?;
-    Some(c.query_one("SELECT count(*) FROM card", &[]).await.ok()?.get(0))
+    Some(
+        c.query_one("SELECT count(*) FROM card", &[])
+            .await
+            .ok()?
+            .get(0),
+    )
 }
 
 #[actix_web::test]
@@ -68,9 +79,12 @@ async fn a_read_only_database_pauses_the_consumers_and_nothing_is_dead_lettered(
         text.contains("25006").then_some(())
     })
     .await;
-    assert!(refused.is_some(), "writes were refused as read-only (25006)");
+    assert!(
+        refused.is_some(),
+        "writes were refused as read-only (25006)"
+    );
     // The API answers 503 9503 meanwhile (a client retries).
-    let r = app
+    let refused = app
         .call(
             "io",
             Method::POST,
@@ -79,17 +93,25 @@ async fn a_read_only_database_pauses_the_consumers_and_nothing_is_dead_lettered(
             Some(json!({"consent": "Allow"})),
         )
         .await;
-    r.assert_error(503, 9503);
+    refused.assert_error(503, 9503);
     // Held long enough for redeliveries to burn a delivery limit of 20, were they nacked.
     actix_web::rt::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(cards(&app).await, Some(20), "nothing applied while read-only");
+    assert_eq!(
+        cards(&app).await,
+        Some(20),
+        "nothing applied while read-only"
+    );
     read_only(&app, false).await;
 
     let all = crate::helpers::eventually(Duration::from_secs(30), || async {
         (cards(&app).await? == 60).then_some(())
     })
     .await;
-    assert!(all.is_some(), "every event is applied once writable: {:?}", cards(&app).await);
+    assert!(
+        all.is_some(),
+        "every event is applied once writable: {:?}",
+        cards(&app).await
+    );
     let letters = drain(&ch, &r.dead_letter_queue, Duration::from_millis(500)).await;
     assert!(letters.is_empty(), "{} dead letters", letters.len());
 }
