@@ -236,3 +236,72 @@ async fn a_circuit_par_that_differs_from_the_stored_one_is_a_conflict_never_an_o
         .get(0);
     assert_eq!(owed, 0, "answered: not asked again");
 }
+
+#[actix_web::test]
+async fn an_issuer_token_of_a_card_without_consent_never_reaches_the_circuit() {
+    let app = spawn_app().await;
+    wait_for_topology(&app).await;
+    let share = app.settings.circuits.simulator.no_par_share;
+    let (denying, allowing) = (tax_code(), tax_code());
+    consent(&app, &denying, "Deny").await;
+    consent(&app, &allowing, "Allow").await;
+    let (_c, ch) = channel().await;
+    let queue = &app.settings.rabbitmq.card_events_queue;
+    // Issuer events: a card with its PAR and a clear token (a provisional association the
+    // resolver verifies), one per citizen; and tokens of a PAR that no card has.
+    let events = [
+        json!({"taxCode": denying, "pan": pan("4", 16, true, share), "circuit": "VISA",
+               "par": "V0010000000000000000000000001",
+               "tokens": [{"token": pan("4", 16, true, share)}]}),
+        json!({"taxCode": allowing, "pan": pan("4", 16, true, share), "circuit": "VISA",
+               "par": "V0010000000000000000000000002",
+               "tokens": [{"token": pan("4", 16, true, share)}]}),
+        json!({"par": "V0010000000000000000000000003", "circuit": "VISA",
+               "tokens": [{"token": pan("4", 16, true, share)}]}),
+    ];
+    for (i, e) in events.iter().enumerate() {
+        let body = encrypt(&app, &serde_json::to_vec(e).unwrap());
+        publish(&ch, queue, &body, &format!("tok-{i}")).await;
+    }
+    let stored = eventually(Duration::from_secs(20), || async {
+        let n: i64 = app
+            .pool
+            .get()
+            .await
+            .ok()?
+            .query_one("SELECT count(*) FROM token", &[])
+            .await
+            .ok()?
+            .get(0);
+        (n == 3).then_some(())
+    })
+    .await;
+    assert!(stored.is_some(), "tokens stored");
+
+    assert_eq!(refresh_pars(&app, "").await["state"], "SUCCEEDED");
+    let (_, stats) = sim(&app, Method::GET, "/sim/stats", None).await;
+    assert_eq!(
+        stats["circuits"]["VISA"]["units"], 2,
+        "the consenting citizen's token and the token of a PAR no card has, never the \
+         denying citizen's: {stats}"
+    );
+    let asked: Vec<String> = app
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query(
+            "SELECT t.par FROM token t JOIN par_lookup p ON p.subject = 'token' \
+             AND p.subject_id = t.id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(
+        !asked.contains(&"V0010000000000000000000000001".to_owned()),
+        "the denying citizen's token is not even queued: {asked:?}"
+    );
+}
