@@ -135,12 +135,14 @@ user=$(awk -F'\t' -v s="$last_stage" '$1 == s && $2 == "USER" { u = $3 } END { p
 awk -F'\t' -v s="$last_stage" '$1 == s && $2 == "HEALTHCHECK"' <<<"$instructions" | grep -q '/health/ready' \
   || fail "the last stage ($last_stage) must have a HEALTHCHECK on /health/ready"
 
-# 4. docker-compose.yml: per service, its build target, mounts, environment names and command.
+# 4. docker-compose.yml: per service, its build target, mounts, environment names and command
+# (read from the file's two-space layout; `docker compose config` below validates the file itself).
 compose_facts=$(awk '
   /^[^ #]/ { top = $1 }
   top == "services:" && /^  [A-Za-z0-9_.-]+:[ \t]*$/ { svc = $1; sub(/:$/, "", svc); sect = ""; next }
   top != "services:" || svc == "" { next }
   /^    [a-z_]+:/ { sect = $1; sub(/:.*$/, "", sect) }
+  /^    build:[ \t]*[^ \t#]/ { print "T\t" svc "\t(last)" } # `build: .` makes the last stage
   /^      target:/ && sect == "build" { print "T\t" svc "\t" $2 }
   sect == "volumes" && /^      - / {
     v = $0; sub(/^      - /, "", v); gsub(/"/, "", v); n = split(v, p, ":")
@@ -149,7 +151,8 @@ compose_facts=$(awk '
   sect == "environment" && /^      [A-Z0-9_]+:/ { e = $1; sub(/:$/, "", e); print "E\t" svc "\t" e }
   sect == "command" { print "C\t" svc "\t" $0 }' "$compose")
 [[ -n $compose_facts ]] || fail "$compose: no services found (could not read it?)"
-while IFS=$'\t' read -r kind svc a b mode; do
+compose_facts=${compose_facts//$'\t(last)'/$'\t'$last_stage}
+while IFS=$'\t' read -r kind svc a _; do
   case $kind in
     T) grep -qxF -- "$a" <<<"$stages" || fail "$compose: $svc builds target $a, which $dockerfile does not define" ;;
     M) if [[ $a == .* || $a == /* || $a == "~"* ]]; then
@@ -195,6 +198,7 @@ init_cmd=$(awk -F'\t' '$1 == "dev-init" && ($2 == "CMD" || $2 == "ENTRYPOINT") {
 grep -q 'gen-dev-certs\.sh' <<<"$init_cmd" || fail "the dev-init stage must run certs/gen-dev-certs.sh"
 grep -qE 'dev-secrets\.sh [^ "&;]' <<<"$init_cmd" \
   || fail "the dev-init stage must run scripts/dev-secrets.sh with tkm's path (else no PGP key pair)"
+[[ -n $tkm_svc && -n $init_svc ]] || needed="" # nothing to compare them with
 while IFS=$'\t' read -r env path; do
   [[ -n $path ]] || continue
   if awk -F'\t' -v s="$tkm_svc" -v e="$env" '$1 == "E" && $2 == s && $3 == e { f = 1 } END { exit !f }' <<<"$compose_facts"; then
@@ -229,7 +233,7 @@ else
 fi
 
 if ((${#errors[@]} > 0)); then
-  printf 'check-docker: FAILED: %s\n' "${errors[@]}" >&2
+  printf 'check-docker: FAILED: %s\n' "${errors[@]}" | awk '!seen[$0]++' >&2
   exit 1
 fi
 echo "check-docker: ok ($copies COPY sources tracked, release build shared and --locked, compose inputs present or generated)"
