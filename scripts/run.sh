@@ -23,7 +23,7 @@ if [[ -z "${TKM__DATABASE__URL:-}" ]]; then
 fi
 
 echo "run.sh: building tkm (release)…"
-cargo build --release --locked --quiet
+scripts/build-release.sh --quiet
 scripts/dev-secrets.sh target/release/tkm
 
 TKM__DEV=true target/release/tkm --config config/dev.toml serve &

@@ -22,6 +22,7 @@ done
 
 echo "test.sh: cargo fmt --check"
 cargo fmt --all -- --check
+scripts/check-docker.sh # Dockerfile, .dockerignore and docker-compose.yml (no engine needed)
 if ! command -v clippy-driver >/dev/null 2>&1; then
   echo "test.sh: clippy is missing. Install it with: rustup component add clippy" >&2
   exit 1
