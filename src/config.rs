@@ -12,7 +12,9 @@ mod resolver;
 mod server;
 mod stores;
 pub use circuits::{BinSource, CircuitSettings, CircuitsMode, CircuitsSettings, SimulatorSettings};
-pub use components::{CardSettings, ConsentSettings, RabbitSettings, TelemetrySettings};
+pub use components::{
+    CardSettings, ConsentSettings, OutboxSettings, RabbitSettings, TelemetrySettings,
+};
 pub use resolver::{BinRefreshSettings, ParResolverSettings};
 pub use server::{ClientSettings, Role, ServerSettings};
 pub use stores::{DatabaseSettings, HashingSettings, PgpSettings, VaultKeySettings, VaultSettings};
@@ -68,6 +70,8 @@ pub struct Settings {
     pub cards: CardSettings,
     /// RabbitMQ: topology names and consumer/relay tuning.
     pub rabbitmq: RabbitSettings,
+    /// The outbox relay's retries of failing rows.
+    pub outbox: OutboxSettings,
     /// Acceptance of new token BIN range sets.
     pub bin_refresh: BinRefreshSettings,
     /// The PAR resolver.
@@ -173,6 +177,19 @@ impl Settings {
             return Err(invalid(
                 "rabbitmq",
                 "prefetch, batch_size, relay_batch and max_message_bytes must be positive",
+            ));
+        }
+        let o = &self.outbox;
+        if o.max_attempts == 0 || o.retry_base_ms == 0 || o.retry_max_ms < o.retry_base_ms {
+            return Err(invalid(
+                "outbox",
+                "max_attempts and retry_base_ms must be positive, retry_max_ms ≥ retry_base_ms",
+            ));
+        }
+        if r.dedup_retention_hours == 0 || r.dead_letter_retention_days == 0 {
+            return Err(invalid(
+                "rabbitmq",
+                "dedup_retention_hours and dead_letter_retention_days must be positive",
             ));
         }
         if self.cards.mailbox_capacity == 0 {

@@ -17,6 +17,8 @@ pub struct Metrics {
     pub actor_mailbox: IntGaugeVec,
     /// `tkm_outbox_backlog`.
     pub outbox_backlog: IntGauge,
+    /// `tkm_outbox_parked`: rows that failed `outbox.max_attempts` times and wait for an operator.
+    pub outbox_parked: IntGauge,
     /// `tkm_outbox_publish_seconds`.
     pub outbox_publish: prometheus::Histogram,
     /// `tkm_messages_consumed_total{queue,outcome,reason}`.
@@ -58,6 +60,10 @@ impl Metrics {
             &["actor"],
         )?;
         let outbox_backlog = IntGauge::new("tkm_outbox_backlog", "Unpublished outbox rows")?;
+        let outbox_parked = IntGauge::new(
+            "tkm_outbox_parked",
+            "Outbox rows parked after their last attempt (POST /admin/outbox/{id}/retry)",
+        )?;
         let outbox_publish = prometheus::Histogram::with_opts(HistogramOpts::new(
             "tkm_outbox_publish_seconds",
             "Time from an outbox row's commit to its publisher confirm",
@@ -114,6 +120,7 @@ impl Metrics {
         registry.register(Box::new(http_duration.clone()))?;
         registry.register(Box::new(actor_mailbox.clone()))?;
         registry.register(Box::new(outbox_backlog.clone()))?;
+        registry.register(Box::new(outbox_parked.clone()))?;
         registry.register(Box::new(outbox_publish.clone()))?;
         registry.register(Box::new(messages_consumed.clone()))?;
         registry.register(Box::new(par_conflicts.clone()))?;
@@ -123,6 +130,7 @@ impl Metrics {
             http_duration,
             actor_mailbox,
             outbox_backlog,
+            outbox_parked,
             outbox_publish,
             messages_consumed,
             par_conflicts,

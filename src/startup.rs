@@ -139,7 +139,8 @@ impl Application {
             pg,
             registry: cards.clone(),
             metrics: metrics.clone(),
-            wakeup: relay_wakeup,
+            wakeup: relay_wakeup.clone(),
+            policy: settings.outbox.policy(),
         });
         let bridge_arbiter = Arbiter::new();
         let status = broker.clone();
@@ -190,7 +191,11 @@ impl Application {
             circuits_mode: settings.circuits.mode,
         };
         let shared = Shared { pgp, hasher };
-        let (api_port, api) = api_server(&settings, &metrics, &consent, &cards, shared, admin)?;
+        let queues = crate::api::admin_queues::QueueAdminDeps {
+            relay_wakeup: relay_wakeup.clone(),
+        };
+        let (api_port, api) =
+            api_server(&settings, &metrics, &consent, &cards, shared, admin, queues)?;
         let s = &settings.server;
         let ops_listener = TcpListener::bind(s.ops_bind)
             .with_context(|| format!("cannot bind server.ops_bind {}", s.ops_bind))?;
@@ -343,6 +348,7 @@ fn api_server(
     cards: &Addr<CardRegistry>,
     shared: Shared,
     admin: AdminDeps,
+    queues: crate::api::admin_queues::QueueAdminDeps,
 ) -> anyhow::Result<(u16, Server)> {
     let s = &settings.server;
     let clients = Arc::new(ClientRegistry::new(&settings.clients));
@@ -366,6 +372,7 @@ fn api_server(
             .app_data(web::Data::new(k.clone()))
             .app_data(web::Data::new(shared.clone()))
             .app_data(web::Data::new(admin.clone()))
+            .app_data(web::Data::new(queues.clone()))
             .app_data(web::Data::new(timeout))
             .app_data(web::Data::new(json_limit))
             .configure(api::routes)

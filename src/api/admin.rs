@@ -316,16 +316,14 @@ pub async fn status(
             },
         );
     }
-    let backlog: i64 = conn
-        .query_one("SELECT count(*) FROM outbox", &[])
+    let (backlog, parked) = crate::db::outbox::backlog(&conn)
         .await
-        .map_err(|e| db_error(e.into()))?
-        .get(0);
+        .map_err(db_error)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "actors": actors,
         "circuits": circuits,
         "circuitsMode": deps.circuits_mode.as_str(),
-        "outbox": { "backlog": backlog },
+        "outbox": { "backlog": backlog, "parked": parked },
         "broker": { "connected": deps.broker.connected() },
     })))
 }

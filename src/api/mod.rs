@@ -1,6 +1,7 @@
 //! The HTTP API: mTLS listener for clients, plain ops listener, errors, identity, middleware.
 
 pub mod admin;
+pub mod admin_queues;
 pub mod cards;
 pub mod consent;
 pub mod dates;
@@ -61,6 +62,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.configure(consent::routes)
         .configure(cards::routes)
         .configure(admin::routes)
+        .configure(admin_queues::routes)
         .service(resource("/openapi.json", "GET").route(web::get().to(openapi)))
         .service(resource("/health/live", "GET").route(web::get().to(live)))
         .default_service(web::to(not_found));

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use utoipa::OpenApi;
 
 use super::errors::ErrorBody;
-use super::{admin, cards, consent};
+use super::{admin, admin_queues, cards, consent};
 
 /// The document.
 #[derive(OpenApi)]
@@ -27,6 +27,8 @@ use super::{admin, cards, consent};
         admin::list_jobs,
         admin::get_job,
         admin::status,
+        admin_queues::list_parked,
+        admin_queues::retry_parked,
     ),
     components(schemas(
         ErrorBody,
@@ -40,6 +42,7 @@ use super::{admin, cards, consent};
         admin::JobAccepted,
         admin::JobView,
         admin::CircuitStatus,
+        admin_queues::ParkedView,
         crate::domain::Consent,
         crate::domain::Summary,
         crate::domain::Service,

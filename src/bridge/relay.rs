@@ -1,24 +1,26 @@
 //! The outbox relay: turns `consent.changed` rows into card updates (through the CardRegistry)
-//! and publishes `card.update` rows to `tkm.out` — persistent, mandatory, with pipelined
-//! publisher confirms — deleting a row only after its confirm. One row per partition key per
-//! round keeps each citizen's messages in order even when a publish fails. One replica relays at
-//! a time (PostgreSQL advisory lock).
+//! and publishes the other rows to `tkm.out` with their kind as routing key — persistent,
+//! mandatory, with pipelined publisher confirms — deleting a row only after its confirm. Only the
+//! oldest row of each partition key is taken, so each citizen's messages stay in order; a row
+//! that fails holds back its own key only, is retried with backoff and parked after
+//! `outbox.max_attempts`. One replica relays at a time (PostgreSQL advisory lock).
 
-use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::Addr;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use deadpool_postgres::Pool;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::{BasicProperties, Connection};
 use tokio::sync::{watch, Notify};
 use tokio_postgres::NoTls;
 
-use crate::actors::card_registry::messages::ConsentChanged;
+use crate::actors::card_registry::messages::{CardError, ConsentChanged};
 use crate::actors::card_registry::CardRegistry;
 use crate::config::RabbitSettings;
+use crate::db::outbox::{self, RetryPolicy, Row};
+use crate::db::DbError;
 use crate::domain::TaxCode;
 use crate::metrics::Metrics;
 
@@ -36,6 +38,8 @@ pub struct RelayDeps {
     pub metrics: Metrics,
     /// Woken when card updates are written.
     pub wakeup: Arc<Notify>,
+    /// Retries of failing rows.
+    pub policy: RetryPolicy,
 }
 
 /// Advisory lock held by the replica that relays ("tkm-rela").
@@ -72,10 +76,12 @@ pub async fn run(
                 tracing::warn!("relay lost its leadership connection; re-electing");
                 break;
             }
-            let full = match round(&ch, &deps).await {
-                Ok(full) => full,
+            // Go on at once while rows are handled (a key's next row becomes due only after
+            // its previous one); wait when nothing was due.
+            let progress = match round(&ch, &deps).await {
+                Ok(handled) => handled > 0,
                 Err(RoundError::Broker(e)) => return Err(e),
-                Err(RoundError::Other(e)) => {
+                Err(RoundError::Db(e)) => {
                     tracing::warn!(error = ?e, "outbox relay round failed; retrying");
                     false
                 }
@@ -83,12 +89,13 @@ pub async fn run(
             if last_backlog.elapsed() > Duration::from_secs(5) {
                 last_backlog = std::time::Instant::now();
                 if let Ok(conn) = deps.pool.get().await {
-                    if let Ok(row) = conn.query_one("SELECT count(*) FROM outbox", &[]).await {
-                        deps.metrics.outbox_backlog.set(row.get::<_, i64>(0));
+                    if let Ok((backlog, parked)) = outbox::backlog(&conn).await {
+                        deps.metrics.outbox_backlog.set(backlog);
+                        deps.metrics.outbox_parked.set(parked);
                     }
                 }
             }
-            if !full {
+            if !progress {
                 tokio::select! {
                     _ = deps.wakeup.notified() => {}
                     _ = tokio::time::sleep(idle) => {}
@@ -121,116 +128,153 @@ async fn take_leadership(
 
 enum RoundError {
     Broker(lapin::Error),
-    Other(anyhow::Error),
+    Db(DbError),
 }
 
-impl From<tokio_postgres::Error> for RoundError {
-    fn from(e: tokio_postgres::Error) -> Self {
-        RoundError::Other(e.into())
+impl From<DbError> for RoundError {
+    fn from(e: DbError) -> Self {
+        RoundError::Db(e)
     }
 }
 
-/// One round: consent changes, then one batch of card updates. True when the batch was full.
-async fn round(ch: &lapin::Channel, deps: &RelayDeps) -> Result<bool, RoundError> {
-    let conn = deps
-        .pool
-        .get()
-        .await
-        .map_err(|e| RoundError::Other(e.into()))?;
-    let changes = conn
-        .query(
-            "SELECT id, payload->>'taxCode' FROM outbox WHERE kind = 'consent.changed' ORDER BY id LIMIT 500",
-            &[],
-        )
-        .await?;
-    if !changes.is_empty() {
-        let ids: Vec<i64> = changes.iter().map(|r| r.get(0)).collect();
-        let mut taxes: Vec<TaxCode> = changes
-            .iter()
-            .filter_map(|r| r.get::<_, Option<String>>(1))
-            .filter_map(|t| TaxCode::parse(&t).ok())
-            .collect();
-        taxes.sort();
-        taxes.dedup();
-        match deps
-            .registry
-            .send(ConsentChanged {
-                tax_codes: taxes,
-                outbox_ids: ids,
-            })
-            .await
-        {
-            Ok(Ok(_)) => {}
-            other => {
-                return Err(RoundError::Other(anyhow::anyhow!(
-                    "consent changes not applied: {other:?}"
-                )))
+/// One round over the due rows (the oldest unhandled row of each partition key): consent
+/// changes go to the CardRegistry, everything else is published with its kind as routing key.
+/// A row that fails is retried with backoff and parked after `outbox.max_attempts`, holding back
+/// only its own key. Returns how many rows were handled (0: nothing was due).
+async fn round(ch: &lapin::Channel, deps: &RelayDeps) -> Result<usize, RoundError> {
+    let limit = i64::try_from(deps.settings.relay_batch).unwrap_or(i64::MAX);
+    let rows = outbox::due_heads(&deps.pool, limit).await?;
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let (changes, messages): (Vec<Row>, Vec<Row>) = rows
+        .into_iter()
+        .partition(|r| r.kind == outbox::CONSENT_CHANGED);
+    let mut handled = apply_consent_changes(deps, changes).await?;
+    handled += publish(ch, deps, messages).await?;
+    Ok(handled)
+}
+
+/// Consent changes become card updates in the CardRegistry (one transaction for the lot; one
+/// by one when that fails, so a bad row cannot hold back the others).
+async fn apply_consent_changes(deps: &RelayDeps, rows: Vec<Row>) -> Result<usize, RoundError> {
+    let mut usable = Vec::with_capacity(rows.len());
+    for row in rows {
+        let tax = serde_json::from_str::<serde_json::Value>(&row.payload)
+            .ok()
+            .and_then(|v| v.get("taxCode").and_then(|t| t.as_str()).map(TaxCode::parse));
+        match tax {
+            Some(Ok(tax)) => usable.push((row, tax)),
+            _ => {
+                tracing::error!(id = row.id, "consent change without a valid taxCode; parked");
+                outbox::park(&deps.pool, row.id, "payload has no valid taxCode").await?;
             }
         }
     }
-    let limit = i64::try_from(deps.settings.relay_batch * 2).unwrap_or(i64::MAX);
-    let rows = conn
-        .query(
-            "SELECT id, partition_key, payload::text, created_at FROM outbox \
-             WHERE kind = 'card.update' ORDER BY id LIMIT $1",
-            &[&limit],
-        )
-        .await?;
-    let mut seen = HashSet::new();
-    let mut picked = Vec::new();
-    for r in &rows {
-        let key: String = r.get(1);
-        if picked.len() < deps.settings.relay_batch && seen.insert(key) {
-            picked.push((
-                r.get::<_, i64>(0),
-                r.get::<_, String>(2),
-                r.get::<_, DateTime<Utc>>(3),
-            ));
+    if usable.is_empty() {
+        return Ok(0);
+    }
+    let all = ConsentChanged {
+        tax_codes: usable.iter().map(|(_, t)| t.clone()).collect(),
+        outbox_ids: usable.iter().map(|(r, _)| r.id).collect(),
+    };
+    match deps.registry.send(all).await {
+        Ok(Ok(_)) => return Ok(usable.len()),
+        Ok(Err(CardError::Unavailable(e))) => return Err(RoundError::Db(DbError::Unavailable(e))),
+        Err(e) => return Err(RoundError::Db(DbError::Unavailable(e.into()))),
+        Ok(Err(CardError::Unexpected(e))) => {
+            tracing::warn!(error = ?e, rows = usable.len(), "consent changes failed together; one by one");
         }
     }
-    if picked.is_empty() {
-        return Ok(false);
+    let mut handled = 0;
+    for (row, tax) in usable {
+        let one = ConsentChanged {
+            tax_codes: vec![tax],
+            outbox_ids: vec![row.id],
+        };
+        match deps.registry.send(one).await {
+            Ok(Ok(_)) => handled += 1,
+            Ok(Err(CardError::Unexpected(e))) => {
+                failed(deps, &row, &format!("card registry: {e}")).await?;
+            }
+            Ok(Err(CardError::Unavailable(e))) => {
+                return Err(RoundError::Db(DbError::Unavailable(e)))
+            }
+            Err(e) => return Err(RoundError::Db(DbError::Unavailable(e.into()))),
+        }
     }
-    let mut pending = Vec::with_capacity(picked.len());
-    for (id, payload, created) in &picked {
+    Ok(handled)
+}
+
+/// Publishes rows persistent and mandatory with pipelined confirms; deletes the confirmed ones.
+/// A nack or a return (no queue bound to the routing key) is a failed attempt of that row.
+async fn publish(ch: &lapin::Channel, deps: &RelayDeps, rows: Vec<Row>) -> Result<usize, RoundError> {
+    if rows.is_empty() {
+        return Ok(0);
+    }
+    let mut pending = Vec::with_capacity(rows.len());
+    for row in &rows {
         let props = BasicProperties::default()
             .with_content_type("application/json".into())
-            .with_message_id(id.to_string().into())
-            .with_timestamp(u64::try_from(created.timestamp()).unwrap_or(0))
+            .with_message_id(row.id.to_string().into())
+            .with_timestamp(u64::try_from(row.created_at.timestamp()).unwrap_or(0))
             .with_delivery_mode(2);
         let confirm = ch
             .basic_publish(
                 deps.settings.out_exchange.as_str().into(),
-                "card.update".into(),
+                row.kind.as_str().into(),
                 BasicPublishOptions {
                     mandatory: true,
                     immediate: false,
                 },
-                payload.as_bytes(),
+                row.payload.as_bytes(),
                 props,
             )
             .await
             .map_err(RoundError::Broker)?;
-        pending.push((*id, *created, confirm));
+        pending.push((row, confirm));
     }
     let mut done = Vec::with_capacity(pending.len());
-    for (id, created, confirm) in pending {
+    for (row, confirm) in pending {
         let confirmation = confirm.await.map_err(RoundError::Broker)?;
         let acked = confirmation.is_ack();
         // A mandatory message nobody could route comes back inside an Ack: a failure too.
-        if acked && confirmation.take_message().is_none() {
-            done.push(id);
-            let age = (Utc::now() - created).num_milliseconds().max(0);
+        let returned = acked && confirmation.take_message().is_some();
+        if acked && !returned {
+            done.push(row.id);
+            let age = (Utc::now() - row.created_at).num_milliseconds().max(0);
             deps.metrics.outbox_publish.observe(age as f64 / 1000.0);
         } else {
-            tracing::warn!(
-                id,
-                acked,
-                "card update not routed or nacked; kept in the outbox"
-            );
+            let reason = if returned {
+                "returned by the broker: no queue bound to the routing key (NO_ROUTE)"
+            } else {
+                "nacked by the broker"
+            };
+            failed(deps, row, reason).await?;
         }
     }
-    conn.execute("DELETE FROM outbox WHERE id = ANY($1)", &[&done])
-        .await?;
-    Ok(rows.len() >= deps.settings.relay_batch)
+    let conn = deps.pool.get().await.map_err(DbError::from)?;
+    outbox::delete(&conn, &done).await?;
+    Ok(done.len())
+}
+
+/// Records a failed attempt of `row`; warns, and errs in the log when the row is parked.
+async fn failed(deps: &RelayDeps, row: &Row, reason: &str) -> Result<(), RoundError> {
+    let outcome = outbox::failed(&deps.pool, row.id, row.attempts, reason, &deps.policy).await?;
+    match outcome {
+        outbox::Failed::Retrying => tracing::warn!(
+            id = row.id,
+            kind = %row.kind,
+            attempts = row.attempts.saturating_add(1),
+            reason,
+            "outbox row failed; retried later, its partition waits"
+        ),
+        outbox::Failed::Parked => tracing::error!(
+            id = row.id,
+            kind = %row.kind,
+            reason,
+            "outbox row parked after its last attempt; POST /admin/outbox/{{id}}/retry sends it again"
+        ),
+    }
+    Ok(())
 }

@@ -75,6 +75,34 @@ pub struct RabbitSettings {
     /// tests — never set it in production).
     #[serde(default)]
     pub queue_expires_ms: Option<u64>,
+    /// How long the ids of applied inbound messages are remembered, so a redelivery (same
+    /// `message_id`) is never applied again: at least the longest a message can wait in a queue.
+    pub dedup_retention_hours: u32,
+    /// How long the sealed originals of dead letters are kept for replay.
+    pub dead_letter_retention_days: u32,
+}
+
+/// `[outbox]`: how the relay retries a failing row before parking it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxSettings {
+    /// Failed attempts after which a row is parked (kept, reported, retried by an operator).
+    pub max_attempts: u32,
+    /// Wait after a row's first failure; doubled after each further one.
+    pub retry_base_ms: u64,
+    /// Longest wait between two attempts of a row.
+    pub retry_max_ms: u64,
+}
+
+impl OutboxSettings {
+    /// The retry policy of the outbox.
+    pub fn policy(&self) -> crate::db::outbox::RetryPolicy {
+        crate::db::outbox::RetryPolicy {
+            max_attempts: i32::try_from(self.max_attempts).unwrap_or(i32::MAX),
+            base: std::time::Duration::from_millis(self.retry_base_ms),
+            max: std::time::Duration::from_millis(self.retry_max_ms),
+        }
+    }
 }
 
 /// `[telemetry]`.

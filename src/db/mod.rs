@@ -5,6 +5,7 @@ pub mod cards;
 pub mod consent;
 pub mod jobs;
 mod migrations;
+pub mod outbox;
 pub mod par_lookups;
 pub(crate) mod pool;
 

@@ -154,12 +154,7 @@ pub async fn reconcile_citizens(
     // Newly consenting citizens' cards without PAR are owed a lookup now (same transaction).
     let citizens: Vec<String> = taxes.iter().map(|t| (*t).to_owned()).collect();
     crate::db::par_lookups::enqueue_citizens(&tx, &citizens).await?;
-    tx.execute(
-        "DELETE FROM outbox WHERE id = ANY($1) AND kind = 'consent.changed'",
-        &[&outbox_ids],
-    )
-    .await
-    .map_err(DbError::from)?;
+    crate::db::outbox::delete(&tx, outbox_ids).await?;
     tx.commit().await.map_err(DbError::from)?;
     Ok(outgoing.len())
 }

@@ -4,12 +4,11 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::Transaction;
-use tokio_postgres::types::Json;
 
 use crate::actors::card_registry::model::Snapshot;
 use crate::actors::card_registry::publish::Outgoing;
 use crate::crypto::KeyRing;
-use crate::db::DbError;
+use crate::db::{outbox, DbError};
 use crate::domain::Hpan;
 
 fn sealing(e: crate::crypto::CryptoError) -> DbError {
@@ -35,17 +34,15 @@ pub async fn save(
     save_links(tx, snap, &ids, by).await?;
     save_tokens(tx, snap, &ids, ring, by).await?;
     save_history(tx, snap, by).await?;
-    if !outgoing.is_empty() {
-        let keys: Vec<&str> = outgoing.iter().map(|o| o.partition_key.as_str()).collect();
-        let payloads: Vec<Json<&crate::actors::card_registry::publish::CardUpdate>> =
-            outgoing.iter().map(|o| Json(&o.message)).collect();
-        tx.execute(
-            "INSERT INTO outbox (kind, partition_key, payload, created_by, updated_by) \
-             SELECT 'card.update', k, p, $3, $3 FROM unnest($1::text[], $2::jsonb[]) AS x(k, p)",
-            &[&keys, &payloads, &by],
-        )
-        .await?;
-    }
+    let messages: Vec<_> = outgoing
+        .iter()
+        .map(|o| outbox::NewMessage {
+            kind: outbox::CARD_UPDATE,
+            partition_key: o.partition_key.as_str(),
+            payload: &o.message,
+        })
+        .collect();
+    outbox::insert(tx, &messages, by).await?;
     Ok(written)
 }
 

@@ -1,0 +1,267 @@
+//! The outbox (`outbox`): messages written in the transaction of the change that causes them,
+//! taken by the relay head-of-key first (order holds per partition key, a card or a citizen),
+//! deleted after their confirm, retried with backoff when they fail, and parked — never deleted —
+//! after `outbox.max_attempts`, until an operator retries them.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{GenericClient, Pool};
+use tokio_postgres::types::Json;
+
+use super::DbError;
+
+/// Rows the card registry turns into card updates (never published as they are).
+pub const CONSENT_CHANGED: &str = "consent.changed";
+/// Card updates for the platform (routing key `card.update`).
+pub const CARD_UPDATE: &str = "card.update";
+
+/// A message to write.
+#[derive(Debug)]
+pub struct NewMessage<'a, T: serde::Serialize + Sync> {
+    /// Its kind: the routing key it is published with (or [`CONSENT_CHANGED`]).
+    pub kind: &'a str,
+    /// Rows with the same key are handled in order (a citizen's tax code).
+    pub partition_key: &'a str,
+    /// The JSON body.
+    pub payload: &'a T,
+}
+
+/// Writes `messages` in the caller's transaction, as `by`.
+pub async fn insert<T: serde::Serialize + Sync + std::fmt::Debug>(
+    client: &impl GenericClient,
+    messages: &[NewMessage<'_, T>],
+    by: &str,
+) -> Result<u64, DbError> {
+    if messages.is_empty() {
+        return Ok(0);
+    }
+    let kinds: Vec<&str> = messages.iter().map(|m| m.kind).collect();
+    let keys: Vec<&str> = messages.iter().map(|m| m.partition_key).collect();
+    let payloads: Vec<Json<&T>> = messages.iter().map(|m| Json(m.payload)).collect();
+    Ok(client
+        .execute(
+            "INSERT INTO outbox (kind, partition_key, payload, created_by, updated_by) \
+             SELECT k, pk, p, $4, $4 FROM unnest($1::text[], $2::text[], $3::jsonb[]) AS x(k, pk, p)",
+            &[&kinds, &keys, &payloads, &by],
+        )
+        .await?)
+}
+
+/// A row the relay handles now.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// Its id (the published `message_id`).
+    pub id: i64,
+    /// Its kind.
+    pub kind: String,
+    /// Its partition key.
+    pub partition_key: String,
+    /// The JSON body, as text.
+    pub payload: String,
+    /// When the change that caused it committed.
+    pub created_at: DateTime<Utc>,
+    /// Failed attempts so far.
+    pub attempts: i32,
+}
+
+/// Up to `limit` rows that are due: the oldest unpublished row of each partition key, when it is
+/// neither parked nor waiting for its next attempt. A failing or parked row holds back only the
+/// rows of its own key.
+pub async fn due_heads(pool: &Pool, limit: i64) -> Result<Vec<Row>, DbError> {
+    let conn = pool.get().await?;
+    let rows = conn
+        .query(
+            "SELECT o.id, o.kind, o.partition_key, o.payload::text, o.created_at, o.attempts \
+             FROM outbox o WHERE o.parked_at IS NULL AND o.next_attempt_at <= now() \
+             AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.partition_key = o.partition_key \
+                             AND e.id < o.id) \
+             ORDER BY o.id LIMIT $1",
+            &[&limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Row {
+                id: r.try_get(0)?,
+                kind: r.try_get(1)?,
+                partition_key: r.try_get(2)?,
+                payload: r.try_get(3)?,
+                created_at: r.try_get(4)?,
+                attempts: r.try_get(5)?,
+            })
+        })
+        .collect::<Result<_, tokio_postgres::Error>>()
+        .map_err(DbError::from)
+}
+
+/// Deletes handled rows (published and confirmed, or applied), in the caller's transaction or
+/// on its own.
+pub async fn delete(client: &impl GenericClient, ids: &[i64]) -> Result<u64, DbError> {
+    if ids.is_empty() {
+        return Ok(0);
+    }
+    Ok(client
+        .execute("DELETE FROM outbox WHERE id = ANY($1)", &[&ids])
+        .await?)
+}
+
+/// The retry policy of failing rows.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Failed attempts after which a row is parked.
+    pub max_attempts: i32,
+    /// Wait after the first failure; doubled after each one.
+    pub base: Duration,
+    /// Longest wait between attempts.
+    pub max: Duration,
+}
+
+impl RetryPolicy {
+    /// How long to wait after the `attempts`-th failure (1-based): base·2^(attempts−1), capped.
+    pub fn delay(&self, attempts: i32) -> Duration {
+        let doublings = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(30);
+        self.base
+            .checked_mul(1u32 << doublings)
+            .unwrap_or(self.max)
+            .min(self.max)
+    }
+}
+
+/// What became of a failed row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failed {
+    /// It is due again later.
+    Retrying,
+    /// It reached the limit and is parked.
+    Parked,
+}
+
+/// Records a failed attempt of row `id` (which had `attempts` before): due again after the
+/// policy's delay, or parked with `reason` once the limit is reached. `reason` names the cause,
+/// never the payload.
+pub async fn failed(
+    pool: &Pool,
+    id: i64,
+    attempts: i32,
+    reason: &str,
+    policy: &RetryPolicy,
+) -> Result<Failed, DbError> {
+    let now_failed = attempts.saturating_add(1);
+    let park = now_failed >= policy.max_attempts;
+    let conn = pool.get().await?;
+    conn.execute(
+        "UPDATE outbox SET attempts = $2, last_error = $3, \
+         next_attempt_at = now() + make_interval(secs => $4), \
+         parked_at = CASE WHEN $5 THEN now() ELSE NULL END, \
+         updated_at = now(), updated_by = 'relay' WHERE id = $1",
+        &[
+            &id,
+            &now_failed,
+            &reason,
+            &policy.delay(now_failed).as_secs_f64(),
+            &park,
+        ],
+    )
+    .await?;
+    Ok(if park { Failed::Parked } else { Failed::Retrying })
+}
+
+/// Parks row `id` at once: it can never succeed as it is (e.g. its payload is unusable).
+pub async fn park(pool: &Pool, id: i64, reason: &str) -> Result<(), DbError> {
+    let conn = pool.get().await?;
+    conn.execute(
+        "UPDATE outbox SET attempts = attempts + 1, last_error = $2, parked_at = now(), \
+         updated_at = now(), updated_by = 'relay' WHERE id = $1",
+        &[&id, &reason],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Un-parks row `id` for another round of attempts, as `by`; false when no such parked row.
+pub async fn retry(pool: &Pool, id: i64, by: &str) -> Result<bool, DbError> {
+    let conn = pool.get().await?;
+    Ok(conn
+        .execute(
+            "UPDATE outbox SET parked_at = NULL, attempts = 0, next_attempt_at = now(), \
+             updated_at = now(), updated_by = $2 WHERE id = $1 AND parked_at IS NOT NULL",
+            &[&id, &by],
+        )
+        .await?
+        == 1)
+}
+
+/// A parked row, as operators see it (no payload: it holds card hashes and a tax code).
+#[derive(Debug, Clone)]
+pub struct Parked {
+    /// Its id.
+    pub id: i64,
+    /// Its kind.
+    pub kind: String,
+    /// Attempts made.
+    pub attempts: i32,
+    /// Why the last one failed.
+    pub last_error: Option<String>,
+    /// When it was parked.
+    pub parked_at: DateTime<Utc>,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+}
+
+/// The parked rows, oldest first (at most `limit`).
+pub async fn parked(pool: &Pool, limit: i64) -> Result<Vec<Parked>, DbError> {
+    let conn = pool.get().await?;
+    let rows = conn
+        .query(
+            "SELECT id, kind, attempts, last_error, parked_at, created_at FROM outbox \
+             WHERE parked_at IS NOT NULL ORDER BY id LIMIT $1",
+            &[&limit],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Parked {
+                id: r.try_get(0)?,
+                kind: r.try_get(1)?,
+                attempts: r.try_get(2)?,
+                last_error: r.try_get(3)?,
+                parked_at: r.try_get(4)?,
+                created_at: r.try_get(5)?,
+            })
+        })
+        .collect::<Result<_, tokio_postgres::Error>>()
+        .map_err(DbError::from)
+}
+
+/// Rows not yet handled, and how many of them are parked.
+pub async fn backlog(client: &impl GenericClient) -> Result<(i64, i64), DbError> {
+    let row = client
+        .query_one(
+            "SELECT count(*), count(*) FILTER (WHERE parked_at IS NOT NULL) FROM outbox",
+            &[],
+        )
+        .await?;
+    Ok((row.try_get(0)?, row.try_get(1)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_delay_doubles_from_the_base_and_is_capped() {
+        let p = RetryPolicy {
+            max_attempts: 10,
+            base: Duration::from_millis(500),
+            max: Duration::from_secs(60),
+        };
+        assert_eq!(p.delay(1), Duration::from_millis(500));
+        assert_eq!(p.delay(2), Duration::from_secs(1));
+        assert_eq!(p.delay(4), Duration::from_secs(4));
+        assert_eq!(p.delay(8), Duration::from_secs(60));
+        assert_eq!(p.delay(i32::MAX), Duration::from_secs(60));
+        assert_eq!(p.delay(0), Duration::from_millis(500));
+        assert_eq!(p.delay(-3), Duration::from_millis(500));
+    }
+}
