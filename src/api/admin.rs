@@ -316,9 +316,7 @@ pub async fn status(
             },
         );
     }
-    let (backlog, parked) = crate::db::outbox::backlog(&conn)
-        .await
-        .map_err(db_error)?;
+    let (backlog, parked) = crate::db::outbox::backlog(&conn).await.map_err(db_error)?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "actors": actors,
         "circuits": circuits,

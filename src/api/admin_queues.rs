@@ -9,7 +9,7 @@ use chrono::SecondsFormat;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::admin::{Admins, AdminDeps};
+use super::admin::{AdminDeps, Admins};
 use super::errors::ApiError;
 use super::identity::Caller;
 use crate::db::{outbox, DbError};
@@ -102,7 +102,5 @@ pub async fn retry_parked(
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
     cfg.service(resource("/admin/outbox/parked", "GET").route(web::get().to(list_parked)))
-        .service(
-            resource("/admin/outbox/{id}/retry", "POST").route(web::post().to(retry_parked)),
-        );
+        .service(resource("/admin/outbox/{id}/retry", "POST").route(web::post().to(retry_parked)));
 }

@@ -162,11 +162,18 @@ async fn apply_consent_changes(deps: &RelayDeps, rows: Vec<Row>) -> Result<usize
     for row in rows {
         let tax = serde_json::from_str::<serde_json::Value>(&row.payload)
             .ok()
-            .and_then(|v| v.get("taxCode").and_then(|t| t.as_str()).map(TaxCode::parse));
+            .and_then(|v| {
+                v.get("taxCode")
+                    .and_then(|t| t.as_str())
+                    .map(TaxCode::parse)
+            });
         match tax {
             Some(Ok(tax)) => usable.push((row, tax)),
             _ => {
-                tracing::error!(id = row.id, "consent change without a valid taxCode; parked");
+                tracing::error!(
+                    id = row.id,
+                    "consent change without a valid taxCode; parked"
+                );
                 outbox::park(&deps.pool, row.id, "payload has no valid taxCode").await?;
             }
         }
@@ -208,7 +215,11 @@ async fn apply_consent_changes(deps: &RelayDeps, rows: Vec<Row>) -> Result<usize
 
 /// Publishes rows persistent and mandatory with pipelined confirms; deletes the confirmed ones.
 /// A nack or a return (no queue bound to the routing key) is a failed attempt of that row.
-async fn publish(ch: &lapin::Channel, deps: &RelayDeps, rows: Vec<Row>) -> Result<usize, RoundError> {
+async fn publish(
+    ch: &lapin::Channel,
+    deps: &RelayDeps,
+    rows: Vec<Row>,
+) -> Result<usize, RoundError> {
     if rows.is_empty() {
         return Ok(0);
     }

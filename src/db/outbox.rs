@@ -120,7 +120,9 @@ pub struct RetryPolicy {
 impl RetryPolicy {
     /// How long to wait after the `attempts`-th failure (1-based): base·2^(attempts−1), capped.
     pub fn delay(&self, attempts: i32) -> Duration {
-        let doublings = u32::try_from(attempts.saturating_sub(1)).unwrap_or(0).min(30);
+        let doublings = u32::try_from(attempts.saturating_sub(1))
+            .unwrap_or(0)
+            .min(30);
         self.base
             .checked_mul(1u32 << doublings)
             .unwrap_or(self.max)
@@ -164,7 +166,11 @@ pub async fn failed(
         ],
     )
     .await?;
-    Ok(if park { Failed::Parked } else { Failed::Retrying })
+    Ok(if park {
+        Failed::Parked
+    } else {
+        Failed::Retrying
+    })
 }
 
 /// Parks row `id` at once: it can never succeed as it is (e.g. its payload is unusable).

@@ -31,4 +31,5 @@ fn body(m: &lapin::message::BasicGetMessage) -> Value {
 mod dead_letters;
 mod events;
 mod lifecycle;
+mod outbox;
 mod read_only;
