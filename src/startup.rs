@@ -112,6 +112,8 @@ impl Application {
             settings.cards.mailbox_capacity,
         );
         let resolver_wake = resolver_wakeup.clone();
+        let dedup_retention =
+            Duration::from_secs(u64::from(settings.rabbitmq.dedup_retention_hours) * 3600);
         let ring_for_circuits = ring.clone();
         let cards = Supervisor::start_in_arbiter(&cards_arbiter.handle(), move |_| {
             CardRegistry::new(
@@ -120,8 +122,11 @@ impl Application {
                 card_limits,
                 cards_metrics,
                 card_mailbox,
-                wakeup,
-                resolver_wake,
+                crate::actors::card_registry::Wakeups {
+                    relay: wakeup,
+                    resolver: resolver_wake,
+                },
+                dedup_retention,
             )
         });
 

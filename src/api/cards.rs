@@ -84,7 +84,8 @@ pub async fn get_card(
 #[utoipa::path(delete, path = "/cards", tag = "cards",
     params(("Tax-Code" = String, Header, description = "fiscal code"),
            ("hpan" = Option<String>, Header, description = "the card's HPAN"),
-           ("Pgp-Pan" = Option<String>, Header, description = "base64 of a binary PGP message holding the PAN")),
+           ("Pgp-Pan" = Option<String>, Header, description = "base64 of a binary PGP message holding the PAN"),
+           ("Timestamp" = Option<String>, Header, description = "when it was deleted: yyyy-MM-dd HH:mm:ss:SSSS (Europe/Rome) or ISO-8601 with offset; now by default")),
     responses((status = 204, description = "link closed"), (status = 404, body = ErrorBody),
               (status = 400, body = ErrorBody)))]
 pub async fn delete_card(
@@ -113,14 +114,26 @@ pub async fn delete_card(
         }
         (None, None) => return Err(ApiError::missing_header(F, "hpan or Pgp-Pan")),
     };
+    // When the deletion happened (orders it against the link's other changes); now by default.
+    let timestamp = input::header(&req, "Timestamp", F)?
+        .map(|t| {
+            crate::domain::parse_event_timestamp(t).map_err(|_| {
+                ApiError::validation(
+                    F,
+                    "header Timestamp is not yyyy-MM-dd HH:mm:ss:SSSS or ISO-8601 with an offset",
+                )
+            })
+        })
+        .transpose()?;
     let command = Sourced {
         command: CardCommand::Delete(CardDeletion {
             tax_code,
             hpan,
-            timestamp: None,
+            timestamp,
         }),
         source: Source::Issuer,
         by: caller.name().to_owned(),
+        origin: None,
     };
     let report = registry
         .send(ApplyCommands {
@@ -132,6 +145,10 @@ pub async fn delete_card(
         .map_err(map_err)?;
     match report.outcomes.first() {
         Some(Outcome::Applied) => Ok(HttpResponse::NoContent().finish()),
+        Some(Outcome::Stale) => Err(ApiError::validation(
+            F,
+            "header Timestamp is older than the link's last change: nothing changed",
+        )),
         _ => Err(ApiError::new(
             StatusCode::NOT_FOUND,
             2404,

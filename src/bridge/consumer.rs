@@ -25,7 +25,7 @@ use crate::actors::card_registry::CardRegistry;
 use crate::config::RabbitSettings;
 use crate::crypto::pgp::{PgpError, PgpKey};
 use crate::crypto::Hasher;
-use crate::domain::{CardCommand, Source, Sourced};
+use crate::domain::{CardCommand, MessageOrigin, Source, Sourced};
 use crate::metrics::Metrics;
 
 /// What the consumers need.
@@ -284,6 +284,34 @@ async fn one_by_one(deps: &ConsumerDeps, commands: &[Sourced]) -> Option<Vec<Res
     Some(out)
 }
 
+/// A decoded command with its origin: the message's queue and `message_id` (a redelivery is
+/// recognised), and its `timestamp` property standing in for a body without one.
+fn sourced(queue: &str, delivery: &Delivery, command: CardCommand) -> Sourced {
+    let p = &delivery.properties;
+    let command = match p
+        .timestamp()
+        .and_then(|secs| i64::try_from(secs).ok())
+        .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
+    {
+        Some(at) => command.with_default_timestamp(at),
+        None => command,
+    };
+    Sourced {
+        command,
+        source: Source::Issuer,
+        by: "bridge".into(),
+        origin: p
+            .message_id()
+            .as_ref()
+            .map(|id| id.as_str())
+            .filter(|id| !id.is_empty())
+            .map(|id| MessageOrigin {
+                queue: queue.to_owned(),
+                message_id: id.to_owned(),
+            }),
+    }
+}
+
 async fn process(
     deps: &Arc<ConsumerDeps>,
     inbound: Inbound,
@@ -295,14 +323,11 @@ async fn process(
 ) {
     let t0 = std::time::Instant::now();
     let _ = inbound;
-    let commands: Vec<Sourced> = decoded
+    let commands: Vec<Sourced> = batch
         .iter()
-        .filter_map(|d| d.as_ref().ok())
-        .map(|c| Sourced {
-            command: c.clone(),
-            source: Source::Issuer,
-            by: "bridge".into(),
-        })
+        .zip(&decoded)
+        .filter_map(|(d, c)| Some((d, c.as_ref().ok()?)))
+        .map(|(delivery, c)| sourced(queue, delivery, c.clone()))
         .collect();
     let mut outcomes = if commands.is_empty() {
         Vec::new().into_iter()
@@ -349,6 +374,7 @@ async fn process(
             Ok(outcome) => {
                 let (kind, reason) = match outcome {
                     Outcome::Applied => ("applied", ""),
+                    Outcome::Duplicate => ("ignored", "DUPLICATE"),
                     Outcome::Stale => ("ignored", "STALE"),
                     Outcome::UnknownLink => ("ignored", "UNKNOWN_LINK"),
                     Outcome::NoLiveLink => ("ignored", "NO_LIVE_LINK"),

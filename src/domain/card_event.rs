@@ -100,6 +100,53 @@ pub struct Sourced {
     pub source: Source,
     /// Who (client identity or component), for audit columns.
     pub by: String,
+    /// The queue message it came from, when it did: a redelivery of an applied message (same
+    /// queue and `message_id`) is recognised and never applied again.
+    pub origin: Option<MessageOrigin>,
+}
+
+/// An inbound queue message, by queue and `message_id`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct MessageOrigin {
+    /// The queue it was consumed from.
+    pub queue: String,
+    /// Its `message_id` property.
+    pub message_id: String,
+}
+
+impl CardCommand {
+    /// The command with `at` as its timestamp when it carries none (a card event's or a
+    /// deletion's): the message's own timestamp property orders it then, so a redelivery can
+    /// never undo a later change.
+    pub fn with_default_timestamp(self, at: DateTime<Utc>) -> Self {
+        match self {
+            CardCommand::Event(CardEvent::Enrolment {
+                tax_code,
+                card,
+                par,
+                circuit,
+                tokens,
+                timestamp: None,
+            }) => CardCommand::Event(CardEvent::Enrolment {
+                tax_code,
+                card,
+                par,
+                circuit,
+                tokens,
+                timestamp: Some(at),
+            }),
+            CardCommand::Delete(CardDeletion {
+                tax_code,
+                hpan,
+                timestamp: None,
+            }) => CardCommand::Delete(CardDeletion {
+                tax_code,
+                hpan,
+                timestamp: Some(at),
+            }),
+            other => other,
+        }
+    }
 }
 
 impl CardEvent {
@@ -138,5 +185,32 @@ impl CardEvent {
             | CardEvent::ParTokens { circuit, .. }
             | CardEvent::Tokens { circuit, .. } => *circuit,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deletion(timestamp: Option<DateTime<Utc>>) -> CardCommand {
+        CardCommand::Delete(CardDeletion {
+            tax_code: TaxCode::parse("RSSMRA85T10A562S").unwrap(),
+            hpan: Hpan::parse(&"a".repeat(64)).unwrap(),
+            timestamp,
+        })
+    }
+
+    #[test]
+    fn a_default_timestamp_fills_only_a_missing_one() {
+        let stamped = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let own = DateTime::from_timestamp(1_600_000_000, 0).unwrap();
+        assert_eq!(
+            deletion(None).with_default_timestamp(stamped),
+            deletion(Some(stamped))
+        );
+        assert_eq!(
+            deletion(Some(own)).with_default_timestamp(stamped),
+            deletion(Some(own))
+        );
     }
 }

@@ -15,7 +15,9 @@ mod timestamp;
 
 pub use abi::Abi;
 pub use bin_range::BinRange;
-pub use card_event::{CardCommand, CardDeletion, CardEvent, CardRef, Sourced, TokenRef};
+pub use card_event::{
+    CardCommand, CardDeletion, CardEvent, CardRef, MessageOrigin, Sourced, TokenRef,
+};
 pub use circuit::Circuit;
 pub use consent::{
     next_instant, truncate_micros, Change, Consent, ConsentChange, ConsentState, Summary,

@@ -10,7 +10,7 @@ use super::rules::{apply, Limits, Outcome};
 use crate::crypto::KeyRing;
 use crate::db::cards::{lock_and_load, save, Keys};
 use crate::db::DbError;
-use crate::domain::{CardCommand, CardEvent, Sourced, TaxCode};
+use crate::domain::{CardCommand, CardEvent, MessageOrigin, Sourced, TaxCode};
 
 /// What a batch did, for acknowledgements and metrics.
 #[derive(Debug, Default)]
@@ -95,10 +95,24 @@ async fn try_batch(
     let mut snap = lock_and_load(&tx, keys_of(commands)).await?;
     let t_load = t0.elapsed();
     let now = Utc::now();
+    // Redeliveries of messages applied before (or twice in this batch) are not applied again.
+    let origins: Vec<&MessageOrigin> = commands.iter().filter_map(|c| c.origin.as_ref()).collect();
+    let mut seen = crate::db::inbound::applied(&tx, &origins).await?;
     let outcomes: Vec<Outcome> = commands
         .iter()
-        .map(|c| apply(&mut snap, c, now, limits))
+        .map(|c| match &c.origin {
+            Some(o) if !seen.insert(o.clone()) => Outcome::Duplicate,
+            _ => apply(&mut snap, c, now, limits),
+        })
         .collect();
+    // Remembered unless refused (a refused message may be replayed once its cause is fixed).
+    let applied: Vec<&MessageOrigin> = commands
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, o)| !matches!(o, Outcome::ParConflict | Outcome::Duplicate))
+        .filter_map(|(c, _)| c.origin.as_ref())
+        .collect();
+    crate::db::inbound::remember(&tx, &applied, by).await?;
     let outgoing = reconcile(&mut snap, now);
     let t_rules = t0.elapsed();
     let written = save(&tx, &snap, &outgoing, ring, by).await?;

@@ -13,11 +13,19 @@ mod tests;
 
 use std::sync::Arc;
 
-use actix::{Actor, Context, Supervised};
+use actix::{Actor, AsyncContext, Context, Supervised};
 use deadpool_postgres::Pool;
 
 use crate::crypto::KeyRing;
 use crate::metrics::Metrics;
+
+/// Who the registry wakes after a commit.
+pub struct Wakeups {
+    /// The outbox relay (card updates were written).
+    pub relay: Arc<tokio::sync::Notify>,
+    /// The PAR resolver (lookups were queued).
+    pub resolver: Arc<tokio::sync::Notify>,
+}
 
 /// The actor.
 pub struct CardRegistry {
@@ -28,8 +36,10 @@ pub struct CardRegistry {
     mailbox_capacity: usize,
     /// Woken when card updates were written, so the relay publishes them at once.
     relay_wakeup: Arc<tokio::sync::Notify>,
-    /// Woken when consent changes queued PAR lookups, so the resolver asks at once.
+    /// Woken when batches or consent changes queued PAR lookups, so the resolver asks at once.
     resolver_wakeup: Arc<tokio::sync::Notify>,
+    /// How long applied messages' ids are remembered (redeliveries are recognised meanwhile).
+    dedup_retention: std::time::Duration,
 }
 
 impl CardRegistry {
@@ -43,8 +53,8 @@ impl CardRegistry {
         limits: rules::Limits,
         metrics: Metrics,
         mailbox_capacity: usize,
-        relay_wakeup: Arc<tokio::sync::Notify>,
-        resolver_wakeup: Arc<tokio::sync::Notify>,
+        wakeups: Wakeups,
+        dedup_retention: std::time::Duration,
     ) -> Self {
         Self {
             pool,
@@ -52,8 +62,9 @@ impl CardRegistry {
             limits,
             metrics,
             mailbox_capacity,
-            relay_wakeup,
-            resolver_wakeup,
+            relay_wakeup: wakeups.relay,
+            resolver_wakeup: wakeups.resolver,
+            dedup_retention,
         }
     }
 }
@@ -63,6 +74,26 @@ impl Actor for CardRegistry {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.mailbox_capacity);
+        // Forget applied messages' ids past the retention, hourly (and once at start).
+        ctx.run_later(std::time::Duration::from_secs(5), |act, ctx| {
+            act.forget(ctx)
+        });
+        ctx.run_interval(std::time::Duration::from_secs(3600), |act, ctx| {
+            act.forget(ctx)
+        });
+    }
+}
+
+impl CardRegistry {
+    fn forget(&mut self, ctx: &mut Context<Self>) {
+        let (pool, retention) = (self.pool.clone(), self.dedup_retention);
+        ctx.spawn(actix::fut::wrap_future(async move {
+            match crate::db::inbound::forget_older_than(&pool, retention).await {
+                Ok(n) if n > 0 => tracing::debug!(forgotten = n, "old inbound message ids dropped"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = ?e, "cannot drop old inbound message ids"),
+            }
+        }));
     }
 }
 

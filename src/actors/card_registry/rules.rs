@@ -32,6 +32,8 @@ pub enum Outcome {
     NoLiveLink,
     /// Refused: a PAR other than the one a more (or equally) trusted source gave.
     ParConflict,
+    /// A redelivery of a message already applied (same queue and `message_id`): ignored.
+    Duplicate,
 }
 
 /// Where the tokens of an event go.

@@ -62,6 +62,7 @@ fn cmd(event: CardEvent, source: Source) -> Sourced {
         command: CardCommand::Event(event),
         source,
         by: "test".into(),
+        origin: None,
     }
 }
 
@@ -88,6 +89,7 @@ fn delete(tax: TaxCode, at: DateTime<Utc>) -> Sourced {
         }),
         source: Source::Issuer,
         by: "test".into(),
+        origin: None,
     }
 }
 

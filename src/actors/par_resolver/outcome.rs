@@ -42,6 +42,7 @@ pub fn command_for(lease: &Lease, par: Par) -> Sourced {
         command: CardCommand::Event(event),
         source: Source::Circuit,
         by: BY.to_owned(),
+        origin: None,
     }
 }
 

@@ -138,14 +138,21 @@ async fn a_duplicate_delivery_is_applied_once() {
             .await
             .ok()?;
         let text = String::from_utf8_lossy(&m.body().await.ok()?).into_owned();
-        text.contains(&format!(
-            r#"{{outcome="applied",queue="{}",reason=""}} 2"#,
+        // Recognised by its message_id: counted as a duplicate, not applied again.
+        (text.contains(&format!(
+            r#"{{outcome="applied",queue="{}",reason=""}} 1"#,
             r.card_events_queue
-        ))
+        )) && text.contains(&format!(
+            r#"{{outcome="ignored",queue="{}",reason="DUPLICATE"}} 1"#,
+            r.card_events_queue
+        )))
         .then_some(())
     })
     .await;
-    assert!(applied.is_some(), "the duplicate was consumed");
+    assert!(
+        applied.is_some(),
+        "the duplicate was consumed and recognised"
+    );
     assert!(
         drain(&ch, &r.card_updates_queue, Duration::from_millis(700))
             .await

@@ -273,3 +273,151 @@ async fn issuers_delete_cards_by_hpan_or_pgp_pan_and_give_pgp_pans_for_consent()
         .await
         .assert_error(403, 9403);
 }
+
+/// Publishes a card event with the given `message_id` and AMQP `timestamp` property.
+async fn publish_stamped(ch: &lapin::Channel, queue: &str, body: &[u8], id: &str, ts: u64) {
+    let confirm = ch
+        .basic_publish(
+            "".into(),
+            queue.into(),
+            lapin::options::BasicPublishOptions {
+                mandatory: true,
+                immediate: false,
+            },
+            body,
+            lapin::BasicProperties::default()
+                .with_message_id(id.into())
+                .with_timestamp(ts)
+                .with_delivery_mode(2),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(confirm.is_ack());
+}
+
+async fn consumed(app: &crate::helpers::TestApp, queue: &str, reason: &str) -> u64 {
+    let mut res = awc::Client::default()
+        .get(app.ops_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let text = String::from_utf8_lossy(&res.body().limit(4 << 20).await.unwrap()).into_owned();
+    let needle = format!(
+        "tkm_messages_consumed_total{{outcome=\"ignored\",queue=\"{queue}\",reason=\"{reason}\"}} "
+    );
+    text.lines()
+        .find_map(|l| l.strip_prefix(&needle))
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[actix_web::test]
+async fn a_redelivered_enrolment_without_timestamp_cannot_undo_a_later_deletion() {
+    let app = spawn_app().await;
+    wait_for_topology(&app).await;
+    let r = &app.settings.rabbitmq;
+    let tc = tax_code();
+    consent(&app, &tc, "Allow").await;
+    let (_c, ch) = channel().await;
+    // An enrolment with no timestamp in its body; the producer stamped the message.
+    let event = serde_json::to_vec(
+        &json!({"taxCode": tc, "pan": PAN, "circuit": "MASTERCARD", "par": PAR}),
+    )
+    .unwrap();
+    let body_pgp = encrypt(&app, &event);
+    let stamped = u64::try_from(chrono::Utc::now().timestamp()).unwrap() - 1;
+    publish_stamped(&ch, &r.card_events_queue, &body_pgp, "enrol-1", stamped).await;
+    next(&ch, &r.card_updates_queue, Duration::from_secs(15))
+        .await
+        .expect("enrolment update");
+
+    let deleted = app
+        .call(
+            "issuer",
+            Method::DELETE,
+            "/cards",
+            &[("Tax-Code", &tc), ("hpan", &sha(PAN))],
+            None,
+        )
+        .await;
+    assert_eq!(deleted.status, 204, "{}", deleted.text);
+    next(&ch, &r.card_updates_queue, Duration::from_secs(15))
+        .await
+        .expect("a revoke");
+
+    // The same message again (a redelivery), and the same body re-sent under another id.
+    publish_stamped(&ch, &r.card_events_queue, &body_pgp, "enrol-1", stamped).await;
+    publish_stamped(
+        &ch,
+        &r.card_events_queue,
+        &body_pgp,
+        "enrol-1-resent",
+        stamped,
+    )
+    .await;
+    let q = r.card_events_queue.clone();
+    let both = crate::helpers::eventually(Duration::from_secs(15), || async {
+        (consumed(&app, &q, "DUPLICATE").await == 1 && consumed(&app, &q, "STALE").await == 1)
+            .then_some(())
+    })
+    .await;
+    assert!(
+        both.is_some(),
+        "one duplicate and one stale message counted"
+    );
+    let card = app
+        .call(
+            "platform",
+            Method::GET,
+            "/cards",
+            &[("hpan", &sha(PAN))],
+            None,
+        )
+        .await;
+    card.assert_error(404, 2404);
+
+    // DELETE /cards takes a timestamp too: one older than the link's last change is refused.
+    let enrol_again = serde_json::to_vec(&json!({"taxCode": tc, "pan": PAN,
+        "circuit": "MASTERCARD", "par": PAR, "timestamp": "2099-01-01T10:00:00Z"}))
+    .unwrap();
+    publish(
+        &ch,
+        &r.card_events_queue,
+        &encrypt(&app, &enrol_again),
+        "enrol-2",
+    )
+    .await;
+    next(&ch, &r.card_updates_queue, Duration::from_secs(15))
+        .await
+        .expect("re-enrolled");
+    let stale = app
+        .call(
+            "issuer",
+            Method::DELETE,
+            "/cards",
+            &[
+                ("Tax-Code", &tc),
+                ("hpan", &sha(PAN)),
+                ("Timestamp", "2098-12-31 10:00:00:0000"),
+            ],
+            None,
+        )
+        .await;
+    stale.assert_error(400, 2000);
+    let later = app
+        .call(
+            "issuer",
+            Method::DELETE,
+            "/cards",
+            &[
+                ("Tax-Code", &tc),
+                ("hpan", &sha(PAN)),
+                ("Timestamp", "2099-01-02T10:00:00+01:00"),
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(later.status, 204, "{}", later.text);
+}
