@@ -153,7 +153,12 @@ async fn the_contract_rate_answers_429_with_retry_after() {
 async fn any_retry_after_can_be_injected_into_429s() {
     let sim = start().await;
     let pan = account("4111", 16, false);
-    for value in ["18446744073709551615", "Wed, 21 Oct 2015 07:28:00 GMT", "-5", "abc"] {
+    for value in [
+        "18446744073709551615",
+        "Wed, 21 Oct 2015 07:28:00 GMT",
+        "-5",
+        "abc",
+    ] {
         let set = sim
             .admin(
                 "/sim/faults",
