@@ -267,6 +267,8 @@ pub struct CircuitStatus {
     pub rate_per_second: Option<u32>,
     /// Paused by a 429 or the breaker.
     pub paused: bool,
+    /// Seconds the pause still lasts (0 when running).
+    pub paused_secs: u64,
 }
 
 /// The operators' overview.
@@ -313,6 +315,7 @@ pub async fn status(
                     .map_err(db_error)?,
                 rate_per_second: lane.map(|l| l.rate_per_second),
                 paused: lane.is_some_and(|l| l.paused_secs > 0),
+                paused_secs: lane.map_or(0, |l| l.paused_secs),
             },
         );
     }

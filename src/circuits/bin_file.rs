@@ -61,12 +61,13 @@ async fn download(http: &Transport, url: &str) -> Result<Vec<u8>, CallError> {
         other => CallError::Transport(other.to_string()),
     })?;
     let status = response.status();
+    let retry_after = http.retry_after(response.headers());
     let body = response
         .body()
         .limit(MAX_FILE)
         .await
         .map_err(|_| CallError::Transport("reading the BIN file".into()))?;
-    super::http::classify(status, None, body).map(|reply| reply.body.to_vec())
+    super::http::classify(status, retry_after, body).map(|reply| reply.body.to_vec())
 }
 
 /// Splits the CSV (blank lines and `#` comments skipped; an optional `min;max` header line too).
@@ -126,6 +127,7 @@ mod tests {
             bin_file: Some(file.display().to_string()),
             bin_file_sha256: sha256,
             token_flag: None,
+            max_retry_after: std::time::Duration::from_secs(3600),
         }
     }
 

@@ -1,12 +1,13 @@
 //! The HTTP side every circuit client shares: one awc client (pool, keep-alive, TLS, client
 //! certificate), timeouts, status → [`CallError`] mapping, and the per-call metrics.
 
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use awc::http::header::HeaderMap;
 use awc::http::StatusCode;
 use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
 
+use super::retry_after;
 use super::spec::ClientSpec;
 use super::CallError;
 use crate::domain::Circuit;
@@ -47,6 +48,7 @@ pub struct Transport {
     circuit: Circuit,
     client: awc::Client,
     metrics: Metrics,
+    max_retry_after: Duration,
 }
 
 impl Transport {
@@ -77,6 +79,7 @@ impl Transport {
             circuit: spec.circuit,
             client,
             metrics,
+            max_retry_after: spec.max_retry_after,
         })
     }
 
@@ -105,7 +108,7 @@ impl Transport {
         let result = async {
             let mut response = request.send_body(body).await.map_err(send_error)?;
             let status = response.status();
-            let retry_after = retry_after(response.headers());
+            let retry_after = self.retry_after(response.headers());
             let body = response
                 .body()
                 .limit(MAX_BODY)
@@ -116,6 +119,13 @@ impl Transport {
         .await;
         self.observe(kind, started, &result);
         result
+    }
+
+    /// The answer's `Retry-After`, at most `circuits.max_retry_after_secs` (`None`: absent or
+    /// unusable, the caller backs off normally).
+    pub fn retry_after(&self, headers: &HeaderMap) -> Option<Duration> {
+        let value = headers.get("retry-after")?.to_str().ok()?;
+        retry_after::parse(value, SystemTime::now(), self.max_retry_after)
     }
 
     /// Records one call's outcome and latency.
@@ -152,11 +162,6 @@ fn send_error(e: awc::error::SendRequestError) -> CallError {
         // Display texts of awc errors name hosts and I/O causes, never request bodies.
         other => CallError::Transport(other.to_string()),
     }
-}
-
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get("retry-after")?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// Maps a status to success or the error class the resolver acts on.

@@ -10,6 +10,7 @@ pub mod factory;
 pub mod http;
 pub mod mastercard;
 pub mod protocol;
+pub mod retry_after;
 pub mod simulator;
 pub mod spec;
 pub mod visa;
@@ -76,7 +77,8 @@ pub enum CallError {
     /// 429: slow down; wait `Retry-After` when given.
     #[error("rate limited")]
     RateLimited {
-        /// The circuit's `Retry-After`.
+        /// The circuit's `Retry-After`, already at most `circuits.max_retry_after_secs`
+        /// (`None` when absent or unusable).
         retry_after: Option<Duration>,
     },
     /// The circuit refused the request (4xx other than 429, or an error inside a 200 body).

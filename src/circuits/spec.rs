@@ -97,6 +97,8 @@ pub struct ClientSpec {
     pub bin_file_sha256: Option<String>,
     /// Mastercard BIN lookup token marker.
     pub token_flag: Option<(String, String)>,
+    /// The longest wait a `429`'s `Retry-After` may ask for (`circuits.max_retry_after_secs`).
+    pub max_retry_after: Duration,
 }
 
 fn read_file(key: String, path: &Path) -> Result<Vec<u8>, ConfigError> {
@@ -206,5 +208,6 @@ pub fn common(
         bin_file: s.bin_file.clone(),
         bin_file_sha256: s.bin_file_sha256.clone(),
         token_flag: s.token_flag_field.clone().zip(s.token_flag_value.clone()),
+        max_retry_after: Duration::from_secs(all.max_retry_after_secs),
     }
 }

@@ -49,6 +49,9 @@ pub struct CircuitsSettings {
     pub connect_timeout_ms: u64,
     /// Total timeout of one circuit call.
     pub timeout_ms: u64,
+    /// The longest pause a `429`'s `Retry-After` (or the backoff after `429`s without one) may
+    /// impose on a circuit.
+    pub max_retry_after_secs: u64,
     /// The in-process simulator (simulator mode only).
     pub simulator: SimulatorSettings,
     /// VISA.
@@ -179,10 +182,19 @@ impl CircuitSettings {
     }
 }
 
+/// The largest `circuits.max_retry_after_secs`: a day.
+pub const MAX_RETRY_AFTER_SECS: u64 = 24 * 3600;
+
 /// Checks `[circuits]`; `live` mode needs every credential of the enabled circuits.
 pub fn validate(c: &CircuitsSettings) -> Result<(), ConfigError> {
     if c.timeout_ms == 0 || c.connect_timeout_ms == 0 {
         return Err(invalid("circuits.timeout_ms", "timeouts must be positive"));
+    }
+    if !(1..=MAX_RETRY_AFTER_SECS).contains(&c.max_retry_after_secs) {
+        return Err(invalid(
+            "circuits.max_retry_after_secs",
+            "must be 1 to 86400 (a day)",
+        ));
     }
     if !(0.0..=1.0).contains(&c.simulator.no_par_share) {
         return Err(invalid(
@@ -322,6 +334,12 @@ mod tests {
         let mut c = defaults()?;
         c.amex.bin_source = BinSource::Api;
         assert!(validate(&c).is_err(), "AMEX has only the file source");
+        let mut c = defaults()?;
+        assert_eq!(c.max_retry_after_secs, 3600);
+        c.max_retry_after_secs = 0;
+        assert!(validate(&c).is_err(), "a cap of 0 would ignore every 429");
+        c.max_retry_after_secs = u64::MAX;
+        assert!(validate(&c).is_err());
         Ok(())
     }
 }

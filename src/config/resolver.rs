@@ -12,7 +12,7 @@ use super::{invalid, ConfigError};
 pub struct BinRefreshSettings {
     /// A new set smaller than this share of the current one is refused unless forced.
     pub min_ratio: f64,
-    /// Attempts of one refresh's fetch before it fails (transient errors only).
+    /// Attempts of one refresh's fetch before it fails (transient errors and `429`s only).
     pub attempts: u32,
 }
 
@@ -42,7 +42,8 @@ pub struct ParResolverSettings {
     pub breaker_failures: u32,
     /// How long an open breaker pauses the circuit.
     pub breaker_pause_secs: u64,
-    /// Wait after a `429` without `Retry-After`.
+    /// Wait after a `429` without a usable `Retry-After`, doubled on each consecutive one until a
+    /// call succeeds (at most `circuits.max_retry_after_secs`).
     pub default_retry_after_secs: u64,
     /// Rows per page when queueing eligible cards and tokens.
     pub enqueue_page: i64,

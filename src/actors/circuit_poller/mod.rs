@@ -95,7 +95,22 @@ impl Actor for CircuitPoller {
 
 impl Supervised for CircuitPoller {}
 
-/// Fetches with `attempts` tries on transient errors.
+/// The wait before another try after `attempt` (1-based) failed with `error`; `None`: give up.
+/// Transient errors back off 1 s, 2 s, 4 s…; a `429` waits its `Retry-After` (the transport
+/// capped it at `circuits.max_retry_after_secs`) or that backoff when it gave none.
+fn retry_wait(error: &CallError, attempt: u32, attempts: u32) -> Option<Duration> {
+    if attempt >= attempts {
+        return None;
+    }
+    let backoff = Duration::from_millis(500 << attempt.min(6));
+    match error {
+        CallError::RateLimited { retry_after } => Some(retry_after.unwrap_or(backoff)),
+        e if e.is_transient() => Some(backoff),
+        _ => None,
+    }
+}
+
+/// Fetches with `attempts` tries on transient errors and `429`s.
 async fn fetch(
     client: &dyn CircuitClient,
     attempts: u32,
@@ -104,10 +119,11 @@ async fn fetch(
     loop {
         attempt += 1;
         match client.fetch_bin_ranges().await {
-            Err(e) if e.is_transient() && attempt < attempts => {
-                tokio::time::sleep(Duration::from_millis(500 << attempt.min(6))).await;
-            }
-            other => return other,
+            Err(e) => match retry_wait(&e, attempt, attempts) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                None => return Err(e),
+            },
+            ok => return ok,
         }
     }
 }
@@ -179,5 +195,29 @@ impl Handler<crate::actors::Ping> for CircuitPoller {
             name: "circuit-poller",
             mailbox_capacity: 16,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bin_fetches_retry_transient_errors_and_429s_only() {
+        let secs = |s| Some(Duration::from_secs(s));
+        assert_eq!(retry_wait(&CallError::Timeout, 1, 3), secs(1));
+        assert_eq!(retry_wait(&CallError::Server(503), 2, 3), secs(2));
+        assert_eq!(retry_wait(&CallError::Server(503), 3, 3), None);
+        let limited = |s: Option<u64>| CallError::RateLimited {
+            retry_after: s.map(Duration::from_secs),
+        };
+        assert_eq!(retry_wait(&limited(Some(30)), 1, 3), secs(30));
+        assert_eq!(retry_wait(&limited(None), 2, 3), secs(2));
+        assert_eq!(retry_wait(&limited(Some(30)), 3, 3), None);
+        assert_eq!(
+            retry_wait(&CallError::Refused("HTTP 403".into()), 1, 3),
+            None
+        );
+        assert_eq!(retry_wait(&CallError::Malformed("x".into()), 1, 3), None);
     }
 }

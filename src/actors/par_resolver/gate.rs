@@ -1,6 +1,8 @@
 //! One circuit's gate: the contract rate limiter (GCRA, `governor`) every call of every worker
-//! passes, a `429` slow-down (half the rate, restored linearly over a minute after the circuit's
-//! `Retry-After`), and a breaker that pauses the circuit after consecutive failures.
+//! passes, a `429` slow-down (a pause for the circuit's `Retry-After` — or a backoff doubling over
+//! consecutive `429`s without one — never beyond `circuits.max_retry_after_secs`, then half the
+//! rate restored linearly over a minute), and a breaker that pauses the circuit after consecutive
+//! failures. No pause can overflow the clock, whatever the circuit sent.
 
 use std::cell::RefCell;
 use std::num::NonZeroU32;
@@ -8,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+
+use crate::circuits::retry_after;
 
 /// How long the rate takes to come back to the contract rate after a `429` pause.
 const RESTORE: Duration = Duration::from_secs(60);
@@ -26,6 +30,27 @@ pub fn slowed_rate(contract: u32, resume: Instant, now: Instant) -> u32 {
     let share = elapsed / RESTORE.as_secs_f64();
     let rate = f64::from(half) + f64::from(contract - half) * share;
     (rate.floor() as u32).clamp(half, contract)
+}
+
+/// How a circuit's `429`s pause it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pauses {
+    /// The wait after a `429` without a usable `Retry-After`, doubled on each consecutive one
+    /// (`par_resolver.default_retry_after_secs`).
+    pub default_retry_after: Duration,
+    /// The longest pause a `429` may impose (`circuits.max_retry_after_secs`).
+    pub max_retry_after: Duration,
+}
+
+/// `now + wait`, or the latest instant before it the clock can hold (never panics).
+fn later(now: Instant, wait: Duration) -> Instant {
+    let mut wait = wait;
+    loop {
+        if let Some(at) = now.checked_add(wait) {
+            return at;
+        }
+        wait /= 2;
+    }
 }
 
 fn wait_of(not_until: &governor::NotUntil<<DefaultClock as Clock>::Instant>) -> Duration {
@@ -48,11 +73,20 @@ pub struct Gate {
     failures: u32,
     breaker_failures: u32,
     breaker_pause: Duration,
+    pauses: Pauses,
+    /// `429`s since the last successful call, each counted once per pause.
+    streak: u32,
 }
 
 impl Gate {
     /// A gate at `rate` calls per second with `burst`.
-    pub fn new(rate: u32, burst: u32, breaker_failures: u32, breaker_pause: Duration) -> Self {
+    pub fn new(
+        rate: u32,
+        burst: u32,
+        breaker_failures: u32,
+        breaker_pause: Duration,
+        pauses: Pauses,
+    ) -> Self {
         Self {
             contract_rate: rate.max(1),
             contract: per_second(rate, burst),
@@ -61,6 +95,8 @@ impl Gate {
             failures: 0,
             breaker_failures: breaker_failures.max(1),
             breaker_pause,
+            pauses,
+            streak: 0,
         }
     }
 
@@ -81,7 +117,7 @@ impl Gate {
     /// the contract limiter. `None`: take it now (the unit is consumed).
     pub fn try_take(&mut self, now: Instant) -> Option<Duration> {
         if let Some(until) = self.paused_until(now) {
-            return Some(until - now);
+            return Some(until.saturating_duration_since(now));
         }
         let rate = self.current_rate(now);
         if rate >= self.contract_rate {
@@ -102,28 +138,43 @@ impl Gate {
             .map(|not_until| wait_of(&not_until))
     }
 
-    /// A `429`: pause for `retry_after`, then run at half the rate and restore it linearly.
-    pub fn rate_limited(&mut self, retry_after: Duration, now: Instant) {
-        let resume = now + retry_after;
+    /// A `429`: pause for its `retry_after` (`None`: absent or unusable, the backoff), at most
+    /// the cap from `now` and never shortening a pause in force; then run at half the rate and
+    /// restore it linearly. Returns the pause from `now`.
+    pub fn rate_limited(&mut self, retry_after: Option<Duration>, now: Instant) -> Duration {
+        // The 429s of calls already in flight when the circuit paused answer the same overload:
+        // only the first one after a pause counts as one more.
+        if self.paused_until(now).is_none() {
+            self.streak = self.streak.saturating_add(1);
+        }
+        let cap = self.pauses.max_retry_after;
+        let wait = match retry_after {
+            Some(wait) => wait.min(cap),
+            None => retry_after::backoff(self.pauses.default_retry_after, self.streak, cap),
+        };
+        let resume = later(now, wait).max(self.paused_until.unwrap_or(now));
         self.paused_until = Some(resume);
         let half = (self.contract_rate / 2).max(1);
         self.slowdown = Some((resume, half, per_second(half, 1)));
+        resume.saturating_duration_since(now)
     }
 
     /// A failed call (after its retries). Returns true when this opened the breaker.
     pub fn failed(&mut self, now: Instant) -> bool {
-        self.failures += 1;
+        self.failures = self.failures.saturating_add(1);
         if self.failures >= self.breaker_failures {
             self.failures = 0;
-            self.paused_until = Some(now + self.breaker_pause);
+            let end = later(now, self.breaker_pause);
+            self.paused_until = Some(end.max(self.paused_until.unwrap_or(now)));
             return true;
         }
         false
     }
 
-    /// A successful call (closes the breaker's count).
+    /// A successful call: closes the breaker's count and resets the `429` backoff.
     pub fn succeeded(&mut self) {
         self.failures = 0;
+        self.streak = 0;
     }
 }
 
@@ -148,6 +199,11 @@ pub async fn acquire(gate: &RefCell<Gate>, units: usize) -> Duration {
 mod tests {
     use super::*;
 
+    const PAUSES: Pauses = Pauses {
+        default_retry_after: Duration::from_secs(60),
+        max_retry_after: Duration::from_secs(3600),
+    };
+
     #[test]
     fn the_rate_halves_then_comes_back_linearly() {
         let t0 = Instant::now();
@@ -168,7 +224,7 @@ mod tests {
     #[test]
     fn the_contract_rate_is_never_exceeded_in_any_second() {
         // 20/s with a burst of 5: over 3 s of trying as fast as possible, at most 20·3 + 5.
-        let mut gate = Gate::new(20, 5, 3, Duration::from_secs(1));
+        let mut gate = Gate::new(20, 5, 3, Duration::from_secs(1), PAUSES);
         let start = Instant::now();
         let mut taken = Vec::new();
         while start.elapsed() < Duration::from_secs(3) {
@@ -190,9 +246,12 @@ mod tests {
 
     #[test]
     fn a_429_pauses_then_slows_down() {
-        let mut gate = Gate::new(10, 1, 3, Duration::from_secs(1));
+        let mut gate = Gate::new(10, 1, 3, Duration::from_secs(1), PAUSES);
         let now = Instant::now();
-        gate.rate_limited(Duration::from_secs(2), now);
+        assert_eq!(
+            gate.rate_limited(Some(Duration::from_secs(2)), now),
+            Duration::from_secs(2)
+        );
         assert!(gate
             .try_take(now)
             .is_some_and(|w| w > Duration::from_millis(1900)));
@@ -202,7 +261,7 @@ mod tests {
 
     #[test]
     fn consecutive_failures_open_the_breaker() {
-        let mut gate = Gate::new(10, 1, 3, Duration::from_secs(5));
+        let mut gate = Gate::new(10, 1, 3, Duration::from_secs(5), PAUSES);
         let now = Instant::now();
         assert!(!gate.failed(now));
         assert!(!gate.failed(now));
@@ -212,5 +271,52 @@ mod tests {
         assert!(gate.failed(now));
         assert!(gate.paused_until(now).is_some());
         assert!(gate.paused_until(now + Duration::from_secs(6)).is_none());
+    }
+
+    #[test]
+    fn no_retry_after_pauses_beyond_the_cap_or_panics() {
+        let mut gate = Gate::new(10, 1, 3, Duration::from_secs(5), PAUSES);
+        let now = Instant::now();
+        let hour = PAUSES.max_retry_after;
+        assert_eq!(gate.rate_limited(Some(Duration::MAX), now), hour);
+        let until = gate.paused_until(now);
+        assert!(until.is_some_and(|u| u <= now + hour), "{until:?}");
+        // A later, shorter 429 does not cut the pause short; nothing goes past the cap.
+        let soon = now + Duration::from_secs(10);
+        assert_eq!(
+            gate.rate_limited(Some(Duration::from_secs(1)), soon),
+            hour - Duration::from_secs(10)
+        );
+        assert!(gate.try_take(soon).is_some_and(|w| w <= hour));
+        // A breaker pause no clock can hold neither panics.
+        let mut gate = Gate::new(10, 1, 1, Duration::MAX, PAUSES);
+        assert!(gate.failed(now));
+        assert!(gate.paused_until(now).is_some());
+    }
+
+    #[test]
+    fn repeated_429s_without_retry_after_back_off_until_a_success() {
+        let mut gate = Gate::new(10, 1, 3, Duration::from_secs(5), PAUSES);
+        let mut now = Instant::now();
+        let mut waits = Vec::new();
+        for _ in 0..8 {
+            let wait = gate.rate_limited(None, now);
+            waits.push(wait.as_secs());
+            // The 429s of calls that were in flight meanwhile do not double it again.
+            assert_eq!(gate.rate_limited(None, now), wait);
+            now += wait;
+        }
+        assert_eq!(waits, [60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        // A usable Retry-After is honoured as given, and keeps the streak.
+        assert_eq!(
+            gate.rate_limited(Some(Duration::from_secs(7)), now),
+            Duration::from_secs(7)
+        );
+        now += Duration::from_secs(7);
+        assert_eq!(gate.rate_limited(None, now), PAUSES.max_retry_after);
+        // A success resets the backoff.
+        gate.succeeded();
+        now += PAUSES.max_retry_after;
+        assert_eq!(gate.rate_limited(None, now), Duration::from_secs(60));
     }
 }

@@ -11,7 +11,7 @@ use actix::{
     Actor, ActorFutureExt, Context, Handler, Message, ResponseActFuture, Supervised, WrapFuture,
 };
 
-use super::gate::Gate;
+use super::gate::{Gate, Pauses};
 use super::worker::{round, Deps, RoundReport};
 use crate::circuits::spec::ClientSpec;
 use crate::circuits::{factory, CircuitClient};
@@ -58,6 +58,10 @@ impl Lane {
             burst,
             s.breaker_failures,
             Duration::from_secs(s.breaker_pause_secs),
+            Pauses {
+                default_retry_after: Duration::from_secs(s.default_retry_after_secs),
+                max_retry_after: spec.max_retry_after,
+            },
         );
         Lane {
             deps: Rc::new(deps),
@@ -114,9 +118,9 @@ impl Handler<GetLaneStatus> for Lane {
         let gate = self.gate.borrow();
         actix::MessageResult(LaneStatus {
             rate_per_second: gate.current_rate(now),
-            paused_secs: gate
-                .paused_until(now)
-                .map_or(0, |until| (until - now).as_secs().max(1)),
+            paused_secs: gate.paused_until(now).map_or(0, |until| {
+                until.saturating_duration_since(now).as_secs().max(1)
+            }),
         })
     }
 }

@@ -87,7 +87,8 @@ fn open(ring: &KeyRing, lease: &Lease) -> Option<Account> {
 pub fn backoff(base: Duration, attempt: u32) -> Duration {
     let full = base.saturating_mul(1 << attempt.saturating_sub(1).min(10));
     let share = rand::thread_rng().gen_range(0.5..=1.0);
-    full.mul_f64(share)
+    // `mul_f64` panics when the product leaves Duration's range (a huge configured base).
+    Duration::try_from_secs_f64(full.as_secs_f64() * share).unwrap_or(full)
 }
 
 /// Asks the circuit about one call's worth of leases. Answers go to the round's settler, which
@@ -140,9 +141,9 @@ async fn ask(
             }
             Ok(_) => break "malformed",
             Err(CallError::RateLimited { retry_after }) => {
-                let wait = retry_after.unwrap_or(Duration::from_secs(s.default_retry_after_secs));
-                gate.borrow_mut().rate_limited(wait, Instant::now());
-                tracing::warn!(circuit = %deps.circuit, wait_secs = wait.as_secs(), "circuit answered 429: pausing and halving the rate");
+                // The transport already capped it; the gate backs off when it gave none.
+                let wait = gate.borrow_mut().rate_limited(retry_after, Instant::now());
+                tracing::warn!(circuit = %deps.circuit, wait_secs = wait.as_secs(), retry_after_given = retry_after.is_some(), "circuit answered 429: pausing and halving the rate");
                 if attempt > s.retry_attempts {
                     break "rate_limited";
                 }
@@ -320,5 +321,7 @@ mod tests {
             let d = backoff(base, attempt).as_millis() as u64;
             assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d} ms");
         }
+        // A huge base is a huge backoff, not a panic.
+        assert!(backoff(Duration::MAX, 11) >= Duration::MAX / 4);
     }
 }

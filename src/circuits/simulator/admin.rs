@@ -14,6 +14,9 @@ use super::data;
 use super::faults::Faults;
 use crate::domain::Circuit;
 
+/// The longest outage window (`outageSecs` beyond it is this).
+const MAX_OUTAGE_SECS: u64 = 366 * 24 * 3600;
+
 /// Most tokens one `/sim/tokens` call makes.
 pub const MAX_TOKENS: usize = 100;
 
@@ -135,8 +138,11 @@ pub async fn faults(body: web::Bytes, sim: web::Data<Sim>) -> HttpResponse {
     if let Err(reason) = request.faults.validate() {
         return bad_request(reason);
     }
+    // Any `outageSecs` is accepted; beyond a year it is a year (no Instant overflow).
+    let outage = Duration::from_secs(request.faults.outage_secs.min(MAX_OUTAGE_SECS));
     let outage_until = (request.faults.outage_secs > 0)
-        .then(|| Instant::now() + Duration::from_secs(request.faults.outage_secs));
+        .then(|| Instant::now().checked_add(outage))
+        .flatten();
     {
         let mut state = sim.lock();
         let c = state.circuit(circuit);

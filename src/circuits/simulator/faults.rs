@@ -22,6 +22,12 @@ pub struct Faults {
     pub contract_rate: u32,
     /// 503 for everything, this many seconds from when it was set.
     pub outage_secs: u64,
+    /// Share (0–1) of calls answered 429 whatever the rate (PAR and BIN calls alike).
+    pub too_many_requests_rate: f64,
+    /// The `Retry-After` value of every 429, sent as given (any header text, garbage included);
+    /// `1` when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<String>,
 }
 
 impl Faults {
@@ -33,19 +39,28 @@ impl Faults {
         }
     }
 
-    /// Refuses rates outside 0–1 (and NaN).
+    /// Refuses rates outside 0–1 (and NaN), and a `Retry-After` no header can carry.
     pub fn validate(&self) -> Result<(), &'static str> {
         let rates = [
             self.error_rate,
             self.timeout_rate,
             self.malformed_rate,
             self.error_in_body_rate,
+            self.too_many_requests_rate,
         ];
-        if rates.iter().all(|r| (0.0..=1.0).contains(r)) {
-            Ok(())
-        } else {
-            Err("rates must be within 0..1")
+        if !rates.iter().all(|r| (0.0..=1.0).contains(r)) {
+            return Err("rates must be within 0..1");
         }
+        let header = |v: &String| actix_web::http::header::HeaderValue::from_str(v).is_ok();
+        if !self.retry_after.as_ref().is_none_or(header) {
+            return Err("retryAfter must be a header value (visible ASCII, no line breaks)");
+        }
+        Ok(())
+    }
+
+    /// Whether this call is answered 429 by the `tooManyRequestsRate` roll.
+    pub fn roll_too_many(&self, rng: &mut impl Rng) -> bool {
+        self.too_many_requests_rate > 0.0 && rng.gen::<f64>() < self.too_many_requests_rate
     }
 }
 
@@ -91,6 +106,14 @@ mod tests {
         assert_eq!(f.contract_rate, 0);
         assert!(f.validate().is_ok());
         let bad: Faults = serde_json::from_str(r#"{"timeoutRate": 1.5}"#)?;
+        assert!(bad.validate().is_err());
+        let garbage: Faults =
+            serde_json::from_str(r#"{"tooManyRequestsRate": 1, "retryAfter": "-5"}"#)?;
+        assert_eq!(garbage.retry_after.as_deref(), Some("-5"));
+        assert!(garbage.validate().is_ok());
+        assert!(garbage.roll_too_many(&mut rand::thread_rng()));
+        assert!(!Faults::default().roll_too_many(&mut rand::thread_rng()));
+        let bad: Faults = serde_json::from_str(r#"{"retryAfter": "1\r\nX-Evil: 1"}"#)?;
         assert!(bad.validate().is_err());
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! outage, counted when refused, then units against the contract rate and the fault roll.
 //!
 //! Order: outage (503) → the circuit's checks (401/400, counted `refused`) → units and contract
-//! rate (429) → error (503) / timeout (60 s, then 504) / latency → the answer, which the handler
+//! rate, or the `tooManyRequestsRate` roll (429 with the configured `Retry-After`) → error (503) / timeout (60 s, then 504) / latency → the answer, which the handler
 //! replaces by garbage (`malformed`) or, Mastercard only, by an error inside a 200.
 
 use std::time::{Duration, Instant};
@@ -63,21 +63,21 @@ pub async fn admit(
     let (faults, limited) = {
         let mut state = sim.lock();
         let c = state.circuit(circuit);
-        let limited = if kind == Kind::Par {
+        let over = if kind == Kind::Par {
             let total = c.stats.add_units(now_secs(), units);
             let rate = u64::from(c.faults.contract_rate);
-            let over = rate > 0 && total > rate;
-            if over {
-                c.stats.too_many_requests += 1;
-            }
-            over
+            rate > 0 && total > rate
         } else {
             false
         };
+        let limited = over || c.faults.roll_too_many(&mut rand::thread_rng());
+        if limited {
+            c.stats.too_many_requests += 1;
+        }
         (c.faults.clone(), limited)
     };
     if limited {
-        return Err(Refusal::failure(circuit, StatusCode::TOO_MANY_REQUESTS));
+        return Err(Refusal::too_many_requests(circuit, faults.retry_after));
     }
     let injected = roll(
         &faults,

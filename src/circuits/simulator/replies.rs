@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::domain::Circuit;
 
 /// A refusal or failure, rendered in the circuit's own error shape.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refusal {
     /// HTTP status.
     pub status: StatusCode,
@@ -18,6 +18,8 @@ pub struct Refusal {
     pub code: &'static str,
     /// Fixed text.
     pub message: &'static str,
+    /// A 429's `Retry-After` (`1` when `None`).
+    pub retry_after: Option<String>,
 }
 
 impl Refusal {
@@ -32,6 +34,7 @@ impl Refusal {
             source,
             code,
             message,
+            retry_after: None,
         }
     }
 
@@ -46,6 +49,7 @@ impl Refusal {
             source,
             code,
             message,
+            retry_after: None,
         }
     }
 
@@ -67,6 +71,15 @@ impl Refusal {
             source: "System",
             code,
             message,
+            retry_after: None,
+        }
+    }
+
+    /// A 429 with `retry_after` as its `Retry-After` (the `retryAfter` fault), sent as given.
+    pub fn too_many_requests(circuit: Circuit, retry_after: Option<String>) -> Self {
+        Refusal {
+            retry_after,
+            ..Refusal::failure(circuit, StatusCode::TOO_MANY_REQUESTS)
         }
     }
 
@@ -74,7 +87,9 @@ impl Refusal {
     pub fn into_response(self, circuit: Circuit) -> HttpResponse {
         let mut builder = HttpResponse::build(self.status);
         if self.status == StatusCode::TOO_MANY_REQUESTS {
-            builder.insert_header(("Retry-After", "1"));
+            // `Faults::validate` accepted only values a header can carry.
+            let value = self.retry_after.as_deref().unwrap_or("1");
+            builder.insert_header(("Retry-After", value));
         }
         builder.json(self.body(circuit))
     }
@@ -114,6 +129,7 @@ pub fn error_in_body() -> HttpResponse {
         source: "System",
         code: "SYSTEM_ERROR",
         message: "simulated error in a 200 answer",
+        retry_after: None,
     };
     HttpResponse::Ok().json(refusal.body(Circuit::Mastercard))
 }

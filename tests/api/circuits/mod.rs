@@ -197,3 +197,4 @@ async fn wait_idle(app: &TestApp) {
 mod bins;
 mod faults;
 mod pars;
+mod retry_after;

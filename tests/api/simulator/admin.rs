@@ -150,6 +150,63 @@ async fn the_contract_rate_answers_429_with_retry_after() {
 }
 
 #[actix_web::test]
+async fn any_retry_after_can_be_injected_into_429s() {
+    let sim = start().await;
+    let pan = account("4111", 16, false);
+    for value in [
+        "18446744073709551615",
+        "Wed, 21 Oct 2015 07:28:00 GMT",
+        "-5",
+        "abc",
+    ] {
+        let set = sim
+            .admin(
+                "/sim/faults",
+                json!({"circuit": "VISA", "tooManyRequestsRate": 1, "retryAfter": value}),
+            )
+            .await;
+        assert_status(&set, 200);
+        assert_eq!(set.json["retryAfter"], value);
+        let reply = sim
+            .post(
+                VISA_PAR,
+                &visa_headers(&sim.keys),
+                visa_body(&sim.keys, &pan),
+            )
+            .await;
+        assert_visa_error(&reply, 429, "9429");
+        assert_eq!(reply.headers.get("retry-after").unwrap(), value);
+    }
+    assert_eq!(sim.stats("VISA").await["tooManyRequests"], 4);
+    // Without `retryAfter` the header is 1.
+    sim.admin(
+        "/sim/faults",
+        json!({"circuit": "AMEX", "tooManyRequestsRate": 1}),
+    )
+    .await;
+    let reply = amex_call(&sim, &["371200000000001"]).await;
+    assert_amex_error(&reply, 429, "TOO_MANY_REQUESTS");
+    assert_eq!(reply.headers.get("retry-after").unwrap(), "1");
+    // A value no header can carry is refused.
+    let bad = sim
+        .admin(
+            "/sim/faults",
+            json!({"circuit": "VISA", "tooManyRequestsRate": 1, "retryAfter": "1\r\nX: y"}),
+        )
+        .await;
+    assert_status(&bad, 400);
+    // An absurd outage is a long one, not a crash.
+    let set = sim
+        .admin(
+            "/sim/faults",
+            json!({"circuit": "VISA", "outageSecs": u64::MAX}),
+        )
+        .await;
+    assert_status(&set, 200);
+    assert!(set.json["outageSecs"].as_f64().unwrap() > 1e6);
+}
+
+#[actix_web::test]
 async fn an_outage_answers_503_until_reset() {
     let sim = start().await;
     let set = sim
