@@ -115,8 +115,14 @@ mod tests {
             decrypt_field(&envelope, &other, &other_fp).err(),
             Some(ProtocolError::Unexpected("publicKeyFingerprint"))
         );
+        // Change the first hex digit for certain (overwriting it with a fixed value would leave
+        // it unchanged when it already was that value).
         let mut tampered = envelope.clone();
-        tampered.encrypted_key.replace_range(0..2, "00");
+        let flipped = match tampered.encrypted_key.get(0..1) {
+            Some("0") => "1",
+            _ => "0",
+        };
+        tampered.encrypted_key.replace_range(0..1, flipped);
         assert!(decrypt_field(&tampered, &key, &fp).is_err());
         Ok(())
     }
