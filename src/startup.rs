@@ -137,6 +137,8 @@ impl Application {
             pgp: pgp.clone(),
             hasher: hasher.clone(),
             metrics: metrics.clone(),
+            pool: pool.clone(),
+            ring: ring.clone(),
         });
         let relay = Arc::new(RelayDeps {
             settings: settings.rabbitmq.clone(),
@@ -198,6 +200,7 @@ impl Application {
         let shared = Shared { pgp, hasher };
         let queues = crate::api::admin_queues::QueueAdminDeps {
             relay_wakeup: relay_wakeup.clone(),
+            bridge: bridge.clone().recipient(),
         };
         let (api_port, api) =
             api_server(&settings, &metrics, &consent, &cards, shared, admin, queues)?;

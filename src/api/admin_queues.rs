@@ -10,9 +10,12 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::admin::{AdminDeps, Admins};
+use super::consent::HandlerTimeout;
 use super::errors::ApiError;
 use super::identity::Caller;
-use crate::db::{outbox, DbError};
+use crate::bridge::replay::ReplayError;
+use crate::bridge::ReplayDeadLetter;
+use crate::db::{dead_letters, outbox, DbError};
 
 fn db_error(e: DbError) -> ApiError {
     match e {
@@ -30,6 +33,8 @@ fn not_found(what: &'static str) -> ApiError {
 pub struct QueueAdminDeps {
     /// Wakes the relay after a parked row is retried.
     pub relay_wakeup: Arc<tokio::sync::Notify>,
+    /// The bridge, which replays dead letters.
+    pub bridge: actix::Recipient<ReplayDeadLetter>,
 }
 
 /// A parked outbox row (no payload: it holds card hashes and a tax code).
@@ -96,6 +101,87 @@ pub async fn retry_parked(
     tracing::info!(id, by = caller.name(), "parked outbox row retried");
     queues.relay_wakeup.notify_one();
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "id": id, "retried": true })))
+}
+
+/// A dead letter (its original is sealed; only its reason is shown).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DeadLetterView {
+    /// Its id (the `x-tkm-dead-letter-id` header of the copy in the dead-letter queue).
+    pub id: String,
+    /// The queue it came from.
+    pub queue: String,
+    /// Its `message_id`.
+    pub message_id: Option<String>,
+    /// `UNDECRYPTABLE`, `INVALID_FIELD`, …
+    pub code: String,
+    /// What was wrong (names a field, never a value).
+    pub reason: String,
+    /// ISO-8601.
+    pub created_at: String,
+    /// Replays so far.
+    pub replays: i32,
+    /// ISO-8601 of the last replay.
+    pub replayed_at: Option<String>,
+}
+
+/// The newest dead letters (at most 1 000).
+#[utoipa::path(get, path = "/admin/dead-letters", tag = "admin",
+    responses((status = 200, description = "dead letters, newest first", body = [DeadLetterView])))]
+pub async fn list_dead_letters(
+    _caller: Caller<Admins>,
+    deps: web::Data<AdminDeps>,
+) -> Result<HttpResponse, ApiError> {
+    let letters = dead_letters::list(&deps.pool, 1000)
+        .await
+        .map_err(db_error)?;
+    let iso = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
+    let views: Vec<DeadLetterView> = letters
+        .into_iter()
+        .map(|l| DeadLetterView {
+            id: l.id.to_string(),
+            queue: l.queue,
+            message_id: l.message_id,
+            code: l.code,
+            reason: l.reason,
+            created_at: iso(l.created_at),
+            replays: l.replays,
+            replayed_at: l.replayed_at.map(iso),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+/// Publishes a dead letter's original again to its queue (once its cause is fixed); 404 4001
+/// for an unknown one, 503 9503 while the broker is unreachable.
+#[utoipa::path(post, path = "/admin/dead-letters/{id}/replay", tag = "admin",
+    params(("id" = String, Path, description = "the dead letter")),
+    responses((status = 202, description = "published to its queue"),
+              (status = 404, description = "no such dead letter")))]
+pub async fn replay_dead_letter(
+    caller: Caller<Admins>,
+    path: web::Path<String>,
+    queues: web::Data<QueueAdminDeps>,
+    timeout: web::Data<HandlerTimeout>,
+) -> Result<HttpResponse, ApiError> {
+    let id =
+        uuid::Uuid::parse_str(&path.into_inner()).map_err(|_| not_found("no such dead letter"))?;
+    let replayed = queues
+        .bridge
+        .send(ReplayDeadLetter {
+            id,
+            by: caller.name().to_owned(),
+        })
+        .timeout(timeout.0)
+        .await?;
+    match replayed {
+        Ok(()) => Ok(HttpResponse::Accepted()
+            .json(serde_json::json!({ "id": id.to_string(), "replayed": true }))),
+        Err(ReplayError::NotFound) => Err(not_found("no such dead letter")),
+        Err(ReplayError::Db(e)) => Err(db_error(e)),
+        Err(e @ ReplayError::Broker(_)) => Err(ApiError::unavailable(e)),
+        Err(e @ ReplayError::Sealed) => Err(ApiError::internal(e)),
+    }
 }
 
 /// Registers the routes.

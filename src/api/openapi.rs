@@ -29,6 +29,8 @@ use super::{admin, admin_queues, cards, consent};
         admin::status,
         admin_queues::list_parked,
         admin_queues::retry_parked,
+        admin_queues::list_dead_letters,
+        admin_queues::replay_dead_letter,
     ),
     components(schemas(
         ErrorBody,
@@ -43,6 +45,7 @@ use super::{admin, admin_queues, cards, consent};
         admin::JobView,
         admin::CircuitStatus,
         admin_queues::ParkedView,
+        admin_queues::DeadLetterView,
         crate::domain::Consent,
         crate::domain::Summary,
         crate::domain::Service,

@@ -17,7 +17,7 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use tokio::sync::watch;
 
-use super::dead_letter::dead_letter;
+use super::dead_letter::{dead_letter, DeadLetterStore};
 use super::wire::{self, Rejection, PAR_CONFLICT, TOO_LARGE, UNDECRYPTABLE};
 use crate::actors::card_registry::messages::{ApplyCommands, CardError};
 use crate::actors::card_registry::rules::Outcome;
@@ -40,6 +40,10 @@ pub struct ConsumerDeps {
     pub hasher: Hasher,
     /// Counters.
     pub metrics: Metrics,
+    /// Where dead letters' originals are recorded.
+    pub pool: deadpool_postgres::Pool,
+    /// Seals dead letters' originals.
+    pub ring: Arc<crate::crypto::KeyRing>,
 }
 
 /// Which inbound queue.
@@ -385,7 +389,11 @@ async fn process(
             }
             Err(rejection) => {
                 tracing::info!(code = rejection.code, reason = %rejection.reason, "dead-lettering a message");
-                if dead_letter(confirms, dlx, queue, delivery, &rejection).await {
+                let store = DeadLetterStore {
+                    pool: &deps.pool,
+                    ring: &deps.ring,
+                };
+                if dead_letter(confirms, &store, dlx, queue, delivery, &rejection).await {
                     count("dead-lettered", rejection.code);
                 } else {
                     count("requeued", rejection.code);

@@ -3,8 +3,9 @@
 
 mod audit;
 pub mod consumer;
-mod dead_letter;
+pub mod dead_letter;
 pub mod relay;
+pub mod replay;
 mod topology;
 pub mod wire;
 
@@ -76,6 +77,19 @@ impl Actor for Bridge {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(16);
+        // Dead letters' sealed originals are kept for their retention only.
+        ctx.run_interval(Duration::from_secs(3600), |act, ctx| {
+            let deps = act.consumers.clone();
+            ctx.spawn(actix::fut::wrap_future(async move {
+                let days = u64::from(deps.settings.dead_letter_retention_days);
+                let retention = Duration::from_secs(days.saturating_mul(86_400));
+                if let Err(e) =
+                    crate::db::dead_letters::forget_older_than(&deps.pool, retention).await
+                {
+                    tracing::warn!(error = ?e, "cannot drop old dead letters");
+                }
+            }));
+        });
         let (consumers, relay, status) = (
             self.consumers.clone(),
             self.relay.clone(),
@@ -179,6 +193,27 @@ impl Handler<Shutdown> for Bridge {
         let mut stopped = self.stopped.clone();
         Box::pin(async move {
             let _ = tokio::time::timeout(msg.timeout, stopped.wait_for(|s| *s)).await;
+        })
+    }
+}
+
+/// Request: publish dead letter `id` again to the queue it came from (an operator's replay).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), replay::ReplayError>")]
+pub struct ReplayDeadLetter {
+    /// The dead letter.
+    pub id: uuid::Uuid,
+    /// Who asks (audit).
+    pub by: String,
+}
+
+impl Handler<ReplayDeadLetter> for Bridge {
+    type Result = ResponseFuture<Result<(), replay::ReplayError>>;
+
+    fn handle(&mut self, msg: ReplayDeadLetter, _: &mut Self::Context) -> Self::Result {
+        let deps = self.consumers.clone();
+        Box::pin(async move {
+            replay::replay(&deps.settings, &deps.pool, &deps.ring, msg.id, &msg.by).await
         })
     }
 }

@@ -162,6 +162,21 @@ impl KeyRing {
         self.seal(token.expose().as_bytes(), htoken.as_str())
     }
 
+    /// Encrypts an opaque value that may hold card data (a dead letter's original body), bound
+    /// to `context` (e.g. `dead-letter:<id>`), which can never be a hash.
+    pub fn seal_blob(&self, plaintext: &[u8], context: &str) -> Result<Sealed, CryptoError> {
+        self.seal(plaintext, &format!("blob:{context}"))
+    }
+
+    /// Decrypts a value sealed with [`KeyRing::seal_blob`] for `context`.
+    pub fn open_blob(
+        &self,
+        sealed: &Sealed,
+        context: &str,
+    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+        self.open(sealed, &format!("blob:{context}"))
+    }
+
     /// Decrypts a token PAN stored for `htoken`.
     pub fn open_token(&self, sealed: &Sealed, htoken: &Htoken) -> Result<TokenPan, CryptoError> {
         let plain = self.open(sealed, htoken.as_str())?;
@@ -176,6 +191,19 @@ mod tests {
 
     fn ring() -> KeyRing {
         KeyRing::new(vec![VaultKey::new("k1", [7u8; 32])], "k1").unwrap()
+    }
+
+    #[test]
+    fn blobs_open_only_in_their_context() {
+        let r = ring();
+        let sealed = r
+            .seal_blob(b"{\"pan\":\"4111111111111111\"}", "dead-letter:1")
+            .unwrap();
+        assert_eq!(
+            r.open_blob(&sealed, "dead-letter:1").unwrap().as_slice(),
+            b"{\"pan\":\"4111111111111111\"}"
+        );
+        assert!(r.open_blob(&sealed, "dead-letter:2").is_err());
     }
 
     fn h(s: &str) -> Hpan {

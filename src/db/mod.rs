@@ -3,6 +3,7 @@
 pub mod bin_ranges;
 pub mod cards;
 pub mod consent;
+pub mod dead_letters;
 pub mod inbound;
 pub mod jobs;
 mod migrations;

@@ -6,6 +6,7 @@ mod card_event;
 mod circuit;
 mod consent;
 mod hashes;
+mod masking;
 mod pan;
 mod par;
 mod service;
@@ -23,6 +24,7 @@ pub use consent::{
     next_instant, truncate_micros, Change, Consent, ConsentChange, ConsentState, Summary,
 };
 pub use hashes::{Hpan, Htoken};
+pub use masking::{mask_card_numbers, mask_card_numbers_str};
 pub use pan::{Pan, TokenPan};
 pub use par::Par;
 pub use service::Service;
