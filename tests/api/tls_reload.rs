@@ -1,0 +1,558 @@
+//! Issue 10 point 7: the mTLS material reloads without a restart. A new CRL locks a client out
+//! within the poll interval (sessions made before it included), new client CAs and a new server
+//! certificate reach new connections, open connections are kept, a broken file keeps the material
+//! in force, SIGHUP reloads, and an expired CRL refuses (`reject`) or admits (`warn`) clients.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use openssl::hash::MessageDigest;
+use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslStream, SslVersion};
+use openssl::x509::X509;
+use tkm::config::{CrlWhenExpired, Settings};
+
+use crate::helpers::{
+    captured_logs, certs, client, connector, eventually, root, spawn_app_with, test_settings,
+    TestApp,
+};
+
+/// Longer than a few poll intervals of 1 s and a loaded machine's scheduling.
+const DEADLINE: Duration = Duration::from_secs(20);
+
+/// Tests that depend on no forced reload happening meanwhile (the SIGHUP test reloads every
+/// application of this process) take this.
+static SIGNALS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// A directory holding the files a test application is pointed at, with a CA database to
+/// revoke dev certificates and make CRLs with the `openssl ca` command.
+struct Pki {
+    dir: PathBuf,
+}
+
+impl Pki {
+    /// Copies of the dev server certificate, key and CA, and a CRL revoking nothing, valid a day.
+    fn new() -> Self {
+        let dir = root()
+            .join("target/test-secrets")
+            .join(format!("tls-reload-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["server.crt", "server.key", "ca.crt"] {
+            std::fs::copy(certs().join(f), dir.join(f)).unwrap();
+        }
+        std::fs::write(dir.join("index.txt"), "").unwrap();
+        std::fs::write(dir.join("crlnumber"), "01\n").unwrap();
+        std::fs::write(
+            dir.join("ca.cnf"),
+            format!(
+                "[ca]\ndefault_ca = tkm_test\n[tkm_test]\ndatabase = {d}/index.txt\n\
+                 crlnumber = {d}/crlnumber\ndefault_md = sha256\ncrl_extensions = crl_ext\n\
+                 [crl_ext]\nauthorityKeyIdentifier = keyid:always\n",
+                d = dir.display()
+            ),
+        )
+        .unwrap();
+        let pki = Self { dir };
+        pki.write_crl(&["-crldays", "1"]);
+        pki
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    fn ca(&self, args: &[&str]) {
+        let mut all = vec!["ca", "-batch", "-config"];
+        let cnf = self.path("ca.cnf");
+        let (ca, key) = (certs().join("ca.crt"), certs().join("ca.key"));
+        all.extend([cnf.to_str().unwrap(), "-cert", ca.to_str().unwrap()]);
+        all.extend(["-keyfile", key.to_str().unwrap()]);
+        all.extend(args);
+        openssl(&all);
+    }
+
+    /// Adds the dev certificate `role` to the revoked ones (effective with the next CRL).
+    fn revoke(&self, role: &str) {
+        let cert = certs().join(format!("{role}.crt"));
+        self.ca(&["-revoke", cert.to_str().unwrap()]);
+    }
+
+    /// Writes a CRL of the revocations so far (`validity`: `-crldays 1`, `-crl_nextupdate …`),
+    /// replacing the file at once as an operator's deployment should.
+    fn write_crl(&self, validity: &[&str]) {
+        let tmp = self.path("crl.pem.new");
+        let mut args = vec!["-gencrl", "-out", tmp.to_str().unwrap()];
+        args.extend(validity);
+        self.ca(&args);
+        std::fs::rename(&tmp, self.path("crl.pem")).unwrap();
+    }
+
+    /// A new server certificate for localhost (another key, serial and subject) signed by the dev
+    /// CA, put in place of the served one; returns its SHA-256 fingerprint.
+    fn renew_server_certificate(&self) -> Vec<u8> {
+        let (key, csr, crt) = (
+            self.path("new.key"),
+            self.path("new.csr"),
+            self.path("new.crt"),
+        );
+        let ext = self.path("new.ext");
+        std::fs::write(
+            &ext,
+            "basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+             extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+        )
+        .unwrap();
+        let p = |p: &Path| p.to_str().unwrap().to_owned();
+        openssl(&[
+            "req",
+            "-new",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-subj",
+            "/O=tkm dev/CN=localhost renewed",
+            "-keyout",
+            &p(&key),
+            "-out",
+            &p(&csr),
+        ]);
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            &p(&csr),
+            "-CA",
+            &p(&certs().join("ca.crt")),
+            "-CAkey",
+            &p(&certs().join("ca.key")),
+            "-set_serial",
+            "4242",
+            "-days",
+            "2",
+            "-sha256",
+            "-extfile",
+            &p(&ext),
+            "-out",
+            &p(&crt),
+        ]);
+        // Key then certificate, each replaced at once: a poll in between sees a mismatch, which
+        // keeps the material in force until the certificate follows.
+        std::fs::rename(&key, self.path("server.key")).unwrap();
+        std::fs::rename(&crt, self.path("server.crt")).unwrap();
+        fingerprint(&self.path("server.crt"))
+    }
+}
+
+fn openssl(args: &[&str]) {
+    let out = Command::new("openssl").args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn fingerprint(cert: &Path) -> Vec<u8> {
+    let cert = X509::from_pem(&std::fs::read(cert).unwrap()).unwrap();
+    cert.digest(MessageDigest::sha256()).unwrap().to_vec()
+}
+
+async fn settings(pki: &Pki, poll_secs: u64, policy: CrlWhenExpired) -> Settings {
+    let mut s = test_settings().await;
+    s.server.cert_file = pki.path("server.crt");
+    s.server.key_file = pki.path("server.key");
+    s.server.client_ca_file = pki.path("ca.crt");
+    s.server.crl_file = Some(pki.path("crl.pem"));
+    s.tls.reload_poll_secs = poll_secs;
+    s.tls.crl_when_expired = policy;
+    s
+}
+
+/// Whether a new connection presenting `role`'s certificate gets an answer.
+async fn admitted(app: &TestApp, role: &str) -> bool {
+    let res = client(Some(role)).get(app.url("/health/live")).send().await;
+    res.is_ok_and(|r| r.status() == 200)
+}
+
+/// A new blocking connection presenting `role`'s certificate, with one request answered.
+fn connect(port: u16, role: &str) -> Result<SslStream<TcpStream>, String> {
+    connect_as(connector(Some(role), &certs().join("ca.crt")), port)
+}
+
+/// The same, in TLS 1.2.
+fn connect_tls12(port: u16, role: &str) -> Result<SslStream<TcpStream>, String> {
+    let mut b = SslConnector::builder(SslMethod::tls()).unwrap();
+    b.set_ca_file(certs().join("ca.crt")).unwrap();
+    b.set_certificate_file(certs().join(format!("{role}.crt")), SslFiletype::PEM)
+        .unwrap();
+    b.set_private_key_file(certs().join(format!("{role}.key")), SslFiletype::PEM)
+        .unwrap();
+    b.set_max_proto_version(Some(SslVersion::TLS1_2)).unwrap();
+    connect_as(b.build(), port)
+}
+
+fn connect_as(connector: SslConnector, port: u16) -> Result<SslStream<TcpStream>, String> {
+    let tcp = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut tls = connector
+        .connect("localhost", tcp)
+        .map_err(|e| e.to_string())?;
+    match get(&mut tls)? {
+        200 => Ok(tls),
+        s => Err(format!("status {s}")),
+    }
+}
+
+/// `GET /health/live` on an open connection, kept alive; returns the status.
+fn get(tls: &mut SslStream<TcpStream>) -> Result<u16, String> {
+    tls.write_all(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        match tls.read(&mut byte) {
+            Ok(1) => head.push(byte[0]),
+            Ok(_) => return Err("connection closed".into()),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or("no status")?;
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or("no content-length")?;
+    let mut body = vec![0u8; length];
+    tls.read_exact(&mut body).map_err(|e| e.to_string())?;
+    Ok(status)
+}
+
+fn peer_fingerprint(tls: &SslStream<TcpStream>) -> Vec<u8> {
+    let cert = tls.ssl().peer_certificate().unwrap();
+    cert.digest(MessageDigest::sha256()).unwrap().to_vec()
+}
+
+/// The server certificate a new connection is shown (in TLS 1.3 and 1.2: None if they differ).
+async fn served_fingerprint(port: u16) -> Option<Vec<u8>> {
+    tokio::task::spawn_blocking(move || {
+        let v13 = connect(port, "io").ok().map(|t| peer_fingerprint(&t));
+        let v12 = connect_tls12(port, "io").ok().map(|t| peer_fingerprint(&t));
+        v13.clone().filter(|_| v12 == v13)
+    })
+    .await
+    .unwrap()
+}
+
+async fn metrics(app: &TestApp) -> String {
+    let mut res = awc::Client::default()
+        .get(app.ops_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    String::from_utf8_lossy(&res.body().await.unwrap()).into_owned()
+}
+
+/// Whether a log line holds every one of `parts` (soon: the reloader logs from its own task).
+async fn logged(parts: &[&str]) -> bool {
+    let found = || {
+        let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();
+        logs.lines().any(|l| parts.iter().all(|p| l.contains(p)))
+    };
+    eventually(DEADLINE, || async { found().then_some(()) })
+        .await
+        .is_some()
+}
+
+#[actix_web::test]
+async fn a_new_crl_revoking_a_client_locks_it_out_within_the_poll_interval() {
+    let pki = Pki::new();
+    let app = spawn_app_with(settings(&pki, 1, CrlWhenExpired::Reject).await).await;
+    assert!(admitted(&app, "io").await, "io works before its revocation");
+
+    pki.revoke("io");
+    pki.write_crl(&["-crldays", "1"]);
+    let locked_out = eventually(DEADLINE, || async {
+        (!admitted(&app, "io").await).then_some(())
+    })
+    .await;
+    assert!(locked_out.is_some(), "the revoked client still gets in");
+    assert!(admitted(&app, "issuer").await, "other clients still get in");
+    let m = metrics(&app).await;
+    assert!(m.contains("tkm_tls_reloads_total{outcome=\"ok\"} 1"), "{m}");
+}
+
+/// `openssl s_client` (the crate's session resumption is `unsafe`) speaking `version`: one
+/// request, the session saved to or resumed from `session`; returns its output.
+fn s_client(port: u16, version: &str, session: &Path, resume: bool) -> String {
+    let (cert, key, ca) = (
+        certs().join("io.crt"),
+        certs().join("io.key"),
+        certs().join("ca.crt"),
+    );
+    let mut child = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &format!("127.0.0.1:{port}"),
+            version,
+        ])
+        .args(["-servername", "localhost", "-ign_eof", "-cert"])
+        .args([&cert, Path::new("-key"), &key, Path::new("-CAfile"), &ca])
+        .args([if resume { "-sess_in" } else { "-sess_out" }])
+        .arg(session)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"GET /health/live HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+const VERSIONS: [&str; 2] = ["-tls1_3", "-tls1_2"];
+
+#[actix_web::test]
+async fn a_session_made_before_a_revocation_is_not_resumed_after_it() {
+    let _only = SIGNALS.lock().await;
+    let pki = Pki::new();
+    let app = spawn_app_with(settings(&pki, 1, CrlWhenExpired::Reject).await).await;
+    let (port, dir) = (app.api_port, pki.dir.clone());
+    let session = move |v: &str| dir.join(format!("io{v}.session"));
+    let s = session.clone();
+    let before = tokio::task::spawn_blocking(move || {
+        VERSIONS.map(|v| {
+            (
+                s_client(port, v, &s(v), false),
+                s_client(port, v, &s(v), true),
+            )
+        })
+    })
+    .await
+    .unwrap();
+    for (first, again) in before {
+        assert!(first.contains("HTTP/1.1 200"), "{first}");
+        assert!(
+            again.contains("Reused,") && again.contains("HTTP/1.1 200"),
+            "sessions resume before the reload, or this test proves nothing: {again}"
+        );
+    }
+
+    pki.revoke("io");
+    pki.write_crl(&["-crldays", "1"]);
+    let locked_out = eventually(DEADLINE, || async {
+        (!admitted(&app, "io").await).then_some(())
+    })
+    .await;
+    assert!(locked_out.is_some(), "the revoked client still gets in");
+    let after =
+        tokio::task::spawn_blocking(move || VERSIONS.map(|v| s_client(port, v, &session(v), true)))
+            .await
+            .unwrap();
+    for resumed in after {
+        assert!(
+            !resumed.contains("HTTP/1.1 200") && !resumed.contains("Reused,"),
+            "a session from before the revocation let the revoked client in: {resumed}"
+        );
+    }
+}
+
+#[actix_web::test]
+async fn new_client_cas_apply_to_new_connections() {
+    let pki = Pki::new();
+    let mut s = settings(&pki, 1, CrlWhenExpired::Reject).await;
+    s.server.crl_file = None;
+    let app = spawn_app_with(s).await;
+    assert!(admitted(&app, "io").await);
+    assert!(!admitted(&app, "rogue").await);
+
+    let tmp = pki.path("ca.crt.new");
+    std::fs::copy(certs().join("rogue-ca.crt"), &tmp).unwrap();
+    std::fs::rename(&tmp, pki.path("ca.crt")).unwrap();
+    let switched = eventually(DEADLINE, || async {
+        (!admitted(&app, "io").await).then_some(())
+    })
+    .await;
+    assert!(switched.is_some(), "a client of the old CA still gets in");
+    assert!(
+        admitted(&app, "rogue").await,
+        "a client of the new CA gets in"
+    );
+}
+
+#[actix_web::test]
+async fn a_new_server_certificate_reaches_new_connections_and_open_ones_are_kept() {
+    let pki = Pki::new();
+    let app = spawn_app_with(settings(&pki, 1, CrlWhenExpired::Reject).await).await;
+    let port = app.api_port;
+    let old = fingerprint(&pki.path("server.crt"));
+    let mut open = tokio::task::spawn_blocking(move || connect(port, "io"))
+        .await
+        .unwrap()
+        .expect("a keep-alive connection");
+    assert_eq!(peer_fingerprint(&open), old);
+
+    let new = pki.renew_server_certificate();
+    assert_ne!(new, old);
+    let shown = eventually(DEADLINE, || async {
+        served_fingerprint(port).await.filter(|fp| *fp == new)
+    })
+    .await;
+    assert!(
+        shown.is_some(),
+        "new connections still see the old certificate"
+    );
+
+    let (open, status) = tokio::task::spawn_blocking(move || {
+        let status = get(&mut open);
+        (open, status)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        status,
+        Ok(200),
+        "the connection opened before the reload still works"
+    );
+    assert_eq!(peer_fingerprint(&open), old);
+}
+
+#[actix_web::test]
+async fn a_broken_file_keeps_the_material_in_force_and_names_the_setting() {
+    let pki = Pki::new();
+    let app = spawn_app_with(settings(&pki, 1, CrlWhenExpired::Reject).await).await;
+    let port = app.api_port;
+    let old = fingerprint(&pki.path("server.crt"));
+
+    // A key that is not the certificate's.
+    let tmp = pki.path("server.key.new");
+    std::fs::copy(certs().join("io.key"), &tmp).unwrap();
+    std::fs::rename(&tmp, pki.path("server.key")).unwrap();
+    let key_file = pki.path("server.key").display().to_string();
+    let failed = eventually(DEADLINE, || async {
+        metrics(&app)
+            .await
+            .contains("tkm_tls_reloads_total{outcome=\"failed\"} 1")
+            .then_some(())
+    })
+    .await;
+    assert!(failed.is_some(), "{}", metrics(&app).await);
+    assert!(logged(&["not reloaded", "server.key_file", &key_file]).await);
+    assert_eq!(
+        served_fingerprint(port).await,
+        Some(old),
+        "old material serves"
+    );
+
+    let new = pki.renew_server_certificate();
+    let shown = eventually(DEADLINE, || async {
+        served_fingerprint(port).await.filter(|fp| *fp == new)
+    })
+    .await;
+    assert!(shown.is_some(), "a fixed file is loaded");
+}
+
+#[actix_web::test]
+async fn sighup_reloads_without_polling() {
+    let _only = SIGNALS.lock().await;
+    let pki = Pki::new();
+    let app = spawn_app_with(settings(&pki, 0, CrlWhenExpired::Reject).await).await;
+    let port = app.api_port;
+    let new = pki.renew_server_certificate();
+    let status = Command::new("kill")
+        .args(["-HUP", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let shown = eventually(DEADLINE, || async {
+        served_fingerprint(port).await.filter(|fp| *fp == new)
+    })
+    .await;
+    assert!(
+        shown.is_some(),
+        "SIGHUP did not reload the server certificate"
+    );
+}
+
+/// `YYYYMMDDHHMMSSZ` of a Unix time, as `openssl ca -crl_nextupdate` takes it.
+fn asn1(unix: i64) -> String {
+    chrono::DateTime::from_timestamp(unix, 0)
+        .unwrap()
+        .format("%Y%m%d%H%M%SZ")
+        .to_string()
+}
+
+#[actix_web::test]
+async fn an_expired_crl_refuses_clients_by_default_and_admits_them_with_warn() {
+    // Expired at 2020-01-02T00:00:00Z, and revoking `platform`.
+    let expired = 1_577_923_200;
+    let validity = [
+        "-crl_lastupdate".to_owned(),
+        asn1(expired - 86_400),
+        "-crl_nextupdate".to_owned(),
+        asn1(expired),
+    ];
+    let validity: Vec<&str> = validity.iter().map(String::as_str).collect();
+    for policy in [CrlWhenExpired::Reject, CrlWhenExpired::Warn] {
+        let pki = Pki::new();
+        pki.revoke("platform");
+        pki.write_crl(&validity);
+        let app = spawn_app_with(settings(&pki, 1, policy).await).await;
+        let io = admitted(&app, "io").await;
+        match policy {
+            CrlWhenExpired::Reject => assert!(!io, "reject refuses on an expired CRL"),
+            CrlWhenExpired::Warn => assert!(io, "warn admits on an expired CRL"),
+        }
+        assert!(
+            !admitted(&app, "platform").await,
+            "the stale CRL's revocations still apply ({policy:?})"
+        );
+        let m = metrics(&app).await;
+        assert!(
+            m.contains(&format!(
+                "tkm_tls_crl_next_update_timestamp_seconds {expired}"
+            )),
+            "{m}"
+        );
+        let crl = pki.path("crl.pem").display().to_string();
+        assert!(logged(&["past its nextUpdate", &crl]).await);
+        assert!(logged(&["checked against an expired CRL", &crl]).await);
+    }
+}
+
+#[actix_web::test]
+async fn a_crl_expiring_within_a_day_is_logged_and_published() {
+    let pki = Pki::new();
+    let next = tkm::api::tls_material::unix_now() + 2 * 3_600;
+    pki.write_crl(&["-crl_nextupdate", &asn1(next)]);
+    let app = spawn_app_with(settings(&pki, 1, CrlWhenExpired::Reject).await).await;
+    assert!(admitted(&app, "io").await, "a CRL still valid admits");
+    let m = metrics(&app).await;
+    assert!(
+        m.contains(&format!("tkm_tls_crl_next_update_timestamp_seconds {next}")),
+        "{m}"
+    );
+    let crl = pki.path("crl.pem").display().to_string();
+    assert!(logged(&["expires in less than a day", &crl]).await);
+    // Without a CRL there is no such metric (rather than a 0 that would look expired).
+    let mut s = settings(&pki, 1, CrlWhenExpired::Reject).await;
+    s.server.crl_file = None;
+    let bare = spawn_app_with(s).await;
+    assert!(!metrics(&bare)
+        .await
+        .contains("tkm_tls_crl_next_update_timestamp_seconds"));
+}
