@@ -20,13 +20,13 @@ use openssl::ssl::{
 use openssl::stack::Stack;
 use openssl::x509::store::X509Lookup;
 use openssl::x509::verify::X509VerifyFlags;
-use openssl::x509::{X509Name, X509NameRef, X509StoreContextRef, X509VerifyResult, X509};
+use openssl::x509::{X509StoreContextRef, X509VerifyResult, X509};
 
 use super::identity::{ClientRegistry, ConnIdentity, PeerCert};
 use super::tls_material::{Inspection, TlsFiles};
 use crate::config::{CrlWhenExpired, ServerSettings, TlsSettings};
 
-/// `X509_V_ERR_CRL_HAS_EXPIRED` (x509_vfy.h; `tests/api/tls_reload.rs` shows `warn` admitting).
+/// `X509_V_ERR_CRL_HAS_EXPIRED` of x509_vfy.h (`tests/api/tls_reload/crl.rs` pins it).
 const X509_V_ERR_CRL_HAS_EXPIRED: i32 = 12;
 
 /// Seconds between two error lines about handshakes meeting an expired CRL.
@@ -50,20 +50,14 @@ pub enum TlsError {
     OpenSsl(#[from] ErrorStack),
 }
 
-/// A context loaded after start-up and the CA names its CertificateRequest carries.
-struct Loaded {
-    ctx: SslContext,
-    ca_names: Vec<X509Name>,
-}
-
 /// The material in force for new connections, shared with the acceptor's ClientHello callback.
 pub struct TlsState {
     files: TlsFiles,
     policy: CrlWhenExpired,
     last_expired_log: Arc<AtomicI64>,
     generation: AtomicU64,
-    /// None until the first reload: the acceptor's own context is in force.
-    current: RwLock<Option<Arc<Loaded>>>,
+    /// The newest context; None until the first reload (the acceptor's own is in force).
+    current: RwLock<Option<SslContext>>,
 }
 
 impl TlsState {
@@ -75,7 +69,11 @@ impl TlsState {
     /// Builds a new context from what `inspection` read and puts it in force for new
     /// connections; on error the material in force stays. Returns the new generation.
     pub fn install(&self, inspection: &Inspection) -> Result<u64, TlsError> {
-        let generation = self.generation.load(Ordering::Acquire).saturating_add(1);
+        // A failed build spends a number, which is harmless: numbers only need to differ.
+        let generation = self
+            .generation
+            .fetch_add(1, Ordering::AcqRel)
+            .wrapping_add(1);
         let builder = configure(
             &self.files,
             inspection,
@@ -83,17 +81,12 @@ impl TlsState {
             generation,
             self.last_expired_log.clone(),
         )?;
-        let loaded = Arc::new(Loaded {
-            ctx: builder.build().into_context(),
-            ca_names: inspection.ca_names()?,
-        });
-        let mut current = self.current.write().unwrap_or_else(|p| p.into_inner());
-        *current = Some(loaded);
-        self.generation.store(generation, Ordering::Release);
+        let ctx = builder.build().into_context();
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(ctx);
         Ok(generation)
     }
 
-    fn current(&self) -> Option<Arc<Loaded>> {
+    fn current(&self) -> Option<SslContext> {
         self.current
             .read()
             .unwrap_or_else(|p| p.into_inner())
@@ -128,14 +121,10 @@ pub fn acceptor(
     // and callback stay the acceptor's, which is why every context is built by `configure`.
     let switch = state.clone();
     b.set_client_hello_callback(move |ssl, _alert| {
-        if let Some(loaded) = switch.current() {
-            ssl.set_ssl_context(&loaded.ctx)?;
-            // The SSL copied the acceptor's CA names when it was made.
-            let mut names = Stack::new()?;
-            for name in &loaded.ca_names {
-                names.push(X509NameRef::to_owned(name)?)?;
-            }
-            ssl.set_client_ca_list(names);
+        if let Some(ctx) = switch.current() {
+            // Certificate, key, trusted CAs and CRL, and the CA names of the CertificateRequest
+            // all come from the connection's context from here on.
+            ssl.set_ssl_context(&ctx)?;
         }
         Ok(ClientHelloResponse::SUCCESS)
     });
@@ -163,7 +152,8 @@ fn configure(
     b.set_certificate(&leaf)
         .map_err(bad("server.cert_file", &files.cert))?;
     for extra in chain {
-        b.add_extra_chain_cert(extra)?;
+        b.add_extra_chain_cert(extra)
+            .map_err(bad("server.cert_file", &files.cert))?;
     }
     let key =
         PKey::private_key_from_pem(read.key_pem()).map_err(bad("server.key_file", &files.key))?;
