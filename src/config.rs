@@ -11,6 +11,7 @@ mod components;
 mod resolver;
 mod server;
 mod stores;
+mod tls;
 pub use circuits::{BinSource, CircuitSettings, CircuitsMode, CircuitsSettings, SimulatorSettings};
 pub use components::{
     CardSettings, ConsentSettings, OutboxSettings, RabbitSettings, TelemetrySettings,
@@ -18,6 +19,7 @@ pub use components::{
 pub use resolver::{BinRefreshSettings, ParResolverSettings};
 pub use server::{ClientSettings, Role, ServerSettings};
 pub use stores::{DatabaseSettings, HashingSettings, PgpSettings, VaultKeySettings, VaultSettings};
+pub use tls::{CrlWhenExpired, TlsSettings};
 
 const DEFAULTS: &str = include_str!("../config/default.toml");
 
@@ -80,6 +82,8 @@ pub struct Settings {
     pub circuits: CircuitsSettings,
     /// Logging.
     pub telemetry: TelemetrySettings,
+    /// Reloading of the mTLS material and the CRL's expiry.
+    pub tls: TlsSettings,
 }
 
 impl Settings {
@@ -132,6 +136,7 @@ impl Settings {
         if let Some(crl) = &s.crl_file {
             readable("server.crl_file", crl)?;
         }
+        self.tls.validate()?;
         if !(s.public_url.starts_with("https://") || s.public_url.starts_with("http://")) {
             return Err(invalid(
                 "server.public_url",
@@ -451,5 +456,21 @@ mod tests {
         let fp = "AB:".repeat(31) + "AB";
         assert_eq!(normalise_fingerprint(&fp), Some("ab".repeat(32)));
         assert_eq!(normalise_fingerprint("abc"), None);
+    }
+
+    #[test]
+    fn tls_reload_defaults_and_bounds() {
+        let s = Settings::load(Some(&layer(""))).unwrap();
+        assert_eq!(s.tls.crl_when_expired, CrlWhenExpired::Reject);
+        assert_eq!(s.tls.reload_poll_secs, 30);
+        let s = Settings::load(Some(&layer(
+            "[tls]\ncrl_when_expired = \"warn\"\nreload_poll_secs = 0\n",
+        )))
+        .unwrap();
+        assert_eq!(s.tls.crl_when_expired, CrlWhenExpired::Warn);
+        let e = Settings::load(Some(&layer("[tls]\nreload_poll_secs = 86401\n"))).unwrap_err();
+        assert_eq!(key_of(e), "tls.reload_poll_secs");
+        let e = Settings::load(Some(&layer("[tls]\ncrl_when_expired = \"ignore\"\n"))).unwrap_err();
+        assert_eq!(key_of(e), "tls.crl_when_expired");
     }
 }

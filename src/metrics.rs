@@ -35,6 +35,12 @@ pub struct Metrics {
     pub bin_ranges: IntGaugeVec,
     /// `tkm_bin_refresh_timestamp_seconds{circuit}`: the last successful refresh.
     pub bin_refresh_timestamp: IntGaugeVec,
+    /// `tkm_tls_reloads_total{outcome}` (`ok`, `failed`): reloads of the mTLS material.
+    pub tls_reloads: IntCounterVec,
+    /// `tkm_tls_crl_next_update_timestamp_seconds`: registered once a CRL is loaded, so it is
+    /// absent (not 0) without `server.crl_file`.
+    tls_crl_next_update: IntGauge,
+    tls_crl_registered: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Metrics {
@@ -111,6 +117,18 @@ impl Metrics {
             ),
             &["circuit"],
         )?;
+        let tls_reloads = IntCounterVec::new(
+            Opts::new(
+                "tkm_tls_reloads_total",
+                "Reloads of the mTLS material by outcome",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(tls_reloads.clone()))?;
+        let tls_crl_next_update = IntGauge::new(
+            "tkm_tls_crl_next_update_timestamp_seconds",
+            "Unix time of the nextUpdate of the client CRL in force (the earliest, if several)",
+        )?;
         registry.register(Box::new(circuit_calls.clone()))?;
         registry.register(Box::new(circuit_call_seconds.clone()))?;
         registry.register(Box::new(circuit_limiter_wait.clone()))?;
@@ -139,7 +157,24 @@ impl Metrics {
             circuit_limiter_wait,
             bin_ranges,
             bin_refresh_timestamp,
+            tls_reloads,
+            tls_crl_next_update,
+            tls_crl_registered: Default::default(),
         })
+    }
+
+    /// Sets `tkm_tls_crl_next_update_timestamp_seconds`, registering it the first time.
+    pub fn set_crl_next_update(&self, unix_secs: i64) {
+        use std::sync::atomic::Ordering;
+        self.tls_crl_next_update.set(unix_secs);
+        if !self.tls_crl_registered.swap(true, Ordering::AcqRel) {
+            if let Err(e) = self
+                .registry
+                .register(Box::new(self.tls_crl_next_update.clone()))
+            {
+                tracing::error!(error = ?e, "cannot register the CRL metric");
+            }
+        }
     }
 
     /// The Prometheus text exposition.

@@ -49,6 +49,7 @@ pub struct Application {
     circuits: crate::startup_circuits::CircuitsSide,
     shutdown_timeout: Duration,
     _arbiters: Arbiters,
+    _tls_reloader: api::tls_reload::Reloader,
 }
 
 /// The application's own arbiters, stopped when the application goes away (after a graceful
@@ -202,7 +203,7 @@ impl Application {
             relay_wakeup: relay_wakeup.clone(),
             bridge: bridge.clone().recipient(),
         };
-        let (api_port, api) =
+        let (api_port, api, tls_reloader) =
             api_server(&settings, &metrics, &consent, &cards, shared, admin, queues)?;
         let s = &settings.server;
         let ops_listener = TcpListener::bind(s.ops_bind)
@@ -240,6 +241,7 @@ impl Application {
             ),
             circuits,
             shutdown_timeout: Duration::from_millis(settings.rabbitmq.shutdown_timeout_ms),
+            _tls_reloader: tls_reloader,
         })
     }
 
@@ -357,7 +359,7 @@ fn api_server(
     shared: Shared,
     admin: AdminDeps,
     queues: crate::api::admin_queues::QueueAdminDeps,
-) -> anyhow::Result<(u16, Server)> {
+) -> anyhow::Result<(u16, Server, api::tls_reload::Reloader)> {
     let s = &settings.server;
     let clients = Arc::new(ClientRegistry::new(&settings.clients));
     let timeout = HandlerTimeout(Duration::from_millis(s.handler_timeout_ms));
@@ -370,7 +372,9 @@ fn api_server(
     let listener =
         TcpListener::bind(s.bind).with_context(|| format!("cannot bind server.bind {}", s.bind))?;
     let port = listener.local_addr()?.port();
-    let acceptor = api::tls::acceptor(s).context("cannot set up TLS")?;
+    let (acceptor, tls, loaded) =
+        api::tls::acceptor(s, &settings.tls).context("cannot set up TLS")?;
+    let reloader = api::tls_reload::spawn(tls, &loaded, &settings.tls, metrics.clone());
     let (m, c, k) = (metrics.clone(), consent.clone(), cards.clone());
     let server = HttpServer::new(move || {
         App::new()
@@ -393,5 +397,5 @@ fn api_server(
     .max_connections(s.max_connections)
     .listen_openssl(listener, acceptor)?
     .run();
-    Ok((port, server))
+    Ok((port, server, reloader))
 }

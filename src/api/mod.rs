@@ -13,6 +13,8 @@ pub mod openapi;
 pub mod ops;
 pub mod pgp_input;
 pub mod tls;
+pub mod tls_material;
+pub mod tls_reload;
 
 use actix_web::{web, HttpResponse, ResponseError};
 

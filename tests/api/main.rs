@@ -15,5 +15,6 @@ mod logs;
 mod ops;
 mod simulator;
 mod tls;
+mod tls_reload;
 
 use support::{broker, helpers};
