@@ -188,5 +188,10 @@ pub async fn replay_dead_letter(
 pub fn routes(cfg: &mut web::ServiceConfig) {
     use super::resource;
     cfg.service(resource("/admin/outbox/parked", "GET").route(web::get().to(list_parked)))
-        .service(resource("/admin/outbox/{id}/retry", "POST").route(web::post().to(retry_parked)));
+        .service(resource("/admin/outbox/{id}/retry", "POST").route(web::post().to(retry_parked)))
+        .service(resource("/admin/dead-letters", "GET").route(web::get().to(list_dead_letters)))
+        .service(
+            resource("/admin/dead-letters/{id}/replay", "POST")
+                .route(web::post().to(replay_dead_letter)),
+        );
 }

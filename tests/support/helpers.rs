@@ -205,6 +205,8 @@ pub struct TestApp {
     pub settings: Settings,
     /// One keep-alive client per certificate, reused across calls (as real clients do).
     clients: std::cell::RefCell<std::collections::HashMap<String, awc::Client>>,
+    /// The task running the application (aborted by `stop`).
+    task: Option<actix_web::rt::task::JoinHandle<anyhow::Result<()>>>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -225,9 +227,12 @@ pub async fn spawn_app_with(settings: Settings) -> TestApp {
         simulator_url: app.simulator_url(),
         settings: kept,
         clients: Default::default(),
+        task: None,
     };
-    actix_web::rt::spawn(app.run_until_stopped());
-    t
+    TestApp {
+        task: Some(actix_web::rt::spawn(app.run_until_stopped())),
+        ..t
+    }
 }
 
 /// An mTLS connector presenting the certificate `name` from certs/dev (None: no certificate).
@@ -255,6 +260,73 @@ pub fn client(cert: Option<&str>) -> awc::Client {
 }
 
 impl TestApp {
+    /// Stops the application as a crash would (its actors and broker connection go away; what
+    /// its consumers held unacked returns to the queues), and waits until its card events
+    /// queue has no consumer left.
+    pub async fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+        let (_c, ch) = crate::support::broker::channel().await;
+        let queue = self.settings.rabbitmq.card_events_queue.clone();
+        let gone = eventually(Duration::from_secs(20), || async {
+            let q = ch
+                .queue_declare(
+                    queue.as_str().into(),
+                    lapin::options::QueueDeclareOptions {
+                        passive: true,
+                        ..Default::default()
+                    },
+                    lapin::types::FieldTable::default(),
+                )
+                .await
+                .ok()?;
+            (q.consumer_count() == 0).then_some(())
+        })
+        .await;
+        assert!(gone.is_some(), "the stopped application still consumes");
+    }
+
+    /// Every `table.column` of the database whose clear value holds `needle`, except the
+    /// `sealed` columns (vault ciphertexts) given as `table.column`.
+    pub async fn columns_holding(&self, needle: &str, sealed: &[&str]) -> Vec<String> {
+        let conn = self.pool.get().await.unwrap();
+        let columns = conn
+            .query(
+                "SELECT table_name::text, column_name::text, data_type::text \
+                 FROM information_schema.columns WHERE table_schema = 'public'",
+                &[],
+            )
+            .await
+            .unwrap();
+        let mut hits = Vec::new();
+        for c in &columns {
+            let (table, column, kind): (String, String, String) = (c.get(0), c.get(1), c.get(2));
+            let name = format!("{table}.{column}");
+            if sealed.contains(&name.as_str()) {
+                continue;
+            }
+            let test = if kind == "bytea" {
+                format!("position(convert_to($1, 'UTF8') in \"{column}\") > 0")
+            } else {
+                format!("\"{column}\"::text LIKE '%' || $1 || '%'")
+            };
+            let n: i64 = conn
+                .query_one(
+                    &format!("SELECT count(*) FROM \"{table}\" WHERE {test}"),
+                    &[&needle],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if n > 0 {
+                hits.push(name);
+            }
+        }
+        hits
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("https://localhost:{}{}", self.api_port, path)
     }

@@ -221,3 +221,156 @@ async fn messages_the_broker_dead_letters_itself_are_counted_as_delivery_limit()
         "the operators' dead-letter queue still holds it"
     );
 }
+
+#[actix_web::test]
+async fn dead_letters_carry_no_card_number_and_a_replay_applies_the_original_once_fixed() {
+    // An installation whose card-event size limit is too small for real events (the fault an
+    // operator later fixes).
+    let mut settings = crate::helpers::test_settings().await;
+    settings.rabbitmq.max_message_bytes = 200;
+    let mut app = crate::helpers::spawn_app_with(settings.clone()).await;
+    wait_for_topology(&app).await;
+    let r = app.settings.rabbitmq.clone();
+    let (_c, ch) = channel().await;
+    let tc = tax_code();
+    consent(&app, &tc, "Allow").await;
+    let canary = format!("49999{:011}", rand::random::<u64>() % 100_000_000_000);
+
+    // A card event (PGP) with the canary inside, and the canary in a producer's header too.
+    let event = json!({"taxCode": tc, "pan": canary, "circuit": "VISA",
+        "par": "V0010000000000000000000000042", "note": "x".repeat(300)});
+    let mut headers = lapin::types::FieldTable::default();
+    headers.insert(
+        "x-note".into(),
+        lapin::types::AMQPValue::LongString(format!("card {canary}").into()),
+    );
+    let confirm = ch
+        .basic_publish(
+            "".into(),
+            r.card_events_queue.as_str().into(),
+            lapin::options::BasicPublishOptions::default(),
+            &encrypt(&app, &serde_json::to_vec(&event).unwrap()),
+            lapin::BasicProperties::default()
+                .with_message_id("dl-event".into())
+                .with_headers(headers),
+        )
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(confirm.is_ack());
+    // A plain-JSON deletion that carries the clear PAN where its hash belongs.
+    let deletion = json!({"taxCode": "not a tax code", "hpan": canary});
+    publish(
+        &ch,
+        &r.card_deletions_queue,
+        &serde_json::to_vec(&deletion).unwrap(),
+        "dl-deletion",
+    )
+    .await;
+
+    let mut letters = Vec::new();
+    while letters.len() < 2 {
+        let l = next(&ch, &r.dead_letter_queue, Duration::from_secs(15))
+            .await
+            .expect("both messages are dead-lettered");
+        letters.push(l);
+    }
+    let mut event_letter = None;
+    for l in &letters {
+        let text = String::from_utf8_lossy(&l.delivery.data).into_owned();
+        let headers: String = l
+            .delivery
+            .properties
+            .headers()
+            .as_ref()
+            .map(|h| {
+                h.inner()
+                    .keys()
+                    .filter_map(|k| header(l, k.as_str()))
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+            .unwrap_or_default();
+        assert!(
+            !text.contains(&canary),
+            "canary in a dead letter's body: {text}"
+        );
+        assert!(
+            !headers.contains(&canary),
+            "canary in a dead letter's headers: {headers}"
+        );
+        let id = header(l, "x-tkm-dead-letter-id").expect("the dead letter's id");
+        match header(l, "x-tkm-error-code").as_deref() {
+            Some("TOO_LARGE") => {
+                assert!(
+                    headers.contains("card 49999"),
+                    "masked, not dropped: {headers}"
+                );
+                event_letter = Some(id);
+            }
+            Some("INVALID_FIELD") => {
+                assert!(text.contains(&format!("{}…", &canary[..6])), "{text}");
+            }
+            other => panic!("unexpected code {other:?}"),
+        }
+    }
+    let event_letter = event_letter.expect("the card event's dead letter");
+    let sealed = ["dead_letter.sealed", "card.pan_ct", "token.token_ct"];
+    assert_eq!(
+        app.columns_holding(&canary, &sealed).await,
+        Vec::<String>::new(),
+        "the canary is in no clear column"
+    );
+    let listed = app
+        .call("admin", Method::GET, "/admin/dead-letters", &[], None)
+        .await;
+    assert_eq!(listed.status, 200);
+    assert!(!listed.text.contains(&canary));
+
+    // The operator fixes the limit, restarts, and replays the event.
+    app.stop().await;
+    settings.rabbitmq.max_message_bytes = 65536;
+    let app = crate::helpers::spawn_app_with(settings).await;
+    wait_for_topology(&app).await;
+    let replayed = app
+        .call(
+            "admin",
+            Method::POST,
+            &format!("/admin/dead-letters/{event_letter}/replay"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(replayed.status, 202, "{}", replayed.text);
+    let card = crate::helpers::eventually(Duration::from_secs(20), || async {
+        let r = app
+            .call(
+                "platform",
+                Method::GET,
+                "/cards",
+                &[("hpan", &sha(&canary))],
+                None,
+            )
+            .await;
+        (r.status == 200).then_some(r.json)
+    })
+    .await
+    .expect("the replayed event is applied");
+    assert_eq!(card["par"], "V0010000000000000000000000042");
+    let unknown = app
+        .call(
+            "admin",
+            Method::POST,
+            &format!("/admin/dead-letters/{}/replay", uuid::Uuid::new_v4()),
+            &[],
+            None,
+        )
+        .await;
+    unknown.assert_error(404, 4001);
+    assert_eq!(
+        app.columns_holding(&canary, &sealed).await,
+        Vec::<String>::new(),
+        "still in no clear column after the replay"
+    );
+}
