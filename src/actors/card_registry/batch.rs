@@ -21,6 +21,8 @@ pub struct BatchReport {
     pub updates: usize,
     /// Refused PAR claims, by source.
     pub conflicts: Vec<crate::domain::Source>,
+    /// Associations a more trusted source moved to another PAR (kept in history, published).
+    pub replaced: Vec<super::model::Reassociation>,
     /// PAR lookups queued for cards this batch wrote (live, consenting, without PAR).
     pub lookups_queued: u64,
 }
@@ -133,6 +135,7 @@ async fn try_batch(
         outcomes,
         updates: outgoing.len(),
         conflicts: snap.conflicts.iter().map(|c| c.source).collect(),
+        replaced: snap.reassociations.clone(),
         lookups_queued,
     })
 }

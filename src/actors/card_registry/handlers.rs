@@ -9,6 +9,7 @@ use super::CardRegistry;
 use crate::actors::{ActorHealth, Ping};
 use crate::db::cards::{load_unlocked, Keys};
 use crate::db::DbError;
+use crate::domain::truncated;
 
 impl Handler<ApplyCommands> for CardRegistry {
     type Result = ResponseFuture<Result<BatchReport, CardError>>;
@@ -32,6 +33,22 @@ impl Handler<ApplyCommands> for CardRegistry {
                     .par_conflicts
                     .with_label_values(&[source.as_str()])
                     .inc();
+            }
+            // A more trusted source replaced an association: counted with the conflicts, kept
+            // in history (association_event), published by the batch; logged by hashes only.
+            for moved in &report.replaced {
+                metrics
+                    .par_conflicts
+                    .with_label_values(&[moved.source.as_str()])
+                    .inc();
+                tracing::info!(
+                    subject = moved.subject,
+                    key = %truncated(&moved.key),
+                    from = %moved.from.as_deref().map(truncated).unwrap_or_default(),
+                    to = %truncated(&moved.to),
+                    source = moved.source.as_str(),
+                    "PAR association replaced by a more trusted source"
+                );
             }
             if report.updates > 0 {
                 relay.notify_one();

@@ -1,6 +1,7 @@
 //! PAR lookups end to end: consent gating, immediate asking, deletions, re-asks, conflicts.
 
 use super::*;
+use crate::broker::next;
 
 #[actix_web::test]
 async fn a_consenting_citizens_card_gets_its_par_and_a_card_update_is_published() {
@@ -303,5 +304,85 @@ async fn an_issuer_token_of_a_card_without_consent_never_reaches_the_circuit() {
     assert!(
         !asked.contains(&"V0010000000000000000000000001".to_owned()),
         "the denying citizen's token is not even queued: {asked:?}"
+    );
+}
+
+#[actix_web::test]
+async fn a_token_moved_by_the_circuit_is_logged_counted_kept_in_history_and_published() {
+    let app = spawn_app().await;
+    wait_for_topology(&app).await;
+    let share = app.settings.circuits.simulator.no_par_share;
+    let tc = tax_code();
+    consent(&app, &tc, "Allow").await;
+    let (card, token) = (pan("4", 16, true, share), pan("4", 16, true, share));
+    let issuer_par = "V0010000000000000000000000077";
+    let (_c, ch) = channel().await;
+    let r = &app.settings.rabbitmq;
+    let event = json!({"taxCode": tc, "pan": card, "circuit": "VISA", "par": issuer_par,
+        "tokens": [{"token": token}]});
+    publish(
+        &ch,
+        &r.card_events_queue,
+        &encrypt(&app, &serde_json::to_vec(&event).unwrap()),
+        "moved-1",
+    )
+    .await;
+    next(&ch, &r.card_updates_queue, Duration::from_secs(15))
+        .await
+        .expect("the enrolment's update");
+
+    // The circuit says the token belongs to another account: the issuer's association moves.
+    assert_eq!(refresh_pars(&app, "").await["state"], "SUCCEEDED");
+    let circuit_par = data::par_of(Circuit::Visa, &token).unwrap();
+    let update = next(&ch, &r.card_updates_queue, Duration::from_secs(15))
+        .await
+        .expect("the move is published");
+    let u: Value = serde_json::from_slice(&update.delivery.data).unwrap();
+    assert_eq!(
+        u["cards"][0]["htokens"],
+        json!([{"htoken": sha(&token), "haction": "DELETE"}]),
+        "{u}"
+    );
+    let conn = app.pool.get().await.unwrap();
+    let history = conn
+        .query_one(
+            "SELECT subject, kind, from_par, to_par, source FROM association_event \
+             WHERE key = $1",
+            &[&sha(&token)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(history.get::<_, String>(0), "token");
+    assert_eq!(history.get::<_, String>(1), "moved");
+    assert_eq!(
+        history.get::<_, Option<String>>(2).as_deref(),
+        Some(issuer_par)
+    );
+    assert_eq!(history.get::<_, String>(3), circuit_par);
+    assert_eq!(history.get::<_, String>(4), "circuit");
+    let mut metrics = awc::Client::default()
+        .get(app.ops_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let metrics =
+        String::from_utf8_lossy(&metrics.body().limit(8 << 20).await.unwrap()).into_owned();
+    assert!(
+        metrics.contains(r#"tkm_par_conflicts_total{source="circuit"} 1"#),
+        "counted"
+    );
+    let logs =
+        String::from_utf8_lossy(&crate::helpers::captured_logs().lock().unwrap()).into_owned();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("replaced by a more trusted source") && l.contains(&sha(&token)[..6]))
+        .expect("the move is logged");
+    assert!(
+        !line.contains(&sha(&token)),
+        "hashes only truncated: {line}"
+    );
+    assert!(
+        !line.contains(issuer_par) && !line.contains(&circuit_par),
+        "{line}"
     );
 }
