@@ -119,8 +119,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::CheckConfig => {
             let settings = Settings::load(cli.config.as_deref())?;
-            settings.hasher()?;
-            settings.key_ring()?;
+            crate::crypto::Hasher::from_settings(&settings)?;
+            crate::crypto::KeyRing::from_settings(&settings)?;
             println!("{settings:#?}");
             println!("configuration is valid");
             Ok(())

@@ -171,7 +171,7 @@ impl Settings {
             }
         }
         // An empty salt would publish plain SHA-256 of card numbers: refuse to start.
-        self.hasher()?;
+        self.salt()?;
         readable("pgp.private_key_file", &self.pgp.private_key_file)?;
         readable("pgp.public_key_file", &self.pgp.public_key_file)?;
         if let Some(p) = &self.pgp.passphrase_file {
@@ -299,27 +299,31 @@ pub fn normalise_fingerprint(input: &str) -> Option<String> {
         .then(|| hex.to_ascii_lowercase())
 }
 
+/// A vault key as configured: its id and its 32 bytes (zeroized on drop).
+pub type VaultKeyMaterial = (String, zeroize::Zeroizing<[u8; 32]>);
+
 impl Settings {
-    /// The HPAN hasher with the configured salt.
-    pub fn hasher(&self) -> Result<crate::crypto::Hasher, ConfigError> {
-        let salt = match (&self.hashing.salt, &self.hashing.salt_file) {
-            (Some(s), _) => s.clone(),
-            (None, Some(p)) => read_secret_file("hashing.salt_file", p)?,
+    /// The HPAN salt (file or value), refused when empty: an empty salt would publish plain
+    /// SHA-256 of card numbers.
+    pub fn salt(&self) -> Result<SecretString, ConfigError> {
+        use secrecy::ExposeSecret as _;
+        let (salt, key) = match (&self.hashing.salt, &self.hashing.salt_file) {
+            (Some(s), _) => (s.clone(), "hashing.salt"),
+            (None, Some(p)) => (
+                read_secret_file("hashing.salt_file", p)?,
+                "hashing.salt_file",
+            ),
             (None, None) => return Err(invalid("hashing", "set salt_file or salt")),
         };
-        if secrecy::ExposeSecret::expose_secret(&salt).is_empty() {
-            let key = if self.hashing.salt.is_some() {
-                "hashing.salt"
-            } else {
-                "hashing.salt_file"
-            };
+        if salt.expose_secret().is_empty() {
             return Err(invalid(key, "the salt is empty"));
         }
-        Ok(crate::crypto::Hasher::new(salt))
+        Ok(salt)
     }
 
-    /// The vault key ring with every configured key.
-    pub fn key_ring(&self) -> Result<crate::crypto::KeyRing, ConfigError> {
+    /// Every configured vault key as `(id, 32 bytes)`, read and decoded (the crypto layer builds
+    /// the key ring from them).
+    pub fn vault_keys(&self) -> Result<Vec<VaultKeyMaterial>, ConfigError> {
         use base64::Engine as _;
         use secrecy::ExposeSecret as _;
         let mut keys = Vec::new();
@@ -338,14 +342,14 @@ impl Settings {
                     .decode(encoded.expose_secret().trim())
                     .map_err(|_| invalid(key.clone(), "key is not base64"))?,
             );
-            let material: [u8; 32] = bytes
-                .as_slice()
-                .try_into()
-                .map_err(|_| invalid(key.clone(), "key must be 32 bytes"))?;
-            keys.push(crate::crypto::VaultKey::new(k.id.clone(), material));
+            let mut material = zeroize::Zeroizing::new([0u8; 32]);
+            if bytes.len() != material.len() {
+                return Err(invalid(key, "key must be 32 bytes"));
+            }
+            material.copy_from_slice(&bytes);
+            keys.push((k.id.clone(), material));
         }
-        crate::crypto::KeyRing::new(keys, &self.vault.active_key)
-            .map_err(|_| invalid("vault.active_key", "not in the ring"))
+        Ok(keys)
     }
 }
 

@@ -13,27 +13,24 @@ use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use deadpool_postgres::Pool;
 
-use crate::actors::card_registry::rules::Limits;
+use crate::actors::broker::{BrokerStatus, Shutdown};
 use crate::actors::card_registry::CardRegistry;
 use crate::actors::circuit_poller::CircuitPoller;
 use crate::actors::consent_registry::{ConsentRegistry, RegistryLimits};
+use crate::actors::job_runner::{Executors, JobRunner};
 use crate::actors::par_resolver::ParResolver;
 use crate::api;
-use crate::api::admin::AdminDeps;
-use crate::api::consent::HandlerTimeout;
 use crate::api::identity::ClientRegistry;
-use crate::api::input::JsonLimit;
 use crate::api::ops::Readiness;
+use crate::api::state::{AdminDeps, ApiState, BrokerHandle, HandlerTimeout, JsonLimit, PgpInput};
 use crate::bridge::consumer::ConsumerDeps;
 use crate::bridge::relay::RelayDeps;
-use crate::bridge::{Bridge, BrokerStatus, Shutdown};
+use crate::bridge::Bridge;
 use crate::config::Settings;
 use crate::crypto::pgp::PgpKey;
 use crate::db;
+use crate::domain::cards::Limits;
 use crate::metrics::Metrics;
-
-/// Finished jobs are kept this long for `/admin/jobs`.
-const JOB_RETENTION_DAYS: i32 = 30;
 
 /// A built, bound application.
 pub struct Application {
@@ -64,28 +61,24 @@ impl Drop for Arbiters {
     }
 }
 
-/// What the HTTP handlers share.
-#[derive(Clone)]
-pub struct Shared {
-    /// tkm's PGP key (issuers' `pgpPan`, `Pgp-Pan`).
-    pub pgp: PgpKey,
-    /// The HPAN hasher.
-    pub hasher: crate::crypto::Hasher,
-}
-
 impl Application {
     /// Builds everything and binds both listeners (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
         db::run_migrations(&settings.database).await?;
         let pool = db::build_pool(&settings.database)?;
-        // Beats for this process's jobs; ends those of processes that stopped (restarts, crashes).
-        actix_web::rt::spawn(db::jobs::keeper(pool.clone(), JOB_RETENTION_DAYS));
         let pg = db::pg_config(&settings.database)?;
         let metrics = Metrics::new().context("cannot register metrics")?;
-        let hasher = settings.hasher()?;
-        let ring = Arc::new(settings.key_ring()?);
+        let hasher = crate::crypto::Hasher::from_settings(&settings)?;
+        let ring = Arc::new(crate::crypto::KeyRing::from_settings(&settings)?);
         let pgp = PgpKey::load(&settings.pgp).context("cannot load pgp.private_key_file")?;
         tracing::info!(fingerprint = pgp.fingerprint(), "PGP key loaded");
+
+        // Owns the stored jobs and runs them (and beats for this process's jobs).
+        let jobs_arbiter = Arbiter::new();
+        let jobs_pool = pool.clone();
+        let jobs = Supervisor::start_in_arbiter(&jobs_arbiter.handle(), move |_| {
+            JobRunner::new(jobs_pool)
+        });
 
         let consent_arbiter = Arbiter::new();
         let limits = RegistryLimits {
@@ -148,11 +141,11 @@ impl Application {
             registry: cards.clone(),
             metrics: metrics.clone(),
             wakeup: relay_wakeup.clone(),
-            policy: settings.outbox.policy(),
+            policy: (&settings.outbox).into(),
         });
         let bridge_arbiter = Arbiter::new();
         let status = broker.clone();
-        let bridge = actix::Actor::start_in_arbiter(&bridge_arbiter.handle(), move |_| {
+        let bridge = Supervisor::start_in_arbiter(&bridge_arbiter.handle(), move |_| {
             Bridge::new(consumers, relay, status)
         });
 
@@ -163,8 +156,13 @@ impl Application {
             &cards,
             &metrics,
             resolver_wakeup,
+            &jobs,
         )
         .await?;
+        jobs.do_send(Executors {
+            pollers: circuits.pollers.clone(),
+            resolver: circuits.resolver.clone(),
+        });
 
         for (name, mailbox) in [
             (ConsentRegistry::NAME, settings.consent.mailbox_capacity),
@@ -183,6 +181,7 @@ impl Application {
                 (CardRegistry::NAME, cards.clone().recipient()),
                 (Bridge::NAME, bridge.clone().recipient()),
                 (ParResolver::NAME, circuits.resolver.clone().recipient()),
+                (JobRunner::NAME, jobs.clone().recipient()),
             ],
             broker: broker.clone(),
         };
@@ -190,21 +189,29 @@ impl Application {
         for (circuit, poller) in &circuits.pollers {
             status_actors.push((CircuitPoller::name(*circuit), poller.clone().recipient()));
         }
-        let admin = AdminDeps {
-            pool: pool.clone(),
-            pollers: circuits.pollers.clone(),
-            resolver: circuits.resolver.clone(),
-            actors: status_actors,
-            broker: broker.clone(),
-            circuits_mode: settings.circuits.mode,
+        let state = ApiState {
+            consent: consent.clone(),
+            cards: cards.clone(),
+            admin: AdminDeps {
+                jobs: jobs.clone(),
+                pollers: circuits.pollers.clone(),
+                resolver: circuits.resolver.clone(),
+                actors: status_actors,
+                broker: BrokerHandle {
+                    status: broker.clone(),
+                    replay: bridge.clone().recipient(),
+                    dead_letters: bridge.clone().recipient(),
+                    parked: bridge.clone().recipient(),
+                    retry: bridge.clone().recipient(),
+                    outbox: bridge.clone().recipient(),
+                },
+                circuits_mode: settings.circuits.mode,
+            },
+            input: PgpInput { pgp, hasher },
+            timeout: HandlerTimeout(Duration::from_millis(settings.server.handler_timeout_ms)),
+            json_limit: JsonLimit(settings.server.json_limit_bytes),
         };
-        let shared = Shared { pgp, hasher };
-        let queues = crate::api::admin_queues::QueueAdminDeps {
-            relay_wakeup: relay_wakeup.clone(),
-            bridge: bridge.clone().recipient(),
-        };
-        let (api_port, api, tls_reloader) =
-            api_server(&settings, &metrics, &consent, &cards, shared, admin, queues)?;
+        let (api_port, api, tls_reloader) = api_server(&settings, &metrics, state)?;
         let s = &settings.server;
         let ops_listener = TcpListener::bind(s.ops_bind)
             .with_context(|| format!("cannot bind server.ops_bind {}", s.ops_bind))?;
@@ -234,7 +241,7 @@ impl Application {
             bridge,
             broker,
             _arbiters: Arbiters(
-                [consent_arbiter, cards_arbiter, bridge_arbiter]
+                [jobs_arbiter, consent_arbiter, cards_arbiter, bridge_arbiter]
                     .into_iter()
                     .chain(std::mem::take(&mut circuits.arbiters))
                     .collect(),
@@ -354,16 +361,10 @@ pub async fn termination() {
 fn api_server(
     settings: &Settings,
     metrics: &Metrics,
-    consent: &Addr<ConsentRegistry>,
-    cards: &Addr<CardRegistry>,
-    shared: Shared,
-    admin: AdminDeps,
-    queues: crate::api::admin_queues::QueueAdminDeps,
+    state: ApiState,
 ) -> anyhow::Result<(u16, Server, api::tls_reload::Reloader)> {
     let s = &settings.server;
     let clients = Arc::new(ClientRegistry::new(&settings.clients));
-    let timeout = HandlerTimeout(Duration::from_millis(s.handler_timeout_ms));
-    let json_limit = JsonLimit(s.json_limit_bytes);
     let workers = if s.workers == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
@@ -375,18 +376,12 @@ fn api_server(
     let (acceptor, tls, loaded) =
         api::tls::acceptor(s, &settings.tls).context("cannot set up TLS")?;
     let reloader = api::tls_reload::spawn(tls, &loaded, &settings.tls, metrics.clone());
-    let (m, c, k) = (metrics.clone(), consent.clone(), cards.clone());
+    let m = metrics.clone();
     let server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(api::middleware::observe))
             .app_data(web::Data::new(m.clone()))
-            .app_data(web::Data::new(c.clone()))
-            .app_data(web::Data::new(k.clone()))
-            .app_data(web::Data::new(shared.clone()))
-            .app_data(web::Data::new(admin.clone()))
-            .app_data(web::Data::new(queues.clone()))
-            .app_data(web::Data::new(timeout))
-            .app_data(web::Data::new(json_limit))
+            .configure(|cfg| state.register(cfg))
             .configure(api::routes)
     })
     .on_connect(api::tls::on_connect(clients))

@@ -72,6 +72,7 @@ pub async fn start(
     registry: &Addr<CardRegistry>,
     metrics: &Metrics,
     wakeup: Arc<tokio::sync::Notify>,
+    jobs: &Addr<crate::actors::job_runner::JobRunner>,
 ) -> anyhow::Result<CircuitsSide> {
     let (specs, simulator) = specs(settings).await?;
     let pollers_arbiter = Arbiter::new();
@@ -111,9 +112,9 @@ pub async fn start(
         arbiters.push(lane_arbiter);
         lanes.push((circuit, lane));
     }
-    let (pool_r, settings_r) = (pool.clone(), settings.par_resolver.clone());
+    let (pool_r, settings_r, jobs) = (pool.clone(), settings.par_resolver.clone(), jobs.clone());
     let resolver = Supervisor::start_in_arbiter(&pollers_arbiter.handle(), move |_| {
-        ParResolver::new(pool_r, lanes, settings_r, wakeup)
+        ParResolver::new(pool_r, lanes, settings_r, wakeup, jobs)
     });
     arbiters.push(pollers_arbiter);
     Ok(CircuitsSide {

@@ -1,8 +1,10 @@
 //! Actors, one folder each, with their messages beside them and their rules in plain modules.
 
+pub mod broker;
 pub mod card_registry;
 pub mod circuit_poller;
 pub mod consent_registry;
+pub mod job_runner;
 pub mod par_resolver;
 
 use actix::Message;

@@ -2,52 +2,33 @@
 //! status of actors, circuits, outbox and broker.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-use actix::{Addr, Recipient};
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use chrono::{DateTime, SecondsFormat, Utc};
-use deadpool_postgres::Pool;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::consent::HandlerTimeout;
 use super::errors::{ApiError, ErrorBody, Family};
 use super::identity::{Caller, Roles};
-use crate::actors::circuit_poller::{CircuitPoller, RefreshBinRanges};
-use crate::actors::par_resolver::{GetResolverStatus, ParResolver, ResolveNow};
+pub use super::state::AdminDeps;
+use super::state::HandlerTimeout;
+use crate::actors::broker::GetOutboxState;
+use crate::actors::circuit_poller::GetBinState;
+use crate::actors::job_runner::{GetJob, ListJobs, StartJob};
+use crate::actors::par_resolver::GetResolverStatus;
 use crate::actors::Ping;
 use crate::config::Role;
-use crate::db::{bin_ranges, jobs, par_lookups, DbError};
-use crate::domain::Circuit;
+use crate::db::jobs;
+use crate::domain::{Circuit, JobRequest, Trigger};
 
 const F: Family = Family::Files;
-/// The job kind of a BIN range refresh.
-pub const BIN_JOB: &str = "bin-refresh";
 
 /// Operators.
 pub struct Admins;
 impl Roles for Admins {
     const ROLES: &'static [Role] = &[Role::Admin];
-}
-
-/// What the admin endpoints reach.
-#[derive(Clone)]
-pub struct AdminDeps {
-    /// PostgreSQL.
-    pub pool: Pool,
-    /// One poller per enabled circuit.
-    pub pollers: Vec<(Circuit, Addr<CircuitPoller>)>,
-    /// The resolver.
-    pub resolver: Addr<ParResolver>,
-    /// Every actor by name, for liveness.
-    pub actors: Vec<(&'static str, Recipient<Ping>)>,
-    /// The broker connection.
-    pub broker: Arc<crate::bridge::BrokerStatus>,
-    /// Who answers for the circuits (`simulator` only on a development installation).
-    pub circuits_mode: crate::config::CircuitsMode,
 }
 
 /// `{"jobId"}`.
@@ -101,13 +82,6 @@ impl From<jobs::Job> for JobView {
     }
 }
 
-fn db_error(e: DbError) -> ApiError {
-    match e {
-        DbError::Unavailable(e) => ApiError::unavailable(e),
-        DbError::Unexpected(e) => ApiError::internal(e),
-    }
-}
-
 /// Query of the refresh endpoints.
 #[derive(Debug, Deserialize)]
 pub struct RefreshQuery {
@@ -140,53 +114,31 @@ pub async fn refresh_bin_ranges(
     caller: Caller<Admins>,
     req: actix_web::HttpRequest,
     deps: web::Data<AdminDeps>,
+    timeout: web::Data<HandlerTimeout>,
 ) -> Result<HttpResponse, ApiError> {
     let q = query(req.query_string())?;
-    let only = parse_circuit(&q.circuit)?;
-    let forced = q.force.unwrap_or(false);
-    let targets: Vec<(Circuit, Addr<CircuitPoller>)> = deps
-        .pollers
-        .iter()
-        .filter(|(c, _)| only.is_none_or(|o| o == *c))
-        .cloned()
-        .collect();
-    if targets.is_empty() {
-        return Err(ApiError::validation(
-            F,
-            "query circuit names a disabled circuit",
-        ));
-    }
-    let scope = only.map_or("ALL", Circuit::as_str);
-    let (id, created) = jobs::start(&deps.pool, BIN_JOB, scope, caller.name())
-        .await
-        .map_err(db_error)?;
-    if created {
-        let pool = deps.pool.clone();
-        // The job outlives the request; a restart marks it FAILED (interrupted).
-        actix_web::rt::spawn(async move {
-            let total = targets.len() as i64;
-            // Progress is informative: a failed update must not fail the job.
-            let _ = jobs::progress(&pool, id, 0, Some(total)).await;
-            let mut errors = Vec::new();
-            for (done, (circuit, poller)) in targets.into_iter().enumerate() {
-                match poller.send(RefreshBinRanges { forced }).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => errors.push(format!("{circuit}: {e}")),
-                    Err(e) => errors.push(format!("{circuit}: poller unavailable ({e})")),
-                }
-                let _ = jobs::progress(&pool, id, done as i64 + 1, None).await;
-            }
-            let joined = errors.join("; ");
-            let outcome = if errors.is_empty() {
-                Ok(())
-            } else {
-                Err(joined.as_str())
-            };
-            if let Err(e) = jobs::finish(&pool, id, outcome).await {
-                tracing::warn!(job = %id, error = %e, "cannot record the end of a BIN refresh job");
-            }
-        });
-    }
+    let request = JobRequest::BinRefresh {
+        circuit: parse_circuit(&q.circuit)?,
+        forced: q.force.unwrap_or(false),
+    };
+    start(&deps, &timeout, request, &caller).await
+}
+
+/// Asks the job runner to start (or join) a job; answers 202 with its id.
+async fn start(
+    deps: &AdminDeps,
+    timeout: &HandlerTimeout,
+    request: JobRequest,
+    caller: &Caller<Admins>,
+) -> Result<HttpResponse, ApiError> {
+    let id = deps
+        .jobs
+        .send(StartJob {
+            request,
+            trigger: Trigger::Admin(caller.name().to_owned()),
+        })
+        .timeout(timeout.0)
+        .await??;
     Ok(HttpResponse::Accepted().json(JobAccepted { job_id: id }))
 }
 
@@ -206,17 +158,12 @@ pub async fn refresh_pars(
     if q.limit == Some(0) {
         return Err(ApiError::validation(F, "query limit must be positive"));
     }
-    let id = deps
-        .resolver
-        .send(ResolveNow {
-            circuit,
-            limit: q.limit,
-            by: caller.name().to_string(),
-        })
-        .timeout(timeout.0)
-        .await?
-        .map_err(|e| ApiError::unavailable(anyhow::anyhow!(e)))?;
-    Ok(HttpResponse::Accepted().json(JobAccepted { job_id: id }))
+    let request = JobRequest::ParCycle {
+        circuit,
+        limit: q.limit,
+        scan: true,
+    };
+    start(&deps, &timeout, request, &caller).await
 }
 
 /// The latest jobs, newest first.
@@ -225,8 +172,13 @@ pub async fn refresh_pars(
 pub async fn list_jobs(
     _caller: Caller<Admins>,
     deps: web::Data<AdminDeps>,
+    timeout: web::Data<HandlerTimeout>,
 ) -> Result<HttpResponse, ApiError> {
-    let list = jobs::recent(&deps.pool, 100).await.map_err(db_error)?;
+    let list = deps
+        .jobs
+        .send(ListJobs { limit: 100 })
+        .timeout(timeout.0)
+        .await??;
     let views: Vec<JobView> = list.into_iter().map(JobView::from).collect();
     Ok(HttpResponse::Ok().json(views))
 }
@@ -239,12 +191,15 @@ pub async fn get_job(
     _caller: Caller<Admins>,
     path: web::Path<String>,
     deps: web::Data<AdminDeps>,
+    timeout: web::Data<HandlerTimeout>,
 ) -> Result<HttpResponse, ApiError> {
     let not_found = || ApiError::new(StatusCode::NOT_FOUND, 4001, "no such job");
     let id = Uuid::parse_str(&path.into_inner()).map_err(|_| not_found())?;
-    let job = jobs::get(&deps.pool, id)
-        .await
-        .map_err(db_error)?
+    let job = deps
+        .jobs
+        .send(GetJob { id })
+        .timeout(timeout.0)
+        .await??
         .ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(JobView::from(job)))
 }
@@ -290,42 +245,45 @@ pub async fn status(
             }),
         );
     }
-    let lanes = deps
+    let lookups = deps
         .resolver
         .send(GetResolverStatus)
         .timeout(timeout.0)
-        .await
-        .unwrap_or_default();
-    let conn = deps.pool.get().await.map_err(|e| db_error(e.into()))?;
+        .await??;
     let mut circuits = BTreeMap::new();
     for circuit in Circuit::ALL {
-        let state = bin_ranges::state(&conn, circuit).await.map_err(db_error)?;
-        let lane = lanes.get(&circuit);
+        let bins = match deps.pollers.iter().find(|(c, _)| *c == circuit) {
+            Some((_, poller)) => poller.send(GetBinState).timeout(timeout.0).await??,
+            None => Default::default(),
+        };
+        let l = lookups.get(&circuit);
+        let lane = l.and_then(|l| l.lane);
         circuits.insert(
             circuit.as_str(),
             CircuitStatus {
-                bin_ranges: state.ranges,
-                last_bin_refresh: iso(state.last_success),
-                last_bin_error: state.last_error,
-                lookups_today: par_lookups::calls_today(&deps.pool, circuit)
-                    .await
-                    .map_err(db_error)?,
-                backlog: par_lookups::backlog(&deps.pool, circuit)
-                    .await
-                    .map_err(db_error)?,
+                bin_ranges: bins.ranges,
+                last_bin_refresh: iso(bins.last_success),
+                last_bin_error: bins.last_error,
+                lookups_today: l.map_or(0, |l| l.today),
+                backlog: l.map_or(0, |l| l.backlog),
                 rate_per_second: lane.map(|l| l.rate_per_second),
                 paused: lane.is_some_and(|l| l.paused_secs > 0),
                 paused_secs: lane.map_or(0, |l| l.paused_secs),
             },
         );
     }
-    let (backlog, parked) = crate::db::outbox::backlog(&conn).await.map_err(db_error)?;
+    let outbox = deps
+        .broker
+        .outbox
+        .send(GetOutboxState)
+        .timeout(timeout.0)
+        .await??;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "actors": actors,
         "circuits": circuits,
         "circuitsMode": deps.circuits_mode.as_str(),
-        "outbox": { "backlog": backlog, "parked": parked },
-        "broker": { "connected": deps.broker.connected() },
+        "outbox": { "backlog": outbox.backlog, "parked": outbox.parked },
+        "broker": { "connected": deps.broker.status.connected() },
     })))
 }
 

@@ -1,40 +1,19 @@
 //! `/admin/outbox` and `/admin/dead-letters` (role `admin`): the messages that could not go
 //! out or come in — parked outbox rows and dead letters — and the retries operators make.
 
-use std::sync::Arc;
-
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpResponse};
 use chrono::SecondsFormat;
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::admin::{AdminDeps, Admins};
-use super::consent::HandlerTimeout;
+use super::admin::Admins;
 use super::errors::ApiError;
 use super::identity::Caller;
-use crate::bridge::replay::ReplayError;
-use crate::bridge::ReplayDeadLetter;
-use crate::db::{dead_letters, outbox, DbError};
-
-fn db_error(e: DbError) -> ApiError {
-    match e {
-        DbError::Unavailable(e) => ApiError::unavailable(e),
-        DbError::Unexpected(e) => ApiError::internal(e),
-    }
-}
+use super::state::{AdminDeps, HandlerTimeout};
+use crate::actors::broker::{ListDeadLetters, ListParked, ReplayDeadLetter, RetryParked};
 
 fn not_found(what: &'static str) -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, 4001, what)
-}
-
-/// What the queue admin endpoints reach beyond [`AdminDeps`].
-#[derive(Clone)]
-pub struct QueueAdminDeps {
-    /// Wakes the relay after a parked row is retried.
-    pub relay_wakeup: Arc<tokio::sync::Notify>,
-    /// The bridge, which replays dead letters.
-    pub bridge: actix::Recipient<ReplayDeadLetter>,
+    ApiError::new(actix_web::http::StatusCode::NOT_FOUND, 4001, what)
 }
 
 /// A parked outbox row (no payload: it holds card hashes and a tax code).
@@ -61,8 +40,14 @@ pub struct ParkedView {
 pub async fn list_parked(
     _caller: Caller<Admins>,
     deps: web::Data<AdminDeps>,
+    timeout: web::Data<HandlerTimeout>,
 ) -> Result<HttpResponse, ApiError> {
-    let rows = outbox::parked(&deps.pool, 1000).await.map_err(db_error)?;
+    let rows = deps
+        .broker
+        .parked
+        .send(ListParked { limit: 1000 })
+        .timeout(timeout.0)
+        .await??;
     let views: Vec<ParkedView> = rows
         .into_iter()
         .map(|p| ParkedView {
@@ -86,20 +71,20 @@ pub async fn retry_parked(
     caller: Caller<Admins>,
     path: web::Path<String>,
     deps: web::Data<AdminDeps>,
-    queues: web::Data<QueueAdminDeps>,
+    timeout: web::Data<HandlerTimeout>,
 ) -> Result<HttpResponse, ApiError> {
     let id: i64 = path
         .into_inner()
         .parse()
         .map_err(|_| not_found("no such parked outbox row"))?;
-    if !outbox::retry(&deps.pool, id, caller.name())
-        .await
-        .map_err(db_error)?
-    {
-        return Err(not_found("no such parked outbox row"));
-    }
-    tracing::info!(id, by = caller.name(), "parked outbox row retried");
-    queues.relay_wakeup.notify_one();
+    deps.broker
+        .retry
+        .send(RetryParked {
+            id,
+            by: caller.name().to_owned(),
+        })
+        .timeout(timeout.0)
+        .await??;
     Ok(HttpResponse::Accepted().json(serde_json::json!({ "id": id, "retried": true })))
 }
 
@@ -131,10 +116,14 @@ pub struct DeadLetterView {
 pub async fn list_dead_letters(
     _caller: Caller<Admins>,
     deps: web::Data<AdminDeps>,
+    timeout: web::Data<HandlerTimeout>,
 ) -> Result<HttpResponse, ApiError> {
-    let letters = dead_letters::list(&deps.pool, 1000)
-        .await
-        .map_err(db_error)?;
+    let letters = deps
+        .broker
+        .dead_letters
+        .send(ListDeadLetters { limit: 1000 })
+        .timeout(timeout.0)
+        .await??;
     let iso = |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(SecondsFormat::Millis, true);
     let views: Vec<DeadLetterView> = letters
         .into_iter()
@@ -161,27 +150,23 @@ pub async fn list_dead_letters(
 pub async fn replay_dead_letter(
     caller: Caller<Admins>,
     path: web::Path<String>,
-    queues: web::Data<QueueAdminDeps>,
+    deps: web::Data<AdminDeps>,
     timeout: web::Data<HandlerTimeout>,
 ) -> Result<HttpResponse, ApiError> {
     let id =
         uuid::Uuid::parse_str(&path.into_inner()).map_err(|_| not_found("no such dead letter"))?;
-    let replayed = queues
-        .bridge
+    deps.broker
+        .replay
         .send(ReplayDeadLetter {
             id,
             by: caller.name().to_owned(),
         })
         .timeout(timeout.0)
-        .await?;
-    match replayed {
-        Ok(()) => Ok(HttpResponse::Accepted()
-            .json(serde_json::json!({ "id": id.to_string(), "replayed": true }))),
-        Err(ReplayError::NotFound) => Err(not_found("no such dead letter")),
-        Err(ReplayError::Db(e)) => Err(db_error(e)),
-        Err(e @ ReplayError::Broker(_)) => Err(ApiError::unavailable(e)),
-        Err(e @ ReplayError::Sealed) => Err(ApiError::internal(e)),
-    }
+        .await??;
+    Ok(
+        HttpResponse::Accepted()
+            .json(serde_json::json!({ "id": id.to_string(), "replayed": true })),
+    )
 }
 
 /// Registers the routes.

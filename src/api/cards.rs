@@ -11,13 +11,13 @@ use utoipa::ToSchema;
 use super::consent::HandlerTimeout;
 use super::errors::{ApiError, ErrorBody, Family};
 use super::identity::{Caller, Roles};
+use super::state::PgpInput;
 use super::{input, pgp_input};
-use crate::actors::card_registry::messages::{ApplyCommands, CardError, GetCard};
-use crate::actors::card_registry::rules::Outcome;
+use crate::actors::card_registry::messages::{ApplyCommands, GetCard};
 use crate::actors::card_registry::CardRegistry;
 use crate::config::Role;
+use crate::domain::cards::Outcome;
 use crate::domain::{CardCommand, CardDeletion, Source, Sourced};
-use crate::startup::Shared;
 
 const F: Family = Family::Cards;
 
@@ -47,13 +47,6 @@ fn not_found() -> ApiError {
     ApiError::new(StatusCode::NOT_FOUND, 2404, "card not found")
 }
 
-fn map_err(e: CardError) -> ApiError {
-    match e {
-        CardError::Unavailable(e) => ApiError::unavailable(e),
-        CardError::Unexpected(e) => ApiError::internal(e),
-    }
-}
-
 /// A live card's PAR and tokens.
 #[utoipa::path(get, path = "/cards", tag = "cards",
     params(("hpan" = String, Header, description = "the card's HPAN")),
@@ -70,8 +63,7 @@ pub async fn get_card(
     let view = registry
         .send(GetCard { hpan })
         .timeout(timeout.0)
-        .await?
-        .map_err(map_err)?
+        .await??
         .ok_or_else(not_found)?;
     Ok(HttpResponse::Ok().json(CardResponse {
         hpan: view.hpan.to_string(),
@@ -92,7 +84,7 @@ pub async fn delete_card(
     caller: Caller<Issuers>,
     req: HttpRequest,
     registry: web::Data<Addr<CardRegistry>>,
-    shared: web::Data<Shared>,
+    shared: web::Data<PgpInput>,
     timeout: web::Data<HandlerTimeout>,
 ) -> Result<HttpResponse, ApiError> {
     let tax_code = input::tax_code(&req, F)?;
@@ -141,8 +133,7 @@ pub async fn delete_card(
             by: caller.name().to_owned(),
         })
         .timeout(timeout.0)
-        .await?
-        .map_err(map_err)?;
+        .await??;
     match report.outcomes.first() {
         Some(Outcome::Applied) => Ok(HttpResponse::NoContent().finish()),
         Some(Outcome::Stale) => Err(ApiError::validation(

@@ -2,7 +2,6 @@
 //! `platform`, `admin`.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use actix::Addr;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -14,7 +13,7 @@ use super::errors::{ApiError, ErrorBody, Family};
 use super::identity::{Caller, Roles};
 use super::{input, pgp_input};
 use crate::actors::consent_registry::messages::{
-    ConsentError, GetConsent, GetConsentHistory, GetConsentStatus, RecordConsent,
+    GetConsent, GetConsentHistory, GetConsentStatus, RecordConsent,
 };
 use crate::actors::consent_registry::views::ConsentView;
 use crate::actors::consent_registry::ConsentRegistry;
@@ -39,9 +38,7 @@ impl Roles for Auditors {
     const ROLES: &'static [Role] = &[Role::Platform, Role::Admin];
 }
 
-/// How long a handler waits for the registry.
-#[derive(Clone, Copy)]
-pub struct HandlerTimeout(pub Duration);
+pub use super::state::HandlerTimeout;
 
 /// Body of `POST /consent`.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -159,22 +156,6 @@ pub struct HistoryEntry {
     pub after: serde_json::Value,
 }
 
-fn map_err(e: ConsentError) -> ApiError {
-    use actix_web::http::StatusCode as S;
-    match e {
-        ConsentError::CitizenNotFound => ApiError::new(S::NOT_FOUND, 1004, "citizen not found"),
-        ConsentError::HpanNotFound => ApiError::new(S::NOT_FOUND, 1003, "hpan not found"),
-        ConsentError::AlreadySet => ApiError::new(S::BAD_REQUEST, 1005, "consent type already set"),
-        ConsentError::NotConsistent => ApiError::new(
-            S::BAD_REQUEST,
-            1002,
-            "consent type not consistent: a card consent needs a citizen consent other than Allow",
-        ),
-        ConsentError::Unavailable(e) => ApiError::unavailable(e),
-        ConsentError::Unexpected(e) => ApiError::internal(e),
-    }
-}
-
 /// Sends to the registry with the handler timeout (503 on overload or timeout).
 async fn ask<M>(
     addr: &Addr<ConsentRegistry>,
@@ -214,7 +195,7 @@ pub async fn post_consent(
     payload: web::Payload,
     limit: web::Data<input::JsonLimit>,
     registry: web::Data<Addr<ConsentRegistry>>,
-    shared: web::Data<crate::startup::Shared>,
+    shared: web::Data<super::state::PgpInput>,
     timeout: web::Data<HandlerTimeout>,
 ) -> Result<HttpResponse, ApiError> {
     let body = input::body(&req, payload, limit.0, F).await?;
@@ -264,7 +245,7 @@ pub async fn post_consent(
         by: caller.name().to_owned(),
         client_id: Some(client_id.to_owned()),
     };
-    let view = ask(&registry, **timeout, msg).await?.map_err(map_err)?;
+    let view = ask(&registry, **timeout, msg).await??;
     Ok(HttpResponse::Ok().json(ConsentResponse::from(view)))
 }
 
@@ -299,7 +280,7 @@ pub async fn get_consent(
         hpan,
         services,
     };
-    let view = ask(&registry, **timeout, msg).await?.map_err(map_err)?;
+    let view = ask(&registry, **timeout, msg).await??;
     Ok(HttpResponse::Ok().json(ConsentResponse::from(view)))
 }
 
@@ -327,7 +308,7 @@ pub async fn delete_consent(
         by: caller.name().to_owned(),
         client_id: client_id.map(str::to_owned),
     };
-    ask(&registry, **timeout, msg).await?.map_err(map_err)?;
+    ask(&registry, **timeout, msg).await??;
     Ok(HttpResponse::Ok().finish())
 }
 
@@ -365,7 +346,7 @@ pub async fn get_status(
         hpan: hpan.clone(),
         at,
     };
-    let status = ask(&registry, **timeout, msg).await?.map_err(map_err)?;
+    let status = ask(&registry, **timeout, msg).await??;
     Ok(HttpResponse::Ok().json(StatusResponse {
         tax_code: tax_code.to_string(),
         service,
@@ -402,8 +383,7 @@ pub async fn get_history(
         **timeout,
         GetConsentHistory { tax_code, from, to },
     )
-    .await?
-    .map_err(map_err)?;
+    .await??;
     let entries: Vec<HistoryEntry> = rows
         .into_iter()
         .map(|r| {

@@ -82,9 +82,7 @@ pub fn json<T: DeserializeOwned>(body: &[u8], family: Family) -> Result<T, ApiEr
     })
 }
 
-/// The largest JSON body accepted (`server.json_limit_bytes`), as app data.
-#[derive(Clone, Copy, Debug)]
-pub struct JsonLimit(pub usize);
+pub use super::state::JsonLimit;
 
 /// Reads a request body up to `limit` bytes: larger (by `Content-Length` or as it streams) →
 /// 413 9413, so an oversized body is never buffered whole.

@@ -19,7 +19,7 @@ pub struct Readiness {
     /// Each actor by name.
     pub actors: Vec<(&'static str, Recipient<Ping>)>,
     /// The broker connection (reported, never failing readiness: the API works without it).
-    pub broker: std::sync::Arc<crate::bridge::BrokerStatus>,
+    pub broker: std::sync::Arc<crate::actors::broker::BrokerStatus>,
 }
 
 /// `/health/live`: the process answers.

@@ -3,15 +3,15 @@
 
 use actix_web::web;
 
+use super::state::PgpInput;
 use crate::domain::{Hpan, Pan};
-use crate::startup::Shared;
 
 /// The largest plaintext a PGP-wrapped card number may have.
 const MAX_PLAINTEXT: usize = 1024;
 
 /// Decrypts a PGP message holding a PAN and returns its HPAN; `None` for any failure (one
 /// outcome for every cause: the API is no decryption oracle).
-pub async fn hpan_of(shared: &Shared, message: Vec<u8>) -> Option<Hpan> {
+pub async fn hpan_of(shared: &PgpInput, message: Vec<u8>) -> Option<Hpan> {
     let s = shared.clone();
     web::block(move || {
         let plain = s.pgp.decrypt(&message, MAX_PLAINTEXT).ok()?;

@@ -20,11 +20,11 @@ use tokio::sync::watch;
 use super::dead_letter::{dead_letter, DeadLetterStore};
 use super::wire::{self, Rejection, PAR_CONFLICT, TOO_LARGE, UNDECRYPTABLE};
 use crate::actors::card_registry::messages::{ApplyCommands, CardError};
-use crate::actors::card_registry::rules::Outcome;
 use crate::actors::card_registry::CardRegistry;
 use crate::config::RabbitSettings;
 use crate::crypto::pgp::{PgpError, PgpKey};
 use crate::crypto::Hasher;
+use crate::domain::cards::Outcome;
 use crate::domain::{CardCommand, MessageOrigin, Source, Sourced};
 use crate::metrics::Metrics;
 

@@ -9,35 +9,23 @@ pub mod replay;
 mod topology;
 pub mod wire;
 
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use actix::{Actor, AsyncContext, Context, Handler, Message, ResponseFuture};
+use actix::{Actor, ActorContext, ActorFutureExt, AsyncContext, Context, Handler, ResponseFuture};
 use lapin::{Connection, ConnectionProperties};
 use secrecy::ExposeSecret;
 use tokio::sync::watch;
 
+use crate::actors::broker::{
+    BrokerError, BrokerStatus, GetOutboxState, ListDeadLetters, ListParked, OutboxState,
+    ReplayDeadLetter, RetryParked, Shutdown,
+};
 use crate::actors::{ActorHealth, Ping};
+use crate::db::dead_letters::DeadLetter;
+use crate::db::outbox::Parked;
 use consumer::{ConsumerDeps, Inbound};
 use relay::RelayDeps;
-
-/// Whether the broker is connected (readiness reports `up` or `degraded`).
-#[derive(Debug, Default)]
-pub struct BrokerStatus {
-    connected: AtomicBool,
-}
-
-impl BrokerStatus {
-    /// Connected and topology declared.
-    pub fn connected(&self) -> bool {
-        self.connected.load(Ordering::Relaxed)
-    }
-
-    fn set(&self, up: bool) {
-        self.connected.store(up, Ordering::Relaxed);
-    }
-}
 
 /// The bridge actor: owns the connection loop.
 pub struct Bridge {
@@ -97,12 +85,31 @@ impl Actor for Bridge {
         );
         let shutdown = self.shutdown.subscribe();
         let stopped = self.stopped_tx.take();
-        ctx.spawn(actix::fut::wrap_future(async move {
+        let connection = actix::fut::wrap_future(async move {
             supervise(consumers, relay, status, shutdown).await;
             if let Some(s) = stopped {
                 let _ = s.send(true);
             }
-        }));
+        });
+        // The connection loop only ends at shutdown; if it ever ends otherwise, the actor
+        // stops and its supervisor starts it again with a new loop.
+        ctx.spawn(
+            connection.map(|_, act: &mut Self, ctx: &mut Context<Self>| {
+                if !*act.shutdown.borrow() {
+                    tracing::error!("the broker connection loop ended; restarting the bridge");
+                    ctx.stop();
+                }
+            }),
+        );
+    }
+}
+
+impl actix::Supervised for Bridge {
+    fn restarting(&mut self, _: &mut Context<Self>) {
+        // A new connection loop starts in `started`, with a stop signal of its own.
+        let (stopped_tx, stopped) = watch::channel(false);
+        self.stopped = stopped;
+        self.stopped_tx = Some(stopped_tx);
     }
 }
 
@@ -177,14 +184,6 @@ async fn connect_and_run(
     result.map(|_| ())
 }
 
-/// Request: stop consuming, finish in-flight batches and confirms, then close (bounded wait).
-#[derive(Debug, Message)]
-#[rtype(result = "()")]
-pub struct Shutdown {
-    /// Longest wait.
-    pub timeout: Duration,
-}
-
 impl Handler<Shutdown> for Bridge {
     type Result = ResponseFuture<()>;
 
@@ -197,23 +196,60 @@ impl Handler<Shutdown> for Bridge {
     }
 }
 
-/// Request: publish dead letter `id` again to the queue it came from (an operator's replay).
-#[derive(Debug, Message)]
-#[rtype(result = "Result<(), replay::ReplayError>")]
-pub struct ReplayDeadLetter {
-    /// The dead letter.
-    pub id: uuid::Uuid,
-    /// Who asks (audit).
-    pub by: String,
-}
-
 impl Handler<ReplayDeadLetter> for Bridge {
-    type Result = ResponseFuture<Result<(), replay::ReplayError>>;
+    type Result = ResponseFuture<Result<(), BrokerError>>;
 
     fn handle(&mut self, msg: ReplayDeadLetter, _: &mut Self::Context) -> Self::Result {
         let deps = self.consumers.clone();
         Box::pin(async move {
             replay::replay(&deps.settings, &deps.pool, &deps.ring, msg.id, &msg.by).await
+        })
+    }
+}
+
+impl Handler<ListDeadLetters> for Bridge {
+    type Result = ResponseFuture<Result<Vec<DeadLetter>, BrokerError>>;
+
+    fn handle(&mut self, msg: ListDeadLetters, _: &mut Self::Context) -> Self::Result {
+        let pool = self.consumers.pool.clone();
+        Box::pin(async move { Ok(crate::db::dead_letters::list(&pool, msg.limit).await?) })
+    }
+}
+
+impl Handler<ListParked> for Bridge {
+    type Result = ResponseFuture<Result<Vec<Parked>, BrokerError>>;
+
+    fn handle(&mut self, msg: ListParked, _: &mut Self::Context) -> Self::Result {
+        let pool = self.consumers.pool.clone();
+        Box::pin(async move { Ok(crate::db::outbox::parked(&pool, msg.limit).await?) })
+    }
+}
+
+impl Handler<RetryParked> for Bridge {
+    type Result = ResponseFuture<Result<(), BrokerError>>;
+
+    fn handle(&mut self, msg: RetryParked, _: &mut Self::Context) -> Self::Result {
+        let (pool, wakeup) = (self.consumers.pool.clone(), self.relay.wakeup.clone());
+        Box::pin(async move {
+            if !crate::db::outbox::retry(&pool, msg.id, &msg.by).await? {
+                return Err(BrokerError::NotFound);
+            }
+            tracing::info!(id = msg.id, by = %msg.by, "parked outbox row retried");
+            wakeup.notify_one();
+            Ok(())
+        })
+    }
+}
+
+impl Handler<GetOutboxState> for Bridge {
+    type Result = ResponseFuture<Result<OutboxState, BrokerError>>;
+
+    fn handle(&mut self, _: GetOutboxState, _: &mut Self::Context) -> Self::Result {
+        let pool = self.consumers.pool.clone();
+        Box::pin(async move {
+            let conn = pool.get().await.map_err(crate::db::DbError::from)?;
+            let (backlog, parked) = crate::db::outbox::backlog(&conn).await?;
+            Ok(OutboxState { backlog, parked })
         })
     }
 }

@@ -12,26 +12,10 @@ use secrecy::ExposeSecret;
 use uuid::Uuid;
 
 use super::dead_letter::{seal_context, Original};
+use crate::actors::broker::BrokerError;
 use crate::config::RabbitSettings;
 use crate::crypto::KeyRing;
-use crate::db::{dead_letters, DbError};
-
-/// Why a replay failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ReplayError {
-    /// No such dead letter (or it was forgotten after the retention).
-    #[error("no such dead letter")]
-    NotFound,
-    /// The database failed.
-    #[error(transparent)]
-    Db(#[from] DbError),
-    /// The broker could not be reached or did not confirm.
-    #[error("broker: {0}")]
-    Broker(String),
-    /// The sealed original does not open (its vault key left the ring).
-    #[error("the sealed original cannot be opened")]
-    Sealed,
-}
+use crate::db::dead_letters;
 
 /// Publishes dead letter `id` again to its queue; records the replay as `by`.
 pub async fn replay(
@@ -40,18 +24,18 @@ pub async fn replay(
     ring: &KeyRing,
     id: Uuid,
     by: &str,
-) -> Result<(), ReplayError> {
+) -> Result<(), BrokerError> {
     let letter = dead_letters::get(pool, id)
         .await?
-        .ok_or(ReplayError::NotFound)?;
+        .ok_or(BrokerError::NotFound)?;
     let plain = ring
         .open_blob(&letter.sealed, &seal_context(id))
-        .map_err(|_| ReplayError::Sealed)?;
-    let original: Original = serde_json::from_slice(&plain).map_err(|_| ReplayError::Sealed)?;
+        .map_err(|_| BrokerError::Sealed)?;
+    let original: Original = serde_json::from_slice(&plain).map_err(|_| BrokerError::Sealed)?;
     let body = zeroize::Zeroizing::new(
         base64::engine::general_purpose::STANDARD
             .decode(original.body.as_bytes())
-            .map_err(|_| ReplayError::Sealed)?,
+            .map_err(|_| BrokerError::Sealed)?,
     );
     let mut headers = FieldTable::default();
     headers.insert(
@@ -70,7 +54,7 @@ pub async fn replay(
     if let Some(c) = original.content_type {
         props = props.with_content_type(c.into());
     }
-    let broker = |e: lapin::Error| ReplayError::Broker(e.to_string());
+    let broker = |e: lapin::Error| BrokerError::Broker(e.to_string());
     let conn = Connection::connect(
         settings.url.expose_secret(),
         ConnectionProperties::default().with_connection_name("tkm-replay".into()),
@@ -101,7 +85,7 @@ pub async fn replay(
     match published.map_err(broker)? {
         true => {}
         false => {
-            return Err(ReplayError::Broker(format!(
+            return Err(BrokerError::Broker(format!(
                 "queue {} did not take the message",
                 letter.queue
             )))

@@ -94,17 +94,6 @@ pub struct OutboxSettings {
     pub retry_max_ms: u64,
 }
 
-impl OutboxSettings {
-    /// The retry policy of the outbox.
-    pub fn policy(&self) -> crate::db::outbox::RetryPolicy {
-        crate::db::outbox::RetryPolicy {
-            max_attempts: i32::try_from(self.max_attempts).unwrap_or(i32::MAX),
-            base: std::time::Duration::from_millis(self.retry_base_ms),
-            max: std::time::Duration::from_millis(self.retry_max_ms),
-        }
-    }
-}
-
 /// `[telemetry]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -18,6 +18,13 @@ impl std::fmt::Debug for Hasher {
 }
 
 impl Hasher {
+    /// The hasher with the configured salt (`hashing.salt` or `hashing.salt_file`).
+    pub fn from_settings(
+        settings: &crate::config::Settings,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Ok(Self::new(settings.salt()?))
+    }
+
     /// Builds a hasher around the salt.
     pub fn new(salt: SecretString) -> Self {
         Self { salt }

@@ -92,6 +92,23 @@ impl KeyRing {
         &self.active
     }
 
+    /// The key ring of `vault.keys`, with `vault.active_key` active.
+    pub fn from_settings(
+        settings: &crate::config::Settings,
+    ) -> Result<Self, crate::config::ConfigError> {
+        let keys = settings
+            .vault_keys()?
+            .into_iter()
+            .map(|(id, material)| VaultKey::new(id, *material))
+            .collect();
+        KeyRing::new(keys, &settings.vault.active_key).map_err(|_| {
+            crate::config::ConfigError::Invalid {
+                key: "vault.active_key".into(),
+                reason: "not in the ring".into(),
+            }
+        })
+    }
+
     fn aad(key_id: &str, hash: &str) -> Vec<u8> {
         format!("tkm-vault|v{VERSION}|{key_id}|{hash}").into_bytes()
     }

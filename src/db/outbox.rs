@@ -117,6 +117,16 @@ pub struct RetryPolicy {
     pub max: Duration,
 }
 
+impl From<&crate::config::OutboxSettings> for RetryPolicy {
+    fn from(s: &crate::config::OutboxSettings) -> Self {
+        RetryPolicy {
+            max_attempts: i32::try_from(s.max_attempts).unwrap_or(i32::MAX),
+            base: Duration::from_millis(s.retry_base_ms),
+            max: Duration::from_millis(s.retry_max_ms),
+        }
+    }
+}
+
 impl RetryPolicy {
     /// How long to wait after the `attempts`-th failure (1-based): base·2^(attempts−1), capped.
     pub fn delay(&self, attempts: i32) -> Duration {

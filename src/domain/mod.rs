@@ -3,9 +3,11 @@
 mod abi;
 mod bin_range;
 mod card_event;
+pub mod cards;
 mod circuit;
 mod consent;
 mod hashes;
+mod jobs;
 mod masking;
 mod pan;
 mod par;
@@ -24,6 +26,7 @@ pub use consent::{
     next_instant, truncate_micros, Change, Consent, ConsentChange, ConsentState, Summary,
 };
 pub use hashes::{Hpan, Htoken};
+pub use jobs::{JobKind, JobRequest, Trigger};
 pub use masking::{mask_card_numbers, mask_card_numbers_str};
 pub use pan::{Pan, TokenPan};
 pub use par::Par;

@@ -2,13 +2,10 @@
 
 use actix::{Handler, ResponseFuture};
 
-use super::batch::{apply_batch, reconcile_citizens, BatchReport};
-use super::messages::{ApplyCommands, CardError, CardView, ConsentChanged, GetCard};
-use super::publish::has_consent;
+use super::messages::{ApplyCommands, BatchReport, CardError, CardView, ConsentChanged, GetCard};
 use super::CardRegistry;
 use crate::actors::{ActorHealth, Ping};
-use crate::db::cards::{load_unlocked, Keys};
-use crate::db::DbError;
+use crate::db::cards::{apply_batch, reconcile_citizens, view};
 use crate::domain::truncated;
 
 impl Handler<ApplyCommands> for CardRegistry {
@@ -84,44 +81,7 @@ impl Handler<GetCard> for CardRegistry {
 
     fn handle(&mut self, msg: GetCard, _: &mut Self::Context) -> Self::Result {
         let pool = self.pool.clone();
-        Box::pin(async move {
-            let mut conn = pool.get().await.map_err(DbError::from)?;
-            let tx = conn
-                .build_transaction()
-                .read_only(true)
-                .start()
-                .await
-                .map_err(DbError::from)?;
-            let mut keys = Keys::default();
-            keys.hpans.insert(msg.hpan.to_string());
-            let snap = load_unlocked(&tx, &keys).await?;
-            let Some(card) = snap.cards.get(&msg.hpan).filter(|c| c.active) else {
-                return Ok(None);
-            };
-            let consenting = snap.links.get(&msg.hpan).is_some_and(|links| {
-                links
-                    .iter()
-                    .any(|l| l.live && has_consent(snap.consents.get(&l.tax_code), &msg.hpan))
-            });
-            let view = if consenting {
-                CardView {
-                    hpan: msg.hpan.clone(),
-                    par: card.par.as_ref().map(|(p, _)| p.to_string()),
-                    htokens: snap
-                        .visible_tokens(&msg.hpan)
-                        .into_iter()
-                        .map(|h| h.to_string())
-                        .collect(),
-                }
-            } else {
-                CardView {
-                    hpan: msg.hpan.clone(),
-                    par: None,
-                    htokens: Vec::new(),
-                }
-            };
-            Ok(Some(view))
-        })
+        Box::pin(async move { Ok(view(&pool, &msg.hpan).await?) })
     }
 }
 

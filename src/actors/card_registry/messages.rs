@@ -2,7 +2,8 @@
 
 use actix::Message;
 
-use super::batch::BatchReport;
+pub use crate::db::cards::BatchReport;
+pub use crate::domain::cards::CardView;
 use crate::domain::{Hpan, Sourced, TaxCode};
 
 /// Why a card request failed (never a card value).
@@ -52,15 +53,4 @@ pub struct ConsentChanged {
 pub struct GetCard {
     /// The card.
     pub hpan: Hpan,
-}
-
-/// A live card: its PAR and tokens only while it has consent.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CardView {
-    /// The card.
-    pub hpan: Hpan,
-    /// Its PAR, when it has one and consent.
-    pub par: Option<String>,
-    /// Its live tokens, when it has consent.
-    pub htokens: Vec<String>,
 }

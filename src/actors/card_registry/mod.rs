@@ -1,15 +1,9 @@
-//! CardRegistry: owns cards, PARs, tokens, citizen↔card links and the outbox of card updates.
-//! The actor is thin: batches are applied by `batch` with the plain rules of `rules` and
-//! `publish` over the slice of the registry `model` holds.
+//! CardRegistry: owns cards, PARs, tokens, citizen↔card links and the card updates they cause.
+//! The actor is thin: a batch is one transaction of `db::cards` applying the plain rules of
+//! `domain::cards`; the actor wakes the relay and the resolver after it and counts conflicts.
 
-pub mod batch;
 mod handlers;
 pub mod messages;
-pub mod model;
-pub mod publish;
-pub mod rules;
-#[cfg(test)]
-mod tests;
 
 use std::sync::Arc;
 
@@ -31,7 +25,7 @@ pub struct Wakeups {
 pub struct CardRegistry {
     pool: Pool,
     ring: Arc<KeyRing>,
-    limits: rules::Limits,
+    limits: crate::domain::cards::Limits,
     metrics: Metrics,
     mailbox_capacity: usize,
     /// Woken when card updates were written, so the relay publishes them at once.
@@ -50,7 +44,7 @@ impl CardRegistry {
     pub fn new(
         pool: Pool,
         ring: Arc<KeyRing>,
-        limits: rules::Limits,
+        limits: crate::domain::cards::Limits,
         metrics: Metrics,
         mailbox_capacity: usize,
         wakeups: Wakeups,

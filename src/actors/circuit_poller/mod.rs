@@ -18,13 +18,47 @@ use crate::db::bin_ranges;
 use crate::domain::Circuit;
 use crate::metrics::Metrics;
 
+/// Why a refresh changed nothing (the previous ranges stay).
+#[derive(Debug, thiserror::Error)]
+pub enum RefreshError {
+    /// The circuit client could not be built.
+    #[error("circuit client unavailable")]
+    NoClient,
+    /// The circuit did not give the set.
+    #[error("fetch failed: {0}")]
+    Fetch(#[from] CallError),
+    /// The set is malformed.
+    #[error("set refused: {0}")]
+    Refused(#[from] rules::SetError),
+    /// The set is much smaller than the current one (and not forced).
+    #[error(
+        "set refused: {got} ranges is below {min_ratio} of the current {current} (force to accept)"
+    )]
+    Shrunken {
+        /// Ranges received.
+        got: usize,
+        /// Ranges stored.
+        current: i64,
+        /// The configured ratio.
+        min_ratio: f64,
+    },
+    /// The database failed.
+    #[error("cannot store: {0}")]
+    Db(#[from] crate::db::DbError),
+}
+
 /// Request: refresh now. Answers the number of ranges stored, or why nothing changed.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<usize, String>")]
+#[rtype(result = "Result<usize, RefreshError>")]
 pub struct RefreshBinRanges {
     /// Accept a set much smaller than the current one.
     pub forced: bool,
 }
+
+/// Request: the circuit's stored ranges and the state of its last refresh.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<bin_ranges::RefreshState, crate::db::DbError>")]
+pub struct GetBinState;
 
 /// The poller.
 pub struct CircuitPoller {
@@ -129,7 +163,7 @@ async fn fetch(
 }
 
 impl Handler<RefreshBinRanges> for CircuitPoller {
-    type Result = ResponseFuture<Result<usize, String>>;
+    type Result = ResponseFuture<Result<usize, RefreshError>>;
 
     fn handle(&mut self, msg: RefreshBinRanges, _: &mut Self::Context) -> Self::Result {
         let (circuit, pool, metrics, settings, busy) = (
@@ -144,22 +178,25 @@ impl Handler<RefreshBinRanges> for CircuitPoller {
             let _one_at_a_time = busy.lock().await;
             let by = CircuitPoller::name(circuit);
             let outcome = async {
-                let client = client.ok_or_else(|| "circuit client unavailable".to_string())?;
-                let raws = fetch(client.as_ref(), settings.attempts)
-                    .await
-                    .map_err(|e| format!("fetch failed: {e}"))?;
-                let ranges = rules::validate_set(circuit, &raws)
-                    .map_err(|e| format!("set refused: {e}"))?;
-                match bin_ranges::replace(&pool, circuit, &ranges, settings.min_ratio, msg.forced, by)
-                    .await
-                    .map_err(|e| format!("cannot store: {e}"))?
+                let client = client.ok_or(RefreshError::NoClient)?;
+                let raws = fetch(client.as_ref(), settings.attempts).await?;
+                let ranges = rules::validate_set(circuit, &raws)?;
+                match bin_ranges::replace(
+                    &pool,
+                    circuit,
+                    &ranges,
+                    settings.min_ratio,
+                    msg.forced,
+                    by,
+                )
+                .await?
                 {
                     Ok(()) => Ok(ranges.len()),
-                    Err(current) => Err(format!(
-                        "set refused: {} ranges is below {} of the current {current} (force to accept)",
-                        ranges.len(),
-                        settings.min_ratio
-                    )),
+                    Err(current) => Err(RefreshError::Shrunken {
+                        got: ranges.len(),
+                        current,
+                        min_ratio: settings.min_ratio,
+                    }),
                 }
             }
             .await;
@@ -177,12 +214,25 @@ impl Handler<RefreshBinRanges> for CircuitPoller {
                 }
                 Err(e) => {
                     tracing::warn!(circuit = %circuit, error = %e, "BIN range refresh failed; the previous ranges stay");
-                    if let Err(db) = bin_ranges::record_failure(&pool, circuit, e, by).await {
+                    let why = e.to_string();
+                    if let Err(db) = bin_ranges::record_failure(&pool, circuit, &why, by).await {
                         tracing::warn!(circuit = %circuit, error = %db, "cannot record the failed refresh");
                     }
                 }
             }
             outcome
+        })
+    }
+}
+
+impl Handler<GetBinState> for CircuitPoller {
+    type Result = ResponseFuture<Result<bin_ranges::RefreshState, crate::db::DbError>>;
+
+    fn handle(&mut self, _: GetBinState, _: &mut Self::Context) -> Self::Result {
+        let (pool, circuit) = (self.pool.clone(), self.circuit);
+        Box::pin(async move {
+            let conn = pool.get().await?;
+            bin_ranges::state(&conn, circuit).await
         })
     }
 }

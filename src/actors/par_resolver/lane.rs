@@ -16,9 +16,23 @@ use super::worker::{round, Deps, RoundReport};
 use crate::circuits::spec::ClientSpec;
 use crate::circuits::{factory, CircuitClient};
 
+/// Why a lane's round failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LaneError {
+    /// The circuit client could not be built (its credentials or TLS set-up).
+    #[error("circuit client unavailable")]
+    NoClient,
+    /// The lane's actor did not answer.
+    #[error("lane unavailable")]
+    Unavailable,
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+}
+
 /// Request: run a round now (one at a time per lane; a second waits for the first).
 #[derive(Message)]
-#[rtype(result = "Result<RoundReport, String>")]
+#[rtype(result = "Result<RoundReport, LaneError>")]
 pub struct RunRound {
     /// At most this many lookups.
     pub limit: Option<u64>,
@@ -90,21 +104,16 @@ impl Actor for Lane {
 impl Supervised for Lane {}
 
 impl Handler<RunRound> for Lane {
-    type Result = ResponseActFuture<Self, Result<RoundReport, String>>;
+    type Result = ResponseActFuture<Self, Result<RoundReport, LaneError>>;
 
     fn handle(&mut self, msg: RunRound, _: &mut Self::Context) -> Self::Result {
         let Some(client) = self.client.clone() else {
-            return Box::pin(actix::fut::ready(Err(format!(
-                "{} client unavailable",
-                self.deps.circuit
-            ))));
+            return Box::pin(actix::fut::ready(Err(LaneError::NoClient)));
         };
         let (deps, gate, busy) = (self.deps.clone(), self.gate.clone(), self.busy.clone());
         let fut = async move {
             let _one_at_a_time = busy.lock().await;
-            round(deps, client, gate, msg.limit, msg.progress)
-                .await
-                .map_err(|e| e.to_string())
+            Ok(round(deps, client, gate, msg.limit, msg.progress).await?)
         };
         Box::pin(fut.into_actor(self).map(|result, _, _| result))
     }

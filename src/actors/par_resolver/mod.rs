@@ -13,36 +13,70 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::{
-    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseActFuture,
-    ResponseFuture, Supervised, WrapFuture,
+    Actor, AsyncContext, Context, Handler, Message, ResponseFuture, Supervised, WrapFuture,
 };
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
+use crate::actors::job_runner::{JobRunner, StartJob};
 use crate::config::ParResolverSettings;
 use crate::db::{jobs, par_lookups};
-use crate::domain::Circuit;
+use crate::domain::{Circuit, JobRequest, Trigger};
 use lane::{GetLaneStatus, Lane, LaneStatus, RunRound};
 
-/// The job kind of a cycle.
-pub const JOB_KIND: &str = "par-refresh";
-
-/// Request: run a cycle now; answers the job id (the running cycle's if one runs).
+/// Request (from the job runner): run cycle `job` — queue what is owed (when `scan`), then run
+/// every lane's round; answers the number of lookups asked.
 #[derive(Debug, Message)]
-#[rtype(result = "Result<Uuid, String>")]
-pub struct ResolveNow {
+#[rtype(result = "Result<i64, ResolverError>")]
+pub struct RunCycle {
+    /// The job it runs as (progress).
+    pub job: Uuid,
     /// Only this circuit (all by default).
     pub circuit: Option<Circuit>,
     /// At most this many lookups per circuit.
     pub limit: Option<u64>,
-    /// Who asked (audit).
-    pub by: String,
+    /// Queue every lookup owed first (a full eligibility scan).
+    pub scan: bool,
 }
 
-/// Request: every lane's gate state.
+/// Why a cycle failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResolverError {
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] crate::db::DbError),
+    /// Some lanes failed their round.
+    #[error("{0}")]
+    Lanes(LaneFailures),
+}
+
+/// The lanes that failed a round, each with why.
+#[derive(Debug)]
+pub struct LaneFailures(pub Vec<(Circuit, lane::LaneError)>);
+
+impl std::fmt::Display for LaneFailures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(|(c, e)| format!("{c}: {e}")).collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+/// Request: per circuit, its lane's gate state (enabled circuits), today's lookups and the
+/// lookups still owed.
 #[derive(Debug, Message)]
-#[rtype(result = "BTreeMap<Circuit, LaneStatus>")]
+#[rtype(result = "Result<BTreeMap<Circuit, CircuitLookups>, crate::db::DbError>")]
 pub struct GetResolverStatus;
+
+/// One circuit's lookups as `/admin/status` shows them.
+#[derive(Debug, Clone, Copy)]
+pub struct CircuitLookups {
+    /// The lane's gate state (`None`: the circuit is not enabled).
+    pub lane: Option<LaneStatus>,
+    /// Lookups made today (Europe/Rome day).
+    pub today: i64,
+    /// Lookups still owed.
+    pub backlog: i64,
+}
 
 /// The coordinator.
 pub struct ParResolver {
@@ -50,8 +84,7 @@ pub struct ParResolver {
     lanes: Vec<(Circuit, actix::Addr<Lane>)>,
     settings: ParResolverSettings,
     wakeup: Arc<tokio::sync::Notify>,
-    running: Option<Uuid>,
-    again: bool,
+    jobs: actix::Addr<JobRunner>,
     /// When a cycle last scanned the cards and tokens for lookups owed (a safety net: card
     /// batches and consent changes queue their lookups themselves).
     last_scan: Option<std::time::Instant>,
@@ -61,94 +94,45 @@ impl ParResolver {
     /// The name in status reports.
     pub const NAME: &'static str = "par-resolver";
 
-    /// A coordinator over `lanes`, woken by `wakeup` (consent changes that queued lookups).
+    /// A coordinator over `lanes`, woken by `wakeup` (batches and consent changes that queued
+    /// lookups); its cycles run as jobs of `jobs`.
     pub fn new(
         pool: Pool,
         lanes: Vec<(Circuit, actix::Addr<Lane>)>,
         settings: ParResolverSettings,
         wakeup: Arc<tokio::sync::Notify>,
+        jobs: actix::Addr<JobRunner>,
     ) -> Self {
         ParResolver {
             pool,
             lanes,
             settings,
             wakeup,
-            running: None,
-            again: false,
+            jobs,
             last_scan: None,
         }
     }
 
-    /// Starts a cycle unless one runs; answers the job id. `scan`: queue every lookup owed first.
-    fn start_cycle(
-        &mut self,
-        circuit: Option<Circuit>,
-        limit: Option<u64>,
-        by: String,
-        scan: bool,
-    ) -> ResponseActFuture<Self, Result<Uuid, String>> {
-        if let Some(id) = self.running {
-            return Box::pin(actix::fut::ready(Ok(id)));
-        }
-        let pool = self.pool.clone();
-        let scope = circuit.map_or("ALL", Circuit::as_str).to_string();
-        // Scheduled and wake-up cycles that find nothing to ask leave no job behind.
-        let routine = by == "schedule" || by == "wake-up";
-        let fut = async move { jobs::start(&pool, JOB_KIND, &scope, &by).await };
-        Box::pin(fut.into_actor(self).map(move |started, act, ctx| {
-            let (id, created) = started.map_err(|e| e.to_string())?;
-            if created && act.running.is_none() {
-                act.running = Some(id);
-                if scan {
-                    act.last_scan = Some(std::time::Instant::now());
+    /// Asks the job runner for a cycle (it joins or coalesces with a running one).
+    fn ask_cycle(&self, ctx: &mut Context<Self>, trigger: Trigger, scan: bool) {
+        let request = self.jobs.send(StartJob {
+            request: JobRequest::ParCycle {
+                circuit: None,
+                limit: None,
+                scan,
+            },
+            trigger,
+        });
+        ctx.spawn(
+            async move {
+                match request.await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::warn!(error = %e, "cannot start a PAR cycle"),
+                    Err(e) => tracing::warn!(error = %e, "job runner unavailable"),
                 }
-                act.spawn_cycle(ctx, id, circuit, limit, scan, routine);
             }
-            Ok(id)
-        }))
-    }
-
-    fn spawn_cycle(
-        &mut self,
-        ctx: &mut Context<Self>,
-        id: Uuid,
-        circuit: Option<Circuit>,
-        limit: Option<u64>,
-        scan: bool,
-        routine: bool,
-    ) {
-        let lanes: Vec<_> = self
-            .lanes
-            .iter()
-            .filter(|(c, _)| circuit.is_none_or(|only| only == *c))
-            .cloned()
-            .collect();
-        let (pool, settings) = (self.pool.clone(), self.settings.clone());
-        let fut = async move {
-            let outcome = cycle(&pool, &settings, &lanes, id, limit, scan).await;
-            if let Err(e) = &outcome {
-                tracing::warn!(job = %id, error = %e, "PAR cycle failed");
-            }
-            if routine && outcome == Ok(0) {
-                if let Err(e) = jobs::discard(&pool, id).await {
-                    tracing::warn!(job = %id, error = %e, "cannot discard an empty PAR cycle");
-                }
-                return;
-            }
-            let result = outcome.as_ref().map(|_| ()).map_err(String::as_str);
-            if let Err(e) = jobs::finish(&pool, id, result).await {
-                tracing::warn!(job = %id, error = %e, "cannot record the end of a PAR cycle");
-            }
-        };
-        ctx.spawn(fut.into_actor(self).map(|_, act, ctx| {
-            act.running = None;
-            if std::mem::take(&mut act.again) {
-                ctx.spawn(
-                    act.start_cycle(None, None, "wake-up".into(), false)
-                        .map(|_, _, _| ()),
-                );
-            }
-        }));
+            .into_actor(self),
+        );
     }
 }
 
@@ -161,7 +145,7 @@ async fn cycle(
     job: Uuid,
     limit: Option<u64>,
     scan: bool,
-) -> Result<i64, String> {
+) -> Result<i64, ResolverError> {
     let (mut after_card, mut after_token) = if scan {
         (Some(0), Some(0))
     } else {
@@ -169,16 +153,12 @@ async fn cycle(
     };
     while after_card.is_some() || after_token.is_some() {
         let (_, card, token) =
-            par_lookups::enqueue_page(pool, after_card, after_token, settings.enqueue_page)
-                .await
-                .map_err(|e| e.to_string())?;
+            par_lookups::enqueue_page(pool, after_card, after_token, settings.enqueue_page).await?;
         (after_card, after_token) = (card, token);
     }
     let mut total = 0i64;
     for (circuit, _) in lanes {
-        let owed = par_lookups::backlog(pool, *circuit)
-            .await
-            .map_err(|e| e.to_string())?;
+        let owed = par_lookups::backlog(pool, *circuit).await?;
         total += limit.map_or(owed, |l| owed.min(l as i64));
     }
     // Progress is informative: a failed update must not fail the cycle.
@@ -195,8 +175,8 @@ async fn cycle(
                     tracing::info!(circuit = %circuit, leased = report.leased, found = report.found, not_yet = report.not_yet, failed = report.failed, "PAR round done");
                     Ok(())
                 }
-                Ok(Err(e)) => Err(format!("{circuit}: {e}")),
-                Err(e) => Err(format!("{circuit}: lane unavailable ({e})")),
+                Ok(Err(e)) => Err((*circuit, e)),
+                Err(_) => Err((*circuit, lane::LaneError::Unavailable)),
             }
         }
     }));
@@ -213,11 +193,11 @@ async fn cycle(
     };
     let done = progress.load(Ordering::Relaxed) as i64;
     let _ = jobs::progress(pool, job, done, Some(total.max(done))).await;
-    let errors: Vec<String> = results.into_iter().filter_map(Result::err).collect();
+    let errors: Vec<_> = results.into_iter().filter_map(Result::err).collect();
     if errors.is_empty() {
         Ok(total.max(done))
     } else {
-        Err(errors.join("; "))
+        Err(ResolverError::Lanes(LaneFailures(errors)))
     }
 }
 
@@ -229,15 +209,13 @@ impl Actor for ParResolver {
         ctx.run_interval(
             Duration::from_secs(self.settings.interval_secs),
             |act, ctx| {
-                let full = Duration::from_secs(act.settings.full_scan_hours * 3600);
+                let full = Duration::from_secs(act.settings.full_scan_hours.saturating_mul(3600));
                 let scan = act.last_scan.is_none_or(|at| at.elapsed() >= full);
-                ctx.spawn(
-                    act.start_cycle(None, None, "schedule".into(), scan)
-                        .map(|_, _, _| ()),
-                );
+                act.ask_cycle(ctx, Trigger::Schedule, scan);
             },
         );
-        // A consent change queued lookups: a cycle now, or right after the running one.
+        // A card batch or consent change queued lookups: a cycle now, or right after the
+        // running one (the job runner coalesces).
         let (wakeup, addr) = (self.wakeup.clone(), ctx.address());
         ctx.spawn(
             async move {
@@ -251,15 +229,8 @@ impl Actor for ParResolver {
             .into_actor(self),
         );
         // The first cycle queues whatever was left owed before a restart.
-        ctx.spawn(act_start(self));
+        self.ask_cycle(ctx, Trigger::StartUp, true);
     }
-}
-
-fn act_start(act: &mut ParResolver) -> ResponseActFuture<ParResolver, ()> {
-    Box::pin(
-        act.start_cycle(None, None, "start-up".into(), true)
-            .map(|_, _, _| ()),
-    )
 }
 
 impl Supervised for ParResolver {}
@@ -269,41 +240,51 @@ impl Supervised for ParResolver {}
 struct Wake;
 
 impl Handler<Wake> for ParResolver {
-    type Result = ResponseActFuture<Self, ()>;
+    type Result = ();
 
-    fn handle(&mut self, _: Wake, _: &mut Self::Context) -> Self::Result {
-        if self.running.is_some() {
-            self.again = true;
-            return Box::pin(actix::fut::ready(()));
-        }
-        Box::pin(
-            self.start_cycle(None, None, "wake-up".into(), false)
-                .map(|_, _, _| ()),
-        )
+    fn handle(&mut self, _: Wake, ctx: &mut Self::Context) {
+        self.ask_cycle(ctx, Trigger::WakeUp, false);
     }
 }
 
-impl Handler<ResolveNow> for ParResolver {
-    type Result = ResponseActFuture<Self, Result<Uuid, String>>;
+impl Handler<RunCycle> for ParResolver {
+    type Result = ResponseFuture<Result<i64, ResolverError>>;
 
-    fn handle(&mut self, msg: ResolveNow, _: &mut Self::Context) -> Self::Result {
-        self.start_cycle(msg.circuit, msg.limit, msg.by, true)
+    fn handle(&mut self, msg: RunCycle, _: &mut Self::Context) -> Self::Result {
+        let lanes: Vec<_> = self
+            .lanes
+            .iter()
+            .filter(|(c, _)| msg.circuit.is_none_or(|only| only == *c))
+            .cloned()
+            .collect();
+        if msg.scan {
+            self.last_scan = Some(std::time::Instant::now());
+        }
+        let (pool, settings) = (self.pool.clone(), self.settings.clone());
+        Box::pin(async move { cycle(&pool, &settings, &lanes, msg.job, msg.limit, msg.scan).await })
     }
 }
 
 impl Handler<GetResolverStatus> for ParResolver {
-    type Result = ResponseFuture<BTreeMap<Circuit, LaneStatus>>;
+    type Result = ResponseFuture<Result<BTreeMap<Circuit, CircuitLookups>, crate::db::DbError>>;
 
     fn handle(&mut self, _: GetResolverStatus, _: &mut Self::Context) -> Self::Result {
-        let lanes = self.lanes.clone();
+        let (lanes, pool) = (self.lanes.clone(), self.pool.clone());
         Box::pin(async move {
             let mut out = BTreeMap::new();
-            for (circuit, lane) in lanes {
-                if let Ok(status) = lane.send(GetLaneStatus).await {
-                    out.insert(circuit, status);
-                }
+            for circuit in Circuit::ALL {
+                let lane = match lanes.iter().find(|(c, _)| *c == circuit) {
+                    Some((_, lane)) => lane.send(GetLaneStatus).await.ok(),
+                    None => None,
+                };
+                let lookups = CircuitLookups {
+                    lane,
+                    today: par_lookups::calls_today(&pool, circuit).await?,
+                    backlog: par_lookups::backlog(&pool, circuit).await?,
+                };
+                out.insert(circuit, lookups);
             }
-            out
+            Ok(out)
         })
     }
 }

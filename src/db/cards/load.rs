@@ -6,8 +6,8 @@ use deadpool_postgres::Transaction;
 use tokio_postgres::types::Json;
 
 use super::lock_key;
-use crate::actors::card_registry::model::{CardRow, LinkRow, Snapshot, TokenRow};
 use crate::db::DbError;
+use crate::domain::cards::{CardRow, LinkRow, Snapshot, TokenRow};
 use crate::domain::{Circuit, ConsentState, Hpan, Htoken, Par, Source, TaxCode};
 
 /// What a batch names: cards, tokens, PARs (keys) and citizens.

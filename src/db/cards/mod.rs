@@ -1,10 +1,13 @@
-//! Card registry tables: lock and load the slice of cards, links, tokens and consents a batch of
-//! commands touches, and write back what the rules changed, with the card updates, in the same
-//! transaction.
+//! Card registry tables (`card`, `card_link`, `card_link_interval`, `token`,
+//! `association_event`): a batch of commands in one transaction — lock and load the slice it
+//! touches, apply the rules of `domain::cards`, write back what changed with the card updates
+//! (outbox), the PAR lookups owed and the messages applied — and the read of one card.
 
+mod apply;
 mod load;
 mod save;
 
+pub use apply::{apply_batch, reconcile_citizens, view, BatchReport};
 pub use load::{load_unlocked, lock_and_load, Keys};
 pub use save::save;
 

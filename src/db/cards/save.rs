@@ -5,10 +5,9 @@ use std::collections::HashMap;
 
 use deadpool_postgres::Transaction;
 
-use crate::actors::card_registry::model::Snapshot;
-use crate::actors::card_registry::publish::Outgoing;
 use crate::crypto::KeyRing;
 use crate::db::{outbox, DbError};
+use crate::domain::cards::{Outgoing, Snapshot};
 use crate::domain::Hpan;
 
 fn sealing(e: crate::crypto::CryptoError) -> DbError {

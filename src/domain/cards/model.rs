@@ -213,6 +213,47 @@ impl Snapshot {
     }
 }
 
+/// A live card as `GET /cards` shows it: its PAR and tokens only while it has consent.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CardView {
+    /// The card.
+    pub hpan: Hpan,
+    /// Its PAR, when it has one and consent.
+    pub par: Option<String>,
+    /// Its live tokens, when it has consent.
+    pub htokens: Vec<String>,
+}
+
+impl Snapshot {
+    /// `hpan` as `GET /cards` shows it (`None`: unknown or inactive): PAR and tokens only while
+    /// some live-linked citizen's consent covers it.
+    pub fn view(&self, hpan: &Hpan) -> Option<CardView> {
+        let card = self.cards.get(hpan).filter(|c| c.active)?;
+        let consenting = self.links.get(hpan).is_some_and(|links| {
+            links.iter().any(|l| {
+                l.live && super::updates::has_consent(self.consents.get(&l.tax_code), hpan)
+            })
+        });
+        Some(if consenting {
+            CardView {
+                hpan: hpan.clone(),
+                par: card.par.as_ref().map(|(p, _)| p.to_string()),
+                htokens: self
+                    .visible_tokens(hpan)
+                    .into_iter()
+                    .map(|h| h.to_string())
+                    .collect(),
+            }
+        } else {
+            CardView {
+                hpan: hpan.clone(),
+                par: None,
+                htokens: Vec::new(),
+            }
+        })
+    }
+}
+
 /// The last four digits of a card number.
 pub fn last4(digits: &str) -> String {
     digits

@@ -4,13 +4,11 @@
 use chrono::Utc;
 use deadpool_postgres::Pool;
 
-use super::messages::CardError;
-use super::publish::reconcile;
-use super::rules::{apply, Limits, Outcome};
+use super::{load_unlocked, lock_and_load, save, Keys};
 use crate::crypto::KeyRing;
-use crate::db::cards::{lock_and_load, save, Keys};
 use crate::db::DbError;
-use crate::domain::{CardCommand, CardEvent, MessageOrigin, Sourced, TaxCode};
+use crate::domain::cards::{apply, reconcile, CardView, Limits, Outcome, Reassociation};
+use crate::domain::{CardCommand, CardEvent, Hpan, MessageOrigin, Sourced, TaxCode};
 
 /// What a batch did, for acknowledgements and metrics.
 #[derive(Debug, Default)]
@@ -22,7 +20,7 @@ pub struct BatchReport {
     /// Refused PAR claims, by source.
     pub conflicts: Vec<crate::domain::Source>,
     /// Associations a more trusted source moved to another PAR (kept in history, published).
-    pub replaced: Vec<super::model::Reassociation>,
+    pub replaced: Vec<Reassociation>,
     /// PAR lookups queued for cards this batch wrote (live, consenting, without PAR).
     pub lookups_queued: u64,
 }
@@ -63,11 +61,11 @@ pub async fn apply_batch(
     limits: Limits,
     commands: &[Sourced],
     by: &str,
-) -> Result<BatchReport, CardError> {
+) -> Result<BatchReport, DbError> {
     let mut attempt = 0;
     loop {
         match try_batch(pool, ring, limits, commands, by).await {
-            Err(CardError::Unavailable(e)) if attempt < RETRIES && is_race(&e) => attempt += 1,
+            Err(DbError::Unavailable(e)) if attempt < RETRIES && is_race(&e) => attempt += 1,
             other => return other,
         }
     }
@@ -89,10 +87,10 @@ async fn try_batch(
     limits: Limits,
     commands: &[Sourced],
     by: &str,
-) -> Result<BatchReport, CardError> {
+) -> Result<BatchReport, DbError> {
     let t0 = std::time::Instant::now();
-    let mut conn = pool.get().await.map_err(DbError::from)?;
-    let tx = conn.transaction().await.map_err(DbError::from)?;
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
     let t_begin = t0.elapsed();
     let mut snap = lock_and_load(&tx, keys_of(commands)).await?;
     let t_load = t0.elapsed();
@@ -121,7 +119,7 @@ async fn try_batch(
     // Cards that became owed a PAR lookup are queued in the same transaction.
     let lookups_queued = crate::db::par_lookups::enqueue_cards(&tx, &written).await?;
     let t_save = t0.elapsed();
-    tx.commit().await.map_err(DbError::from)?;
+    tx.commit().await?;
     tracing::debug!(
         commands = commands.len(),
         begin_ms = t_begin.as_millis() as u64,
@@ -148,9 +146,9 @@ pub async fn reconcile_citizens(
     tax_codes: &[TaxCode],
     outbox_ids: &[i64],
     by: &str,
-) -> Result<usize, CardError> {
-    let mut conn = pool.get().await.map_err(DbError::from)?;
-    let tx = conn.transaction().await.map_err(DbError::from)?;
+) -> Result<usize, DbError> {
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
     let taxes: Vec<&str> = tax_codes.iter().map(TaxCode::as_str).collect();
     let rows = tx
         .query(
@@ -158,11 +156,10 @@ pub async fn reconcile_citizens(
              WHERE l.tax_code = ANY($1) AND (l.live OR l.published)",
             &[&taxes],
         )
-        .await
-        .map_err(DbError::from)?;
+        .await?;
     let mut keys = Keys::default();
     for r in rows {
-        keys.hpans.insert(r.try_get(0).map_err(DbError::from)?);
+        keys.hpans.insert(r.try_get(0)?);
     }
     keys.tax_codes.extend(taxes.iter().map(|t| (*t).to_owned()));
     let mut snap = lock_and_load(&tx, keys).await?;
@@ -172,6 +169,16 @@ pub async fn reconcile_citizens(
     let citizens: Vec<String> = taxes.iter().map(|t| (*t).to_owned()).collect();
     crate::db::par_lookups::enqueue_citizens(&tx, &citizens).await?;
     crate::db::outbox::delete(&tx, outbox_ids).await?;
-    tx.commit().await.map_err(DbError::from)?;
+    tx.commit().await?;
     Ok(outgoing.len())
+}
+
+/// A live card as `GET /cards` shows it (`None`: unknown or inactive), read without locks.
+pub async fn view(pool: &Pool, hpan: &Hpan) -> Result<Option<CardView>, DbError> {
+    let mut conn = pool.get().await?;
+    let tx = conn.build_transaction().read_only(true).start().await?;
+    let mut keys = Keys::default();
+    keys.hpans.insert(hpan.to_string());
+    let snap = load_unlocked(&tx, &keys).await?;
+    Ok(snap.view(hpan))
 }

@@ -1,0 +1,252 @@
+//! JobRunner: owns the stored jobs (`/admin/jobs`) and runs them — BIN refreshes through the
+//! circuit pollers, PAR cycles through the resolver — whoever asks: an operator through the API,
+//! or an actor's own timer. A job of the same kind and scope that runs already is joined; a
+//! routine PAR cycle asked for while one runs is coalesced into one run after it; a routine run
+//! that finds nothing to do leaves no job behind. It also beats for this process's jobs, so a
+//! crashed process's jobs end `FAILED` (interrupted) on any replica.
+
+mod messages;
+
+use std::collections::HashMap;
+
+use actix::{
+    Actor, ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, ResponseFuture,
+    Supervised, WrapFuture,
+};
+use deadpool_postgres::Pool;
+use uuid::Uuid;
+
+pub use messages::{Executors, GetJob, JobError, ListJobs, StartJob};
+
+use crate::actors::circuit_poller::RefreshBinRanges;
+use crate::actors::par_resolver::RunCycle;
+use crate::db::jobs;
+use crate::domain::{JobKind, JobRequest, Trigger};
+
+/// Finished jobs are kept this long for `/admin/jobs`.
+const RETENTION_DAYS: i32 = 30;
+
+/// A job this runner runs, and whether routine asks arrived meanwhile.
+struct Running {
+    id: Uuid,
+    again: bool,
+}
+
+/// The actor.
+pub struct JobRunner {
+    pool: Pool,
+    executors: Option<Executors>,
+    running: HashMap<(JobKind, &'static str), Running>,
+}
+
+impl JobRunner {
+    /// The name in status reports.
+    pub const NAME: &'static str = "job-runner";
+
+    /// A runner over the `job` table.
+    pub fn new(pool: Pool) -> Self {
+        JobRunner {
+            pool,
+            executors: None,
+            running: HashMap::new(),
+        }
+    }
+
+    /// Requests that coalesce: PAR cycles whatever their scope (one cycle at a time), BIN
+    /// refreshes per scope.
+    fn slot(request: &JobRequest) -> (JobKind, &'static str) {
+        match request {
+            JobRequest::ParCycle { .. } => (JobKind::ParCycle, "*"),
+            JobRequest::BinRefresh { .. } => (JobKind::BinRefresh, request.scope()),
+        }
+    }
+
+    /// Runs job `id` in the background; records its end and starts a coalesced run after it.
+    fn spawn(&mut self, ctx: &mut Context<Self>, id: Uuid, request: JobRequest, trigger: Trigger) {
+        let Some(executors) = &self.executors else {
+            return;
+        };
+        let pool = self.pool.clone();
+        let work = run(executors, id, request.clone(), pool.clone());
+        let slot = Self::slot(&request);
+        let fut = async move {
+            let outcome = work.await;
+            if let Err(e) = &outcome {
+                tracing::warn!(job = %id, kind = request.kind().as_str(), error = %e, "job failed");
+            }
+            if trigger.is_routine() && matches!(outcome, Ok(0)) {
+                if let Err(e) = jobs::discard(&pool, id).await {
+                    tracing::warn!(job = %id, error = %e, "cannot discard an empty routine job");
+                }
+                return;
+            }
+            let result = outcome.as_ref().map(|_| ()).map_err(String::as_str);
+            if let Err(e) = jobs::finish(&pool, id, result).await {
+                tracing::warn!(job = %id, error = %e, "cannot record the end of a job");
+            }
+        };
+        ctx.spawn(fut.into_actor(self).map(move |_, act, ctx| {
+            if act.running.remove(&slot).is_some_and(|r| r.again) {
+                let next = StartJob {
+                    request: JobRequest::ParCycle {
+                        circuit: None,
+                        limit: None,
+                        scan: false,
+                    },
+                    trigger: Trigger::WakeUp,
+                };
+                ctx.notify(next);
+            }
+        }));
+    }
+}
+
+/// Runs a job to its end: the number of units done (a routine run with 0 leaves no job), or why
+/// it failed (stored with the job).
+fn run(
+    executors: &Executors,
+    id: Uuid,
+    request: JobRequest,
+    pool: Pool,
+) -> futures_util::future::BoxFuture<'static, Result<i64, String>> {
+    match request {
+        JobRequest::BinRefresh { circuit, forced } => {
+            let targets: Vec<_> = executors
+                .pollers
+                .iter()
+                .filter(|(c, _)| circuit.is_none_or(|only| only == *c))
+                .cloned()
+                .collect();
+            Box::pin(async move {
+                let total = i64::try_from(targets.len()).unwrap_or(i64::MAX);
+                // Progress is informative: a failed update must not fail the job.
+                let _ = jobs::progress(&pool, id, 0, Some(total)).await;
+                let mut errors = Vec::new();
+                let mut done = 0i64;
+                for (circuit, poller) in targets {
+                    match poller.send(RefreshBinRanges { forced }).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => errors.push(format!("{circuit}: {e}")),
+                        Err(e) => errors.push(format!("{circuit}: poller unavailable ({e})")),
+                    }
+                    done += 1;
+                    let _ = jobs::progress(&pool, id, done, None).await;
+                }
+                if errors.is_empty() {
+                    Ok(done)
+                } else {
+                    Err(errors.join("; "))
+                }
+            })
+        }
+        JobRequest::ParCycle {
+            circuit,
+            limit,
+            scan,
+        } => {
+            let resolver = executors.resolver.clone();
+            Box::pin(async move {
+                match resolver
+                    .send(RunCycle {
+                        job: id,
+                        circuit,
+                        limit,
+                        scan,
+                    })
+                    .await
+                {
+                    Ok(result) => result.map_err(|e| e.to_string()),
+                    Err(e) => Err(format!("resolver unavailable ({e})")),
+                }
+            })
+        }
+    }
+}
+
+impl Actor for JobRunner {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        // Beats for this process's jobs, ends those of processes that stopped, prunes old ones.
+        ctx.spawn(jobs::keeper(self.pool.clone(), RETENTION_DAYS).into_actor(self));
+    }
+}
+
+impl Supervised for JobRunner {}
+
+impl Handler<Executors> for JobRunner {
+    type Result = ();
+
+    fn handle(&mut self, msg: Executors, _: &mut Self::Context) {
+        self.executors = Some(msg);
+    }
+}
+
+impl Handler<StartJob> for JobRunner {
+    // One start at a time: the check for a running job and its creation are not interleaved.
+    type Result = AtomicResponse<Self, Result<Uuid, JobError>>;
+
+    fn handle(&mut self, msg: StartJob, _: &mut Self::Context) -> Self::Result {
+        let StartJob { request, trigger } = msg;
+        let done = |r| AtomicResponse::new(Box::pin(actix::fut::ready(r)));
+        let Some(executors) = &self.executors else {
+            return done(Err(JobError::Starting));
+        };
+        if let JobRequest::BinRefresh {
+            circuit: Some(c), ..
+        } = &request
+        {
+            if !executors.pollers.iter().any(|(p, _)| p == c) {
+                return done(Err(JobError::DisabledCircuit(*c)));
+            }
+        }
+        let slot = Self::slot(&request);
+        if let Some(running) = self.running.get_mut(&slot) {
+            running.again |= trigger.is_routine() && slot.0 == JobKind::ParCycle;
+            return done(Ok(running.id));
+        }
+        let pool = self.pool.clone();
+        let (kind, scope, by) = (request.kind(), request.scope(), trigger.by().to_owned());
+        let fut = async move { jobs::start(&pool, kind.as_str(), scope, &by).await };
+        AtomicResponse::new(Box::pin(fut.into_actor(self).map(
+            move |started, act, ctx| {
+                let (id, created) = started?;
+                // Created: this process runs it; otherwise another replica does.
+                if created {
+                    act.running.insert(slot, Running { id, again: false });
+                    act.spawn(ctx, id, request, trigger);
+                }
+                Ok(id)
+            },
+        )))
+    }
+}
+
+impl Handler<ListJobs> for JobRunner {
+    type Result = ResponseFuture<Result<Vec<jobs::Job>, JobError>>;
+
+    fn handle(&mut self, msg: ListJobs, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move { Ok(jobs::recent(&pool, msg.limit).await?) })
+    }
+}
+
+impl Handler<GetJob> for JobRunner {
+    type Result = ResponseFuture<Result<Option<jobs::Job>, JobError>>;
+
+    fn handle(&mut self, msg: GetJob, _: &mut Self::Context) -> Self::Result {
+        let pool = self.pool.clone();
+        Box::pin(async move { Ok(jobs::get(&pool, msg.id).await?) })
+    }
+}
+
+impl Handler<crate::actors::Ping> for JobRunner {
+    type Result = actix::MessageResult<crate::actors::Ping>;
+
+    fn handle(&mut self, _: crate::actors::Ping, _: &mut Self::Context) -> Self::Result {
+        actix::MessageResult(crate::actors::ActorHealth {
+            name: Self::NAME,
+            mailbox_capacity: 16,
+        })
+    }
+}

@@ -1,0 +1,117 @@
+//! Jobs as values: what a job does ([`JobRequest`], of a [`JobKind`]) and who started it
+//! ([`Trigger`]). The job runner stores and runs them; `/admin/jobs` shows them.
+
+use super::Circuit;
+
+/// The kinds of jobs (the `kind` of `/admin/jobs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JobKind {
+    /// A refresh of token BIN ranges.
+    BinRefresh,
+    /// A cycle of PAR lookups.
+    ParCycle,
+}
+
+impl JobKind {
+    /// The stored and shown name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::BinRefresh => "bin-refresh",
+            JobKind::ParCycle => "par-refresh",
+        }
+    }
+}
+
+/// What to run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JobRequest {
+    /// Refresh the token BIN ranges of one circuit, or of every enabled one.
+    BinRefresh {
+        /// Only this circuit.
+        circuit: Option<Circuit>,
+        /// Accept a set much smaller than the current one.
+        forced: bool,
+    },
+    /// Ask the circuits for the PARs owed.
+    ParCycle {
+        /// Only this circuit.
+        circuit: Option<Circuit>,
+        /// At most this many lookups per circuit.
+        limit: Option<u64>,
+        /// Queue every lookup owed first (a full eligibility scan).
+        scan: bool,
+    },
+}
+
+impl JobRequest {
+    /// Its kind.
+    pub fn kind(&self) -> JobKind {
+        match self {
+            JobRequest::BinRefresh { .. } => JobKind::BinRefresh,
+            JobRequest::ParCycle { .. } => JobKind::ParCycle,
+        }
+    }
+
+    /// Its scope as stored: the circuit, or `ALL`.
+    pub fn scope(&self) -> &'static str {
+        let circuit = match self {
+            JobRequest::BinRefresh { circuit, .. } | JobRequest::ParCycle { circuit, .. } => {
+                circuit
+            }
+        };
+        circuit.map_or("ALL", Circuit::as_str)
+    }
+}
+
+/// Who started a job.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Trigger {
+    /// An operator (the client's name).
+    Admin(String),
+    /// The owner's own timer.
+    Schedule,
+    /// New work was queued (a card batch or consent change woke the resolver).
+    WakeUp,
+    /// The process started.
+    StartUp,
+}
+
+impl Trigger {
+    /// The audit name (`created_by`).
+    pub fn by(&self) -> &str {
+        match self {
+            Trigger::Admin(name) => name,
+            Trigger::Schedule => "schedule",
+            Trigger::WakeUp => "wake-up",
+            Trigger::StartUp => "start-up",
+        }
+    }
+
+    /// Started by tkm itself: a routine run that finds nothing to do leaves no job behind, and
+    /// one asked for while the same kind runs is coalesced into a single run after it.
+    pub fn is_routine(&self) -> bool {
+        !matches!(self, Trigger::Admin(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_kinds_and_triggers() {
+        let r = JobRequest::ParCycle {
+            circuit: Some(Circuit::Visa),
+            limit: None,
+            scan: true,
+        };
+        assert_eq!((r.kind().as_str(), r.scope()), ("par-refresh", "VISA"));
+        let b = JobRequest::BinRefresh {
+            circuit: None,
+            forced: false,
+        };
+        assert_eq!((b.kind().as_str(), b.scope()), ("bin-refresh", "ALL"));
+        assert!(Trigger::WakeUp.is_routine() && !Trigger::Admin("ops".into()).is_routine());
+        assert_eq!(Trigger::Admin("ops".into()).by(), "ops");
+    }
+}
