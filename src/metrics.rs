@@ -13,7 +13,7 @@ pub struct Metrics {
     pub http_requests: IntCounterVec,
     /// `tkm_http_request_duration_seconds{route}`.
     pub http_duration: HistogramVec,
-    /// `tkm_actor_mailbox{actor}`: the mailbox bound of each actor.
+    /// `tkm_actor_mailbox{actor}`: the work each actor has in flight.
     pub actor_mailbox: IntGaugeVec,
     /// `tkm_outbox_backlog`.
     pub outbox_backlog: IntGauge,
@@ -62,7 +62,10 @@ impl Metrics {
             &["route"],
         )?;
         let actor_mailbox = IntGaugeVec::new(
-            Opts::new("tkm_actor_mailbox", "Mailbox bound of each actor"),
+            Opts::new(
+                "tkm_actor_mailbox",
+                "Work each actor has in flight (requests being handled or waiting)",
+            ),
             &["actor"],
         )?;
         let outbox_backlog = IntGauge::new("tkm_outbox_backlog", "Unpublished outbox rows")?;

@@ -17,6 +17,7 @@ use crate::actors::broker::{BrokerStatus, Shutdown};
 use crate::actors::card_registry::CardRegistry;
 use crate::actors::circuit_poller::CircuitPoller;
 use crate::actors::consent_registry::{ConsentRegistry, RegistryLimits};
+use crate::actors::inflight::InFlight;
 use crate::actors::job_runner::{Executors, JobRunner};
 use crate::actors::par_resolver::ParResolver;
 use crate::api;
@@ -87,8 +88,14 @@ impl Application {
             mailbox_capacity: settings.consent.mailbox_capacity,
         };
         let (consent_pool, consent_pg) = (pool.clone(), pg.clone());
+        let consent_bound = InFlight::new(
+            settings.consent.mailbox_capacity,
+            metrics
+                .actor_mailbox
+                .with_label_values(&[ConsentRegistry::NAME]),
+        );
         let consent = Supervisor::start_in_arbiter(&consent_arbiter.handle(), move |_| {
-            ConsentRegistry::new(consent_pool, consent_pg, limits)
+            ConsentRegistry::new(consent_pool, consent_pg, limits, consent_bound.clone())
         });
 
         let relay_wakeup = Arc::new(tokio::sync::Notify::new());
@@ -164,16 +171,6 @@ impl Application {
             resolver: circuits.resolver.clone(),
         });
 
-        for (name, mailbox) in [
-            (ConsentRegistry::NAME, settings.consent.mailbox_capacity),
-            (CardRegistry::NAME, settings.cards.mailbox_capacity),
-            (ParResolver::NAME, settings.par_resolver.mailbox_capacity),
-        ] {
-            metrics
-                .actor_mailbox
-                .with_label_values(&[name])
-                .set(i64::try_from(mailbox).unwrap_or(i64::MAX));
-        }
         let readiness = Readiness {
             pool: pool.clone(),
             actors: vec![

@@ -77,7 +77,12 @@ fn referenced(source: &str) -> BTreeSet<String> {
 
 fn top_module(src: &Path, file: &Path) -> String {
     let rel = file.strip_prefix(src).unwrap();
-    let first = rel.components().next().unwrap().as_os_str().to_string_lossy();
+    let first = rel
+        .components()
+        .next()
+        .unwrap()
+        .as_os_str()
+        .to_string_lossy();
     first.trim_end_matches(".rs").to_owned()
 }
 
@@ -110,17 +115,23 @@ fn every_import_points_down_the_layers() {
                 )),
             }
         }
-        if level < 4 && source.lines().any(|l| {
-            let code = l.split("//").next().unwrap_or("");
-            code.contains("actix::") || code.trim_start().starts_with("use actix;")
-        }) {
+        if level < 4
+            && source.lines().any(|l| {
+                let code = l.split("//").next().unwrap_or("");
+                code.contains("actix::") || code.trim_start().starts_with("use actix;")
+            })
+        {
             broken.push(format!(
                 "{}: actors (`actix::`) below the actors layer",
                 file.display()
             ));
         }
     }
-    assert!(broken.is_empty(), "layer violations:\n{}", broken.join("\n"));
+    assert!(
+        broken.is_empty(),
+        "layer violations:\n{}",
+        broken.join("\n")
+    );
 }
 
 #[test]
@@ -128,7 +139,10 @@ fn the_checker_sees_paths_groups_and_ignores_comments() {
     let found = referenced(
         "use crate::{db::outbox, domain};\n// crate::api in a comment\nlet x = crate::actors::X;",
     );
-    let want: BTreeSet<String> = ["db", "domain", "actors"].iter().map(|s| s.to_string()).collect();
+    let want: BTreeSet<String> = ["db", "domain", "actors"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     assert_eq!(found, want);
     assert_eq!(layer("db"), Some(3));
     assert!(layer("db") < layer("actors"));

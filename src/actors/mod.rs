@@ -4,6 +4,7 @@ pub mod broker;
 pub mod card_registry;
 pub mod circuit_poller;
 pub mod consent_registry;
+pub mod inflight;
 pub mod job_runner;
 pub mod par_resolver;
 
@@ -19,6 +20,8 @@ pub struct Ping;
 pub struct ActorHealth {
     /// The actor's name.
     pub name: &'static str,
-    /// Its mailbox bound.
+    /// Its bound on work in flight (and on its mailbox).
     pub mailbox_capacity: usize,
+    /// The work it has in flight now (requests being handled or waiting).
+    pub in_flight: usize,
 }

@@ -241,7 +241,8 @@ pub async fn status(
             *name,
             serde_json::json!({
                 "alive": health.is_some(),
-                "mailbox": health.map(|h| h.mailbox_capacity),
+                "mailbox": health.as_ref().map(|h| h.in_flight),
+                "capacity": health.map(|h| h.mailbox_capacity),
             }),
         );
     }

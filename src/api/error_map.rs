@@ -35,6 +35,7 @@ impl From<ConsentError> for ApiError {
                 "consent type not consistent: a card consent needs a citizen consent other than Allow",
             ),
             ConsentError::Unavailable(e) => ApiError::unavailable(e),
+            e @ ConsentError::Overloaded => ApiError::unavailable(e),
             ConsentError::Unexpected(e) => ApiError::internal(e),
         }
     }
@@ -44,6 +45,7 @@ impl From<CardError> for ApiError {
     fn from(e: CardError) -> Self {
         match e {
             CardError::Unavailable(e) => ApiError::unavailable(e),
+            e @ CardError::Overloaded => ApiError::unavailable(e),
             CardError::Unexpected(e) => ApiError::internal(e),
         }
     }

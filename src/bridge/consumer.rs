@@ -258,6 +258,9 @@ async fn apply(
             Ok(Err(CardError::Unavailable(e))) => {
                 tracing::warn!(error = ?e, "database unavailable: consumer paused with the batch unacked");
             }
+            Ok(Err(CardError::Overloaded)) => {
+                tracing::debug!("card registry overloaded: consumer paused with the batch unacked");
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "card registry unavailable: consumer paused with the batch unacked");
             }
@@ -282,7 +285,7 @@ async fn one_by_one(deps: &ConsumerDeps, commands: &[Sourced]) -> Option<Vec<Res
         out.push(match deps.registry.send(one).await {
             Ok(Ok(mut r)) => r.outcomes.pop().ok_or(()),
             Ok(Err(CardError::Unexpected(_))) => Err(()),
-            Ok(Err(CardError::Unavailable(_))) | Err(_) => return None,
+            Ok(Err(CardError::Unavailable(_) | CardError::Overloaded)) | Err(_) => return None,
         });
     }
     Some(out)

@@ -261,6 +261,8 @@ impl Handler<Ping> for Bridge {
         actix::MessageResult(ActorHealth {
             name: Self::NAME,
             mailbox_capacity: 16,
+            // Its consumers and relay run outside the mailbox; admin requests are rare.
+            in_flight: 0,
         })
     }
 }

@@ -188,6 +188,9 @@ async fn apply_consent_changes(deps: &RelayDeps, rows: Vec<Row>) -> Result<usize
     match deps.registry.send(all).await {
         Ok(Ok(_)) => return Ok(usable.len()),
         Ok(Err(CardError::Unavailable(e))) => return Err(RoundError::Db(DbError::Unavailable(e))),
+        Ok(Err(e @ CardError::Overloaded)) => {
+            return Err(RoundError::Db(DbError::Unavailable(e.into())))
+        }
         Err(e) => return Err(RoundError::Db(DbError::Unavailable(e.into()))),
         Ok(Err(CardError::Unexpected(e))) => {
             tracing::warn!(error = ?e, rows = usable.len(), "consent changes failed together; one by one");
@@ -206,6 +209,9 @@ async fn apply_consent_changes(deps: &RelayDeps, rows: Vec<Row>) -> Result<usize
             }
             Ok(Err(CardError::Unavailable(e))) => {
                 return Err(RoundError::Db(DbError::Unavailable(e)))
+            }
+            Ok(Err(e @ CardError::Overloaded)) => {
+                return Err(RoundError::Db(DbError::Unavailable(e.into())))
             }
             Err(e) => return Err(RoundError::Db(DbError::Unavailable(e.into()))),
         }

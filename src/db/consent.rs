@@ -273,19 +273,19 @@ async fn write_change(
     let by = actor.by.as_str();
     // One statement: citizen state, history row and (when the state changed) the
     // `consent.changed` outbox row that the relay turns into card updates and revocations.
-    let write = tx
-        .prepare_cached(
+    static WRITE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
             "WITH citizen AS ( \
                  UPDATE consent_citizen SET version = $2, state = $5, updated_at = $3, updated_by = $6 \
                  WHERE tax_code = $1), \
              history AS ( \
                  INSERT INTO consent_history (tax_code, version, at, request, after, \
                      created_at, created_by, updated_at, updated_by) \
-                 VALUES ($1, $2, $3, $4, $5, $3, $6, $3, $6)) \
-             INSERT INTO outbox (kind, partition_key, payload, created_at, created_by, updated_at, updated_by) \
-             SELECT 'consent.changed', $1, $7::jsonb, $3, $6, $3, $6 WHERE $7::jsonb IS NOT NULL",
+                 VALUES ($1, $2, $3, $4, $5, $3, $6, $3, $6)) {}",
+            super::outbox::CONSENT_CHANGED_INSERT
         )
-        .await?;
+    });
+    let write = tx.prepare_cached(&WRITE).await?;
     let outbox = (before != Some(after)).then(|| {
         json!({
             "taxCode": t,

@@ -16,6 +16,13 @@ pub const CONSENT_CHANGED: &str = "consent.changed";
 /// Card updates for the platform (routing key `card.update`).
 pub const CARD_UPDATE: &str = "card.update";
 
+/// The outbox part of the consent write, the last clause of its one statement (a consent
+/// write is one round trip: state, history and this row): parameters `$1` tax code (the
+/// partition), `$3` time, `$6` author, `$7` the change's payload, or NULL when nothing changed.
+pub const CONSENT_CHANGED_INSERT: &str =
+    "INSERT INTO outbox (kind, partition_key, payload, created_at, created_by, updated_at, updated_by) \
+     SELECT 'consent.changed', $1, $7::jsonb, $3, $6, $3, $6 WHERE $7::jsonb IS NOT NULL";
+
 /// A message to write.
 #[derive(Debug)]
 pub struct NewMessage<'a, T: serde::Serialize + Sync> {

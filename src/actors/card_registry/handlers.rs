@@ -12,6 +12,9 @@ impl Handler<ApplyCommands> for CardRegistry {
     type Result = ResponseFuture<Result<BatchReport, CardError>>;
 
     fn handle(&mut self, msg: ApplyCommands, _: &mut Self::Context) -> Self::Result {
+        let Some(ticket) = self.inflight.enter() else {
+            return Box::pin(async { Err(CardError::Overloaded) });
+        };
         let (pool, ring, limits, metrics) = (
             self.pool.clone(),
             self.ring.clone(),
@@ -21,6 +24,7 @@ impl Handler<ApplyCommands> for CardRegistry {
         let relay = self.relay_wakeup.clone();
         let resolver = self.resolver_wakeup.clone();
         Box::pin(async move {
+            let _ticket = ticket;
             let report = apply_batch(&pool, &ring, limits, &msg.commands, &msg.by).await?;
             if report.lookups_queued > 0 {
                 resolver.notify_one();
@@ -59,9 +63,13 @@ impl Handler<ConsentChanged> for CardRegistry {
     type Result = ResponseFuture<Result<usize, CardError>>;
 
     fn handle(&mut self, msg: ConsentChanged, _: &mut Self::Context) -> Self::Result {
+        let Some(ticket) = self.inflight.enter() else {
+            return Box::pin(async { Err(CardError::Overloaded) });
+        };
         let (pool, ring) = (self.pool.clone(), self.ring.clone());
         let resolver = self.resolver_wakeup.clone();
         Box::pin(async move {
+            let _ticket = ticket;
             let published = reconcile_citizens(
                 &pool,
                 &ring,
@@ -80,8 +88,14 @@ impl Handler<GetCard> for CardRegistry {
     type Result = ResponseFuture<Result<Option<CardView>, CardError>>;
 
     fn handle(&mut self, msg: GetCard, _: &mut Self::Context) -> Self::Result {
+        let Some(ticket) = self.inflight.enter() else {
+            return Box::pin(async { Err(CardError::Overloaded) });
+        };
         let pool = self.pool.clone();
-        Box::pin(async move { Ok(view(&pool, &msg.hpan).await?) })
+        Box::pin(async move {
+            let _ticket = ticket;
+            Ok(view(&pool, &msg.hpan).await?)
+        })
     }
 }
 
@@ -91,7 +105,8 @@ impl Handler<Ping> for CardRegistry {
     fn handle(&mut self, _: Ping, _: &mut Self::Context) -> Self::Result {
         actix::MessageResult(ActorHealth {
             name: Self::NAME,
-            mailbox_capacity: self.mailbox_capacity,
+            mailbox_capacity: self.inflight.capacity(),
+            in_flight: self.inflight.current(),
         })
     }
 }

@@ -12,6 +12,9 @@ pub enum CardError {
     /// The database is unavailable: retry later, nothing was applied.
     #[error("database unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// Too many requests in flight: retry later, nothing was applied.
+    #[error("overloaded: too many requests in flight")]
+    Overloaded,
     /// A bug or a corrupt row.
     #[error(transparent)]
     Unexpected(anyhow::Error),

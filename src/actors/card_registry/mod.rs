@@ -28,6 +28,7 @@ pub struct CardRegistry {
     limits: crate::domain::cards::Limits,
     metrics: Metrics,
     mailbox_capacity: usize,
+    inflight: crate::actors::inflight::InFlight,
     /// Woken when card updates were written, so the relay publishes them at once.
     relay_wakeup: Arc<tokio::sync::Notify>,
     /// Woken when batches or consent changes queued PAR lookups, so the resolver asks at once.
@@ -54,6 +55,10 @@ impl CardRegistry {
             pool,
             ring,
             limits,
+            inflight: crate::actors::inflight::InFlight::new(
+                mailbox_capacity,
+                metrics.actor_mailbox.with_label_values(&[Self::NAME]),
+            ),
             metrics,
             mailbox_capacity,
             relay_wakeup: wakeups.relay,

@@ -244,6 +244,8 @@ impl Handler<crate::actors::Ping> for CircuitPoller {
         actix::MessageResult(crate::actors::ActorHealth {
             name: "circuit-poller",
             mailbox_capacity: 16,
+            // One refresh at a time; others wait for it.
+            in_flight: usize::from(self.busy.try_lock().is_err()),
         })
     }
 }

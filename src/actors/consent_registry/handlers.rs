@@ -32,6 +32,9 @@ impl ConsentRegistry {
         if let Some(entry) = self.cache.get(&tax) {
             return Box::pin(fut::ready(apply(&entry)));
         }
+        let Some(ticket) = self.inflight.enter() else {
+            return Box::pin(fut::ready(Err(ConsentError::Overloaded)));
+        };
         self.cache.load_started(&tax);
         let pool = self.pool.clone();
         let key = tax.clone();
@@ -39,17 +42,20 @@ impl ConsentRegistry {
             let conn = pool.get().await.map_err(crate::db::DbError::from)?;
             repo::load(&conn, &key, RECENT as i64).await
         };
-        Box::pin(load.into_actor(self).map(move |res, act, _| match res {
-            Ok(loaded) => {
-                let entry = loaded.map(Arc::new);
-                act.cache.load_finished(&tax, entry.clone());
-                apply(&entry)
-            }
-            Err(e) => {
-                act.cache.load_failed(&tax);
-                Err(e.into())
-            }
-        }))
+        Box::pin(
+            load.into_actor(self)
+                .map(move |res, act, _| match (res, ticket) {
+                    (Ok(loaded), _done) => {
+                        let entry = loaded.map(Arc::new);
+                        act.cache.load_finished(&tax, entry.clone());
+                        apply(&entry)
+                    }
+                    (Err(e), _done) => {
+                        act.cache.load_failed(&tax);
+                        Err(e.into())
+                    }
+                }),
+        )
     }
 }
 
@@ -73,6 +79,9 @@ impl Handler<RecordConsent> for ConsentRegistry {
     type Result = ResponseActFuture<Self, Result<ConsentView, ConsentError>>;
 
     fn handle(&mut self, msg: RecordConsent, _: &mut Self::Context) -> Self::Result {
+        let Some(ticket) = self.inflight.enter() else {
+            return Box::pin(fut::ready(Err(ConsentError::Overloaded)));
+        };
         let pool = self.pool.clone();
         let cached = self.cache.peek(&msg.tax_code);
         let tax = msg.tax_code.clone();
@@ -91,6 +100,7 @@ impl Handler<RecordConsent> for ConsentRegistry {
             .await
         };
         Box::pin(work.into_actor(self).map(move |res, act, ctx| {
+            drop(ticket);
             let citizen = Arc::new(res??);
             act.cache.store(&tax, Some(citizen.clone()));
             act.announce(ctx, tax.as_str(), citizen.version);
@@ -157,9 +167,13 @@ impl Handler<GetConsentHistory> for ConsentRegistry {
     type Result = ResponseActFuture<Self, Result<Vec<HistoryRow>, ConsentError>>;
 
     fn handle(&mut self, msg: GetConsentHistory, _: &mut Self::Context) -> Self::Result {
+        let Some(ticket) = self.inflight.enter() else {
+            return Box::pin(fut::ready(Err(ConsentError::Overloaded)));
+        };
         let pool = self.pool.clone();
         Box::pin(
             async move {
+                let _ticket = ticket;
                 let conn = pool.get().await.map_err(crate::db::DbError::from)?;
                 if repo::load(&conn, &msg.tax_code, 1).await?.is_none() {
                     return Err(ConsentError::CitizenNotFound);
@@ -193,7 +207,8 @@ impl Handler<Ping> for ConsentRegistry {
     fn handle(&mut self, _: Ping, _: &mut Self::Context) -> Self::Result {
         actix::MessageResult(ActorHealth {
             name: Self::NAME,
-            mailbox_capacity: self.mailbox_capacity,
+            mailbox_capacity: self.inflight.capacity(),
+            in_flight: self.inflight.current(),
         })
     }
 }

@@ -26,6 +26,9 @@ pub enum ConsentError {
     /// 9503: the database is unavailable.
     #[error("database unavailable")]
     Unavailable(#[source] anyhow::Error),
+    /// 9503: too many requests in flight.
+    #[error("overloaded: too many requests in flight")]
+    Overloaded,
     /// 9500.
     #[error(transparent)]
     Unexpected(anyhow::Error),

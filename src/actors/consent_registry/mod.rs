@@ -25,6 +25,7 @@ pub struct ConsentRegistry {
     pg: tokio_postgres::Config,
     cache: ConsentCache,
     mailbox_capacity: usize,
+    inflight: crate::actors::inflight::InFlight,
     listener: Option<actix::SpawnHandle>,
     /// `TAXCODE:version` of committed changes not yet announced to other replicas.
     unannounced: Vec<String>,
@@ -38,18 +39,25 @@ pub struct RegistryLimits {
     pub cache_capacity: usize,
     /// Cache TTL.
     pub cache_ttl: Duration,
-    /// Mailbox bound.
+    /// Mailbox bound, and bound on the requests in flight to the database.
     pub mailbox_capacity: usize,
 }
 
 impl ConsentRegistry {
     /// Builds the registry; `pg` opens its dedicated LISTEN connection for other replicas' changes.
-    pub fn new(pool: Pool, pg: tokio_postgres::Config, limits: RegistryLimits) -> Self {
+    /// Work that reaches the database is bounded by `inflight`.
+    pub fn new(
+        pool: Pool,
+        pg: tokio_postgres::Config,
+        limits: RegistryLimits,
+        inflight: crate::actors::inflight::InFlight,
+    ) -> Self {
         Self {
             pool,
             pg,
             cache: ConsentCache::new(limits.cache_capacity, limits.cache_ttl),
             mailbox_capacity: limits.mailbox_capacity,
+            inflight,
             listener: None,
             unannounced: Vec::new(),
             announce_scheduled: false,

@@ -247,6 +247,7 @@ impl Handler<crate::actors::Ping> for JobRunner {
         actix::MessageResult(crate::actors::ActorHealth {
             name: Self::NAME,
             mailbox_capacity: 16,
+            in_flight: self.running.len(),
         })
     }
 }

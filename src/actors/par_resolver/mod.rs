@@ -85,6 +85,8 @@ pub struct ParResolver {
     settings: ParResolverSettings,
     wakeup: Arc<tokio::sync::Notify>,
     jobs: actix::Addr<JobRunner>,
+    /// Cycles and status reads in flight.
+    in_flight: Arc<std::sync::atomic::AtomicUsize>,
     /// When a cycle last scanned the cards and tokens for lookups owed (a safety net: card
     /// batches and consent changes queue their lookups themselves).
     last_scan: Option<std::time::Instant>,
@@ -109,6 +111,7 @@ impl ParResolver {
             settings,
             wakeup,
             jobs,
+            in_flight: Arc::default(),
             last_scan: None,
         }
     }
@@ -261,7 +264,13 @@ impl Handler<RunCycle> for ParResolver {
             self.last_scan = Some(std::time::Instant::now());
         }
         let (pool, settings) = (self.pool.clone(), self.settings.clone());
-        Box::pin(async move { cycle(&pool, &settings, &lanes, msg.job, msg.limit, msg.scan).await })
+        let in_flight = self.in_flight.clone();
+        in_flight.fetch_add(1, Ordering::Relaxed);
+        Box::pin(async move {
+            let result = cycle(&pool, &settings, &lanes, msg.job, msg.limit, msg.scan).await;
+            in_flight.fetch_sub(1, Ordering::Relaxed);
+            result
+        })
     }
 }
 
@@ -296,6 +305,7 @@ impl Handler<crate::actors::Ping> for ParResolver {
         actix::MessageResult(crate::actors::ActorHealth {
             name: Self::NAME,
             mailbox_capacity: self.settings.mailbox_capacity,
+            in_flight: self.in_flight.load(Ordering::Relaxed),
         })
     }
 }

@@ -88,3 +88,45 @@ async fn a_change_on_one_replica_is_read_on_another_within_a_second() {
         "replica b still shows the old consent after 1 s"
     );
 }
+
+#[actix_web::test]
+async fn work_in_flight_is_bounded_and_overload_answers_503() {
+    let mut settings = crate::helpers::test_settings().await;
+    settings.consent.mailbox_capacity = 2;
+    let app = crate::helpers::spawn_app_with(settings).await;
+    let requests = (0..40).map(|_| {
+        let app = &app;
+        async move {
+            let r = post(app, "io", &tax_code(), json!({"consent": "Allow"})).await;
+            (r.status, r.json["statusCode"].clone())
+        }
+    });
+    let answers = futures_util::future::join_all(requests).await;
+    let ok = answers.iter().filter(|(s, _)| *s == 200).count();
+    let overloaded = answers
+        .iter()
+        .filter(|(s, c)| *s == 503 && *c == 9503)
+        .count();
+    assert_eq!(ok + overloaded, answers.len(), "{answers:?}");
+    assert!(ok >= 2, "some are served: {answers:?}");
+    assert!(
+        overloaded >= 1,
+        "the bound of 2 refuses some of 40 at once: {answers:?}"
+    );
+    // Nothing is left in flight once they are answered, as the metric and the status show.
+    let mut res = awc::Client::default()
+        .get(app.ops_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&res.body().limit(4 << 20).await.unwrap()).into_owned();
+    assert!(
+        metrics.contains(r#"tkm_actor_mailbox{actor="consent-registry"} 0"#),
+        "{metrics}"
+    );
+    let status = app
+        .call("admin", Method::GET, "/admin/status", &[], None)
+        .await;
+    assert_eq!(status.json["actors"]["consent-registry"]["mailbox"], 0);
+    assert_eq!(status.json["actors"]["consent-registry"]["capacity"], 2);
+}
