@@ -37,4 +37,6 @@ cargo test --locked --all-targets
 cargo test --locked --doc
 echo "test.sh: drill R1 (kill -9 during ingestion, restart, nothing lost or applied twice)"
 TKM_BIN_DIR="$PWD/target/debug" scripts/drills/r1-kill9.sh 20000
+echo "test.sh: drill R6 (SIGTERM under load: exit 0 within 30 s, updates published, nothing lost)"
+TKM_BIN_DIR="$PWD/target/debug" scripts/drills/r6-sigterm.sh 20000
 echo "test.sh: all tests passed"

@@ -171,6 +171,19 @@ impl Application {
             resolver: circuits.resolver.clone(),
         });
 
+        // Drills and tests on a development installation prove that a panic ends the process.
+        if settings.dev {
+            if let Some(ms) = std::env::var("TKM_TEST_PANIC_AFTER_MS")
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+            {
+                let target = cards.clone();
+                actix_web::rt::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    target.do_send(crate::actors::Crash);
+                });
+            }
+        }
         let readiness = Readiness {
             pool: pool.clone(),
             actors: vec![

@@ -15,6 +15,12 @@ use actix::Message;
 #[rtype(result = "ActorHealth")]
 pub struct Ping;
 
+/// Request, for drills and tests on a development installation only: panic in the handler, to
+/// prove that a panic anywhere ends the process (the panic hook exits with code 70).
+#[derive(Debug, Message)]
+#[rtype(result = "()")]
+pub struct Crash;
+
 /// What an actor reports about itself.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ActorHealth {

@@ -163,20 +163,30 @@ async fn connect_and_run(
     topology::declare(&setup, s).await?;
     status.set(true);
     tracing::info!("broker connected; topology declared");
+    // At shutdown the consumers stop taking deliveries and finish their batch in flight; only
+    // then is the relay told to drain, so the card updates of that batch go out before exit.
+    let (drain_tx, drain) = watch::channel(false);
+    let inbound = async {
+        let consumed = tokio::try_join!(
+            consumer::run(
+                &conn,
+                consumers.clone(),
+                Inbound::CardEvents,
+                shutdown.clone()
+            ),
+            consumer::run(
+                &conn,
+                consumers.clone(),
+                Inbound::CardDeletions,
+                shutdown.clone()
+            ),
+        );
+        let _ = drain_tx.send(true);
+        consumed
+    };
     let result = tokio::try_join!(
-        consumer::run(
-            &conn,
-            consumers.clone(),
-            Inbound::CardEvents,
-            shutdown.clone()
-        ),
-        consumer::run(
-            &conn,
-            consumers.clone(),
-            Inbound::CardDeletions,
-            shutdown.clone()
-        ),
-        relay::run(&conn, relay.clone(), shutdown.clone()),
+        inbound,
+        relay::run(&conn, relay.clone(), drain),
         audit::run(&conn, s, &consumers.metrics, shutdown.clone()),
     );
     status.set(false);

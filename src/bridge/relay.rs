@@ -45,7 +45,8 @@ pub struct RelayDeps {
 /// Advisory lock held by the replica that relays ("tkm-rela").
 pub const RELAY_LOCK: i64 = 0x746b_6d2d_7265_6c61;
 
-/// Relays until shutdown (`Ok`) or a broker failure (`Err`: the bridge reconnects).
+/// Relays until told to drain (`Ok`, after publishing what is due) or a broker failure (`Err`:
+/// the bridge reconnects).
 pub async fn run(
     conn: &Connection,
     deps: Arc<RelayDeps>,
@@ -70,7 +71,7 @@ pub async fn run(
         let mut last_backlog = std::time::Instant::now() - Duration::from_secs(60);
         loop {
             if *shutdown.borrow() {
-                return Ok(());
+                return drain(&ch, &deps).await;
             }
             if lock_conn.is_finished() || lock_client.is_closed() {
                 tracing::warn!("relay lost its leadership connection; re-electing");
@@ -99,8 +100,24 @@ pub async fn run(
                 tokio::select! {
                     _ = deps.wakeup.notified() => {}
                     _ = tokio::time::sleep(idle) => {}
-                    _ = shutdown.changed() => return Ok(()),
+                    _ = shutdown.changed() => return drain(&ch, &deps).await,
                 }
+            }
+        }
+    }
+}
+
+/// At shutdown: publishes whatever is due until a round finds nothing (the bridge's shutdown
+/// timeout bounds the wait; rows left are published by the next process).
+async fn drain(ch: &lapin::Channel, deps: &RelayDeps) -> lapin::Result<()> {
+    loop {
+        match round(ch, deps).await {
+            Ok(0) => return Ok(()),
+            Ok(handled) => tracing::info!(handled, "outbox drained at shutdown"),
+            Err(RoundError::Broker(e)) => return Err(e),
+            Err(RoundError::Db(e)) => {
+                tracing::warn!(error = ?e, "outbox left undrained at shutdown; the next start publishes it");
+                return Ok(());
             }
         }
     }

@@ -17,8 +17,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-#[actix_web::test]
-async fn serve_answers_and_exits_cleanly_on_sigterm() {
+/// Starts `tkm serve` on the dev configuration with this test's database, secrets and queues,
+/// plus `env`; waits until it is ready. Answers the child and its API and ops ports.
+async fn serve(env: &[(&str, &str)], wait_ready: bool) -> (std::process::Child, u16, u16) {
     let s = test_settings().await;
     let (api, ops) = (free_port(), free_port());
     // The dev configuration plus this test's secrets.
@@ -62,12 +63,20 @@ async fn serve_answers_and_exits_cleanly_on_sigterm() {
         .env("TKM__SERVER__OPS_BIND", format!("127.0.0.1:{ops}"))
         .env("TKM__DATABASE__URL", s.database.url.expose_secret())
         .env("TKM__HASHING__SALT", crate::helpers::CANARY_SALT)
+        // Its own simulator: several of these tests run at once.
+        .env("TKM__CIRCUITS__SIMULATOR__BIND", "127.0.0.1:0")
+        .env(
+            "TKM__CIRCUITS__SIMULATOR__KEYS_DIR",
+            root().join(format!("target/test-secrets/simulator-serve-{api}")),
+        )
         .env_remove("TKM_CONFIG")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let ready = crate::helpers::eventually(Duration::from_secs(30), || async move {
+    let patience = Duration::from_secs(if wait_ready { 30 } else { 0 });
+    let ready = crate::helpers::eventually(patience, || async move {
         let res = awc::Client::default()
             .get(format!("http://127.0.0.1:{ops}/health/ready"))
             .send()
@@ -75,10 +84,31 @@ async fn serve_answers_and_exits_cleanly_on_sigterm() {
         res.ok().filter(|r| r.status() == 200).map(|_| ())
     })
     .await;
-    if ready.is_none() {
+    if wait_ready && ready.is_none() {
         let _ = child.kill();
         panic!("tkm serve did not become ready");
     }
+    (child, api, ops)
+}
+
+/// Waits up to `limit` for the child to exit.
+async fn exit_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("tkm did not exit within {limit:?}");
+        }
+        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[actix_web::test]
+async fn serve_answers_and_exits_cleanly_on_sigterm() {
+    let (mut child, api, _ops) = serve(&[], true).await;
     let live = crate::helpers::client(Some("io"))
         .get(format!("https://localhost:{api}/health/live"))
         .send()
@@ -92,18 +122,19 @@ async fn serve_answers_and_exits_cleanly_on_sigterm() {
         .status()
         .unwrap()
         .success());
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            panic!("tkm did not exit within 30 s of SIGTERM");
-        }
-        actix_web::rt::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = exit_within(&mut child, Duration::from_secs(30)).await;
     assert!(status.success(), "exit status {status}");
+}
+
+#[actix_web::test]
+async fn a_panic_in_an_actor_ends_the_process_with_a_non_zero_code() {
+    // A development installation can be told to send an actor a message that panics.
+    let (mut child, _api, _ops) = serve(&[("TKM_TEST_PANIC_AFTER_MS", "1000")], false).await;
+    let status = exit_within(&mut child, Duration::from_secs(30)).await;
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(70), "exit status {status}: {stderr}");
+    assert!(stderr.contains("panic at src/actors/"), "{stderr}");
 }
 
 #[test]

@@ -99,6 +99,15 @@ impl Handler<GetCard> for CardRegistry {
     }
 }
 
+impl Handler<crate::actors::Crash> for CardRegistry {
+    type Result = ();
+
+    #[allow(clippy::panic)] // The point of the message: proving that a panic stops the process.
+    fn handle(&mut self, _: crate::actors::Crash, _: &mut Self::Context) {
+        panic!("crash requested (drill)");
+    }
+}
+
 impl Handler<Ping> for CardRegistry {
     type Result = actix::MessageResult<Ping>;
 
