@@ -14,6 +14,7 @@ pub mod config;
 pub mod crypto;
 pub mod db;
 pub mod domain;
+pub mod files;
 pub mod metrics;
 pub mod startup;
 pub mod startup_circuits;

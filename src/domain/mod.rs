@@ -8,6 +8,7 @@ mod circuit;
 mod consent;
 mod hashes;
 mod jobs;
+mod lists;
 mod masking;
 mod pan;
 mod par;
@@ -27,6 +28,7 @@ pub use consent::{
 };
 pub use hashes::{Hpan, Htoken};
 pub use jobs::{JobKind, JobRequest, Trigger};
+pub use lists::ListKind;
 pub use masking::{mask_card_numbers, mask_card_numbers_str};
 pub use pan::{Pan, TokenPan};
 pub use par::Par;

@@ -1,0 +1,4 @@
+//! Files tkm writes and reads: the published lists (ZIP parts with their SHA-256, deltas between
+//! generations); the acquirers' token lists and transaction files follow.
+
+pub mod delta;
