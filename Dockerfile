@@ -1,5 +1,6 @@
 # tkm image, in stages:
-#   build     compiles tkm with the Rust toolchain (scripts/build-release.sh, as scripts/run.sh);
+#   build     compiles tkm with the Rust toolchain (scripts/build-release.sh, as scripts/run.sh),
+#             with the cargo features of the build argument CARGO_FEATURES (none: production);
 #   base      slim Debian with the binary, the configuration and the non-root user tkm (uid 10001);
 #   dev-init  base + openssl and the dev scripts: docker-compose.yml's tkm-init service, which makes
 #             the development PKI and secrets in the volumes mounted on /app/certs/dev and /app/.dev;
@@ -17,11 +18,15 @@ COPY src src
 COPY sql sql
 COPY config config
 COPY scripts/build-release.sh scripts/build-release.sh
+# Cargo features, none by default: the production image has no circuit simulator. The dev stack of
+# docker-compose.yml passes CARGO_FEATURES=simulator (config/dev.toml runs the simulator).
+ARG CARGO_FEATURES=""
 # The crate registry and the target directory are build caches, kept between builds so that a code
 # change does not recompile every dependency; the binary is copied out of the cached target.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/src/target \
-    scripts/build-release.sh && cp target/release/tkm /usr/local/bin/tkm
+    scripts/build-release.sh ${CARGO_FEATURES:+--features "$CARGO_FEATURES"} \
+    && cp target/release/tkm /usr/local/bin/tkm
 
 FROM debian:bookworm-slim AS base
 # /app/certs/dev and /app/.dev belong to tkm (mode 0700): a named volume mounted there on first use

@@ -16,7 +16,7 @@ source scripts/lib-tkm-instance.sh
 
 scripts/services.sh
 certs/gen-dev-certs.sh >/dev/null
-cargo build --release --locked --quiet --bins
+scripts/build-release.sh --quiet --features simulator,bench --bin tkm-bench
 scripts/dev-secrets.sh target/release/tkm >/dev/null
 trap instance_stop EXIT
 

@@ -24,7 +24,7 @@ need nginx nginx-light
 scripts/services.sh
 certs/gen-dev-certs.sh >/dev/null
 scripts/dev-secrets.sh >/dev/null
-cargo build --release --locked --quiet
+scripts/build-release.sh --quiet --features simulator
 
 psql "$ADMIN" -qc "DROP DATABASE IF EXISTS $DB WITH (FORCE)" -qc "CREATE DATABASE $DB"
 

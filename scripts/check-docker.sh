@@ -5,6 +5,11 @@
 #     excluded by .dockerignore, which keeps the secrets, target/ and .git out of the context;
 #   - the build stage compiles with scripts/build-release.sh, the one release command (also run by
 #     scripts/run.sh), with --locked as CI's `cargo test --locked`;
+#   - the production build has no cargo feature (no circuit simulator, no bench tools): no default
+#     feature, build-release.sh adds none, the Dockerfile's CARGO_FEATURES is empty by default;
+#     what runs in simulator mode (scripts/run.sh, the compose service on config/dev.toml) is
+#     built with `simulator`; scripts/test.sh tests with every feature and checks the production
+#     build (scripts/check-production-build.sh);
 #   - the last stage runs as a non-root user with a HEALTHCHECK;
 #   - what docker-compose.yml uses exists on a fresh clone or is made by its tkm-init service:
 #     build targets, bind mounts, the --config file in the image, and each certs/dev/ and .dev/ file
@@ -128,6 +133,26 @@ if grep -E '^[[:space:]]*cargo test' scripts/test.sh | grep -qv -- '--locked'; t
   fail "scripts/test.sh runs \`cargo test\` without --locked: CI and the release build must agree"
 fi
 
+# 2b. Cargo features: the production build compiles neither the simulator nor the bench tools.
+default_features=$(awk '/^\[features\]/ { f = 1; next } /^\[/ { f = 0 } f && /^default[ \t]*=/' Cargo.toml)
+grep -qE 'simulator|bench' <<<"$default_features" \
+  && fail "Cargo.toml: the default features include a development tool ($default_features): the production build would compile it"
+grep -E '^[^#]*cargo build' scripts/build-release.sh | grep -qE -- '--features|--all-features|(^|[[:space:]])-F' \
+  && fail "scripts/build-release.sh adds cargo features itself: with no argument it is the production build"
+build_args=$(awk -F'\t' -v s="$build_stage" '$1 == s && $2 == "ARG" { print $3 }' <<<"$instructions")
+if ! grep -qxE "CARGO_FEATURES(=(\"\"|''))?" <<<"$build_args"; then
+  fail "the build stage ($build_stage) must declare ARG CARGO_FEATURES with an empty default (the production image has no feature)"
+fi
+grep 'scripts/build-release\.sh' <<<"$build_runs" | grep -qE '\$\{?CARGO_FEATURES' \
+  || fail "the build stage ($build_stage) must pass \$CARGO_FEATURES to scripts/build-release.sh"
+grep -qE '^[^#]*scripts/build-release\.sh.*--features[= ]+[^ ]*simulator' scripts/run.sh \
+  || fail "scripts/run.sh runs config/dev.toml (simulator mode): it must build with --features simulator"
+if grep -E '^[[:space:]]*cargo test' scripts/test.sh | grep -qv -- '--all-features'; then
+  fail "scripts/test.sh runs \`cargo test\` without --all-features: the targets that need the simulator or bench would silently not be built or run"
+fi
+grep -qE '^[^#]*scripts/check-production-build\.sh' scripts/test.sh \
+  || fail "scripts/test.sh must run scripts/check-production-build.sh (no simulator or bench code in production)"
+
 # 3. The image: non-root, with a health check.
 user=$(awk -F'\t' -v s="$last_stage" '$1 == s && $2 == "USER" { u = $3 } END { print u }' <<<"$instructions")
 [[ -n $user && ! $user =~ ^(root|0)(:|$) ]] \
@@ -141,14 +166,23 @@ compose_facts=$(awk '
   /^[^ #]/ { top = $1 }
   top == "services:" && /^  [A-Za-z0-9_.-]+:[ \t]*$/ { svc = $1; sub(/:$/, "", svc); sect = ""; next }
   top != "services:" || svc == "" { next }
-  /^    [a-z_]+:/ { sect = $1; sub(/:.*$/, "", sect) }
+  /^    [a-z_]+:/ { sect = $1; sub(/:.*$/, "", sect); bsub = "" }
   /^    build:[ \t]*[^ \t#]/ { print "T\t" svc "\t(last)" } # `build: .` makes the last stage
   /^      target:/ && sect == "build" { print "T\t" svc "\t" $2 }
+  sect == "build" && /^      [a-z_]+:/ { bsub = $1; sub(/:.*$/, "", bsub) }
+  sect == "build" && bsub == "args" && /^        (- )?[A-Za-z_][A-Za-z0-9_]*[:=]/ {
+    a = $0; sub(/^        (- )?/, "", a); sub(/[ \t]+#.*$/, "", a)
+    k = a; sub(/[:=].*$/, "", k); v = a; sub(/^[^:=]*[:=][ \t]*/, "", v); gsub(/["\047]/, "", v)
+    print "A\t" svc "\t" k "\t" v
+  }
   sect == "volumes" && /^      - / {
     v = $0; sub(/^      - /, "", v); gsub(/"/, "", v); n = split(v, p, ":")
     print "M\t" svc "\t" p[1] "\t" p[2] "\t" (n > 2 ? p[3] : "rw")
   }
-  sect == "environment" && /^      [A-Z0-9_]+:/ { e = $1; sub(/:$/, "", e); print "E\t" svc "\t" e }
+  sect == "environment" && /^      [A-Z0-9_]+:/ {
+    e = $1; sub(/:$/, "", e); v = $0; sub(/^[^:]*:[ \t]*/, "", v); sub(/[ \t]+#.*$/, "", v); gsub(/"/, "", v)
+    print "E\t" svc "\t" e "\t" v
+  }
   sect == "command" { print "C\t" svc "\t" $0 }' "$compose")
 [[ -n $compose_facts ]] || fail "$compose: no services found (could not read it?)"
 compose_facts=${compose_facts//$'\t(last)'/$'\t'$last_stage}
@@ -178,6 +212,35 @@ if [[ -n $cfg ]]; then
     [[ $rel == "$src" || $rel == "$src"/* ]] && in_image=1
   done
   ((in_image)) || fail "$compose: $tkm_svc is given $cfg, which $dockerfile does not copy into the image"
+fi
+
+# The cargo features of each service's image: the circuits mode tkm runs needs them, and every
+# service builds the same build stage (different arguments would compile it twice, differently).
+features_of() { awk -F'\t' -v s="$1" '$1 == "A" && $2 == s && $3 == "CARGO_FEATURES" { print $4 }' <<<"$compose_facts"; }
+mode_in() {
+  awk '/^[ \t]*\[/ { sec = $0; sub(/#.*$/, "", sec); gsub(/[][ \t]/, "", sec); next }
+    sec == "circuits" && /^[ \t]*mode[ \t]*=/ {
+      v = $0; sub(/^[^=]*=[ \t]*/, "", v); sub(/[ \t]*#.*$/, "", v); gsub(/"/, "", v); m = v
+    }
+    END { print m }' "$1"
+}
+if [[ -n $tkm_svc ]]; then
+  mode=$(mode_in config/default.toml)
+  if [[ -n ${rel:-} && -f ${rel:-} ]]; then
+    m=$(mode_in "$rel")
+    [[ -z $m ]] || mode=$m
+  fi
+  m=$(awk -F'\t' -v s="$tkm_svc" '$1 == "E" && $2 == s && $3 == "TKM__CIRCUITS__MODE" { print $4 }' <<<"$compose_facts")
+  [[ -z $m ]] || mode=$m
+  tkm_features=$(features_of "$tkm_svc")
+  if [[ $mode == simulator && ",${tkm_features// /,}," != *,simulator,* ]]; then
+    fail "$compose: $tkm_svc runs circuits.mode = \"simulator\" (${cfg:-the defaults}) but builds without the cargo feature simulator (build args: CARGO_FEATURES), so tkm refuses to start"
+  fi
+  for svc in $(awk -F'\t' '$1 == "T" { print $2 }' <<<"$compose_facts" | sort -u); do
+    f=$(features_of "$svc")
+    [[ $f == "$tkm_features" ]] \
+      || fail "$compose: $svc builds with CARGO_FEATURES '$f' but $tkm_svc with '$tkm_features': the build stage would be compiled twice, differently"
+  done
 fi
 
 # Each certs/dev/ and .dev/ file the configuration names: read from a volume that tkm-init writes
@@ -236,4 +299,4 @@ if ((${#errors[@]} > 0)); then
   printf 'check-docker: FAILED: %s\n' "${errors[@]}" | awk '!seen[$0]++' >&2
   exit 1
 fi
-echo "check-docker: ok ($copies COPY sources tracked, release build shared and --locked, compose inputs present or generated)"
+echo "check-docker: ok ($copies COPY sources tracked, release build shared and --locked, production without dev features, compose inputs present or generated)"

@@ -22,8 +22,8 @@ if [[ -z "${TKM__DATABASE__URL:-}" ]]; then
   fi
 fi
 
-echo "run.sh: building tkm (release)…"
-scripts/build-release.sh --quiet
+echo "run.sh: building tkm (release, with the circuit simulator config/dev.toml runs)…"
+scripts/build-release.sh --quiet --features simulator
 scripts/dev-secrets.sh target/release/tkm
 
 TKM__DEV=true target/release/tkm --config config/dev.toml serve &

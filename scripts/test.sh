@@ -32,9 +32,15 @@ fi
 # `cargo clippy --all-targets -- -D warnings`, and a cold CI build compiles the dependencies once.
 export RUSTC_WORKSPACE_WRAPPER=clippy-driver
 export CLIPPY_ARGS="-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__"
-echo "test.sh: cargo test (clippy -D warnings on every target)"
-cargo test --locked --all-targets
-cargo test --locked --doc
+# The production build (no cargo feature) first, linted the same way: no simulator or bench code
+# in it; then the test build with every feature, so every target (the circuit simulator the
+# integration tests run against, tkm-bench the drill uses) is compiled, linted and tested, and
+# target/debug/ holds the binaries with the simulator again.
+echo "test.sh: the production build has no simulator or bench code"
+scripts/check-production-build.sh
+echo "test.sh: cargo test --all-features (clippy -D warnings on every target)"
+cargo test --locked --all-targets --all-features
+cargo test --locked --doc --all-features
 echo "test.sh: drill R1 (kill -9 during ingestion, restart, nothing lost or applied twice)"
 TKM_BIN_DIR="$PWD/target/debug" scripts/drills/r1-kill9.sh 20000
 echo "test.sh: drill R6 (SIGTERM under load: exit 0 within 30 s, updates published, nothing lost)"

@@ -1,4 +1,5 @@
-//! The command line (`tkm serve|migrate|check-config|keys|pgp|cert-identity|simulate-circuits`).
+//! The command line (`tkm serve|migrate|check-config|keys|pgp|cert-identity|simulate-circuits`);
+//! `simulate-circuits` exists only in builds with the cargo feature `simulator`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -47,6 +48,7 @@ pub enum Command {
         file: PathBuf,
     },
     /// Run the circuit simulator alone (Visa, Mastercard, Amex over TLS) until Ctrl-C/SIGTERM.
+    #[cfg(feature = "simulator")]
     SimulateCircuits {
         /// Listener (default: `circuits.simulator.bind`).
         #[arg(long)]
@@ -156,6 +158,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             println!("issuer = \"{}\"", peer.issuer.replace('\\', "\\\\"));
             Ok(())
         }
+        #[cfg(feature = "simulator")]
         Command::SimulateCircuits { bind, keys_dir } => {
             simulate_circuits(cli.config.as_deref(), bind, keys_dir)
         }
@@ -171,6 +174,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+#[cfg(feature = "simulator")]
 fn simulate_circuits(
     config: Option<&Path>,
     bind: Option<std::net::SocketAddr>,

@@ -125,6 +125,10 @@ impl Settings {
 
     /// Cross-field rules and the readability of every referenced file; fails naming the key.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        // First: whatever else is wrong, a build without the simulator cannot run this at all.
+        if self.circuits.mode == CircuitsMode::Simulator && !cfg!(feature = "simulator") {
+            return Err(invalid("circuits.mode", CircuitsMode::SIMULATOR_NOT_BUILT));
+        }
         let s = &self.server;
         for (key, path) in [
             ("server.cert_file", &s.cert_file),
@@ -366,7 +370,14 @@ mod tests {
              [hashing]\nsalt_file = \"{readable}\"\n\
              [pgp]\nprivate_key_file = \"{readable}\"\npublic_key_file = \"{readable}\"\npassphrase_file = \"{readable}\"\n[vault]\nkeys = [{{ id = \"dev1\", key_file = \"{readable}\" }}]\n"
         );
-        std::fs::write(&path, format!("dev = true\n{base}{extra}")).unwrap();
+        // A build without the simulator refuses the default simulator mode: live, no circuit.
+        let mode = if cfg!(feature = "simulator") {
+            ""
+        } else {
+            "circuits.mode = \"live\"\ncircuits.visa.enabled = false\n\
+             circuits.mastercard.enabled = false\ncircuits.amex.enabled = false\n"
+        };
+        std::fs::write(&path, format!("dev = true\n{mode}{base}{extra}")).unwrap();
         path
     }
 
@@ -389,10 +400,18 @@ mod tests {
     #[test]
     fn the_simulator_answers_only_on_a_development_installation() {
         let mut s = Settings::from_layers(Some(&layer(""))).unwrap();
+        s.circuits.mode = CircuitsMode::Simulator;
         s.dev = false;
         assert_eq!(key_of(s.validate().unwrap_err()), "circuits.mode");
         s.dev = true;
+        #[cfg(feature = "simulator")]
         s.validate().unwrap();
+        // Without the simulator compiled in, not even a development installation may ask for it.
+        #[cfg(not(feature = "simulator"))]
+        {
+            let e = s.validate().unwrap_err().to_string();
+            assert!(e.contains("circuits.mode") && e.contains("feature"), "{e}");
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub mod actors;
 pub mod api;
+#[cfg(feature = "bench")]
 pub mod bench;
 pub mod bridge;
 pub mod circuits;

@@ -1,5 +1,8 @@
 //! Start-up of the circuits side: the simulator (simulator mode), one CircuitPoller per enabled
 //! circuit, and the ParResolver with one lane per enabled circuit on an arbiter of its own.
+//!
+//! The simulator exists only in builds with the cargo feature `simulator`; without it, simulator
+//! mode is refused (configuration validation, and here again).
 
 use std::sync::Arc;
 
@@ -12,6 +15,7 @@ use crate::actors::circuit_poller::CircuitPoller;
 use crate::actors::par_resolver::lane::Lane;
 use crate::actors::par_resolver::worker::Deps;
 use crate::actors::par_resolver::ParResolver;
+#[cfg(feature = "simulator")]
 use crate::circuits::simulator::{Simulator, SimulatorKeys};
 use crate::circuits::spec::{live_spec, ClientSpec};
 use crate::config::{CircuitsMode, Settings};
@@ -19,10 +23,35 @@ use crate::crypto::KeyRing;
 use crate::domain::Circuit;
 use crate::metrics::Metrics;
 
+/// The in-process simulator of simulator mode.
+#[cfg(feature = "simulator")]
+pub type RunningSimulator = Simulator;
+/// A build without the simulator has none: this type has no value, so `simulator` is `None`.
+#[cfg(not(feature = "simulator"))]
+pub type RunningSimulator = NoSimulator;
+
+/// Stands for the simulator in a build without it; no value of it exists.
+#[cfg(not(feature = "simulator"))]
+#[derive(Debug)]
+pub enum NoSimulator {}
+
+#[cfg(not(feature = "simulator"))]
+impl NoSimulator {
+    /// As `Simulator::base_url` (never called: there is no value).
+    pub fn base_url(&self) -> String {
+        match *self {}
+    }
+
+    /// As `Simulator::stop` (never called: there is no value).
+    pub async fn stop(&self) {
+        match *self {}
+    }
+}
+
 /// The running circuits side.
 pub struct CircuitsSide {
     /// The in-process simulator (simulator mode).
-    pub simulator: Option<Simulator>,
+    pub simulator: Option<RunningSimulator>,
     /// One poller per enabled circuit.
     pub pollers: Vec<(Circuit, Addr<CircuitPoller>)>,
     /// The resolver.
@@ -32,7 +61,7 @@ pub struct CircuitsSide {
 }
 
 /// The client specs of the enabled circuits, and the simulator when it answers them.
-async fn specs(settings: &Settings) -> anyhow::Result<(Vec<ClientSpec>, Option<Simulator>)> {
+async fn specs(settings: &Settings) -> anyhow::Result<(Vec<ClientSpec>, Option<RunningSimulator>)> {
     let c = &settings.circuits;
     let enabled = Circuit::ALL
         .into_iter()
@@ -44,6 +73,11 @@ async fn specs(settings: &Settings) -> anyhow::Result<(Vec<ClientSpec>, Option<S
                 .collect::<Result<Vec<_>, _>>()?;
             Ok((specs, None))
         }
+        #[cfg(not(feature = "simulator"))]
+        CircuitsMode::Simulator => {
+            anyhow::bail!("circuits.mode: {}", CircuitsMode::SIMULATOR_NOT_BUILT)
+        }
+        #[cfg(feature = "simulator")]
         CircuitsMode::Simulator => {
             let keys = match &c.simulator.keys_dir {
                 Some(dir) => SimulatorKeys::load_or_generate(dir)

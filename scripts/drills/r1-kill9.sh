@@ -15,7 +15,9 @@ NAME=drill-r1 KEY=$ROOT/$out/key.asc PUB=$ROOT/$out/key.pub.asc
 INSTANCE_API=18643 INSTANCE_OPS=19290
 
 if [[ -z "${TKM_BIN_DIR:-}" ]]; then
-  [[ -x target/release/tkm && -x target/release/tkm-bench ]] || cargo build --release --locked --quiet --bins
+  # Always through cargo (quick when up to date): a target/release/tkm left by the production
+  # build has no simulator, which config/dev.toml runs.
+  scripts/build-release.sh --quiet --features simulator,bench --bin tkm-bench
 fi
 "$BIN_DIR/tkm" pgp generate --out-private "$KEY" --out-public "$PUB" --force >/dev/null
 instance_reset_db

@@ -16,7 +16,9 @@ NAME=drill-r6 KEY=$ROOT/$out/key.asc PUB=$ROOT/$out/key.pub.asc
 INSTANCE_API=18743 INSTANCE_OPS=19390 INSTANCE_SIM=18843
 
 if [[ -z "${TKM_BIN_DIR:-}" ]]; then
-  [[ -x target/release/tkm && -x target/release/tkm-bench ]] || cargo build --release --locked --quiet --bins
+  # Always through cargo (quick when up to date): a target/release/tkm left by the production
+  # build has no simulator, which config/dev.toml runs.
+  scripts/build-release.sh --quiet --features simulator,bench --bin tkm-bench
 fi
 "$BIN_DIR/tkm" pgp generate --out-private "$KEY" --out-public "$PUB" --force >/dev/null
 instance_reset_db

@@ -11,6 +11,7 @@ pub mod http;
 pub mod mastercard;
 pub mod protocol;
 pub mod retry_after;
+#[cfg(feature = "simulator")]
 pub mod simulator;
 pub mod spec;
 pub mod visa;

@@ -27,6 +27,13 @@ impl CircuitsMode {
             CircuitsMode::Live => "live",
         }
     }
+
+    /// Why a build without the cargo feature `simulator` (the production build) refuses
+    /// `circuits.mode = "simulator"`.
+    pub const SIMULATOR_NOT_BUILT: &'static str =
+        "\"simulator\" needs the circuit simulator, which this build leaves out (cargo feature \
+         `simulator`): set circuits.mode = \"live\", or build tkm with `--features simulator` \
+         for development (scripts/run.sh does)";
 }
 
 /// Where a circuit's token BIN ranges come from.
