@@ -8,6 +8,8 @@
 mod messages;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use actix::{
     Actor, ActorFutureExt, AsyncContext, AtomicResponse, Context, Handler, ResponseFuture,
@@ -26,10 +28,12 @@ use crate::domain::{JobKind, JobRequest, Trigger};
 /// Finished jobs are kept this long for `/admin/jobs`.
 const RETENTION_DAYS: i32 = 30;
 
-/// A job this runner runs, and whether routine asks arrived meanwhile.
+/// A job this runner runs, whether routine asks arrived meanwhile, and whether an operator
+/// joined it (then it is kept even when it finds nothing to do: they follow its id).
 struct Running {
     id: Uuid,
     again: bool,
+    keep: Arc<AtomicBool>,
 }
 
 /// The actor.
@@ -62,7 +66,13 @@ impl JobRunner {
     }
 
     /// Runs job `id` in the background; records its end and starts a coalesced run after it.
-    fn spawn(&mut self, ctx: &mut Context<Self>, id: Uuid, request: JobRequest, trigger: Trigger) {
+    fn spawn(
+        &mut self,
+        ctx: &mut Context<Self>,
+        id: Uuid,
+        request: JobRequest,
+        keep: Arc<AtomicBool>,
+    ) {
         let Some(executors) = &self.executors else {
             return;
         };
@@ -74,7 +84,7 @@ impl JobRunner {
             if let Err(e) = &outcome {
                 tracing::warn!(job = %id, kind = request.kind().as_str(), error = %e, "job failed");
             }
-            if trigger.is_routine() && matches!(outcome, Ok(0)) {
+            if !keep.load(Ordering::Relaxed) && matches!(outcome, Ok(0)) {
                 if let Err(e) = jobs::discard(&pool, id).await {
                     tracing::warn!(job = %id, error = %e, "cannot discard an empty routine job");
                 }
@@ -203,6 +213,9 @@ impl Handler<StartJob> for JobRunner {
         let slot = Self::slot(&request);
         if let Some(running) = self.running.get_mut(&slot) {
             running.again |= trigger.is_routine() && slot.0 == JobKind::ParCycle;
+            if !trigger.is_routine() {
+                running.keep.store(true, Ordering::Relaxed);
+            }
             return done(Ok(running.id));
         }
         let pool = self.pool.clone();
@@ -213,8 +226,14 @@ impl Handler<StartJob> for JobRunner {
                 let (id, created) = started?;
                 // Created: this process runs it; otherwise another replica does.
                 if created {
-                    act.running.insert(slot, Running { id, again: false });
-                    act.spawn(ctx, id, request, trigger);
+                    let keep = Arc::new(AtomicBool::new(!trigger.is_routine()));
+                    let running = Running {
+                        id,
+                        again: false,
+                        keep: keep.clone(),
+                    };
+                    act.running.insert(slot, running);
+                    act.spawn(ctx, id, request, keep);
                 }
                 Ok(id)
             },
