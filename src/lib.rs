@@ -15,6 +15,7 @@ pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod metrics;
+pub mod retry;
 pub mod startup;
 pub mod startup_circuits;
 pub mod telemetry;

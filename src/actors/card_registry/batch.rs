@@ -11,6 +11,7 @@ use crate::crypto::KeyRing;
 use crate::db::cards::{lock_and_load, save, Keys};
 use crate::db::DbError;
 use crate::domain::{CardCommand, CardEvent, MessageOrigin, Sourced, TaxCode};
+use crate::retry::{self, Retryable};
 
 /// What a batch did, for acknowledgements and metrics.
 #[derive(Debug, Default)]
@@ -53,10 +54,7 @@ fn keys_of(commands: &[Sourced]) -> Keys {
     k
 }
 
-/// How often a batch that lost a deadlock or serialization race is retried.
-const RETRIES: usize = 3;
-
-/// Applies `commands` in one transaction, retrying lost lock races.
+/// Applies `commands` in one transaction, retrying lost lock races ([`retry::LOST_LOCK_RACE`]).
 pub async fn apply_batch(
     pool: &Pool,
     ring: &KeyRing,
@@ -64,13 +62,10 @@ pub async fn apply_batch(
     commands: &[Sourced],
     by: &str,
 ) -> Result<BatchReport, CardError> {
-    let mut attempt = 0;
-    loop {
-        match try_batch(pool, ring, limits, commands, by).await {
-            Err(CardError::Unavailable(e)) if attempt < RETRIES && is_race(&e) => attempt += 1,
-            other => return other,
-        }
-    }
+    (|| try_batch(pool, ring, limits, commands, by))
+        .retry(retry::LOST_LOCK_RACE.builder())
+        .when(|e| matches!(e, CardError::Unavailable(e) if is_race(e)))
+        .await
 }
 
 fn is_race(e: &anyhow::Error) -> bool {
