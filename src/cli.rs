@@ -121,6 +121,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = Settings::load(cli.config.as_deref())?;
             settings.hasher()?;
             settings.key_ring()?;
+            crate::circuits::spec::live_specs(&settings.circuits)?;
             println!("{settings:#?}");
             println!("configuration is valid");
             Ok(())

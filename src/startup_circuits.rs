@@ -13,7 +13,7 @@ use crate::actors::par_resolver::lane::Lane;
 use crate::actors::par_resolver::worker::Deps;
 use crate::actors::par_resolver::ParResolver;
 use crate::circuits::simulator::{Simulator, SimulatorKeys};
-use crate::circuits::spec::{live_spec, ClientSpec};
+use crate::circuits::spec::{live_specs, ClientSpec};
 use crate::config::{CircuitsMode, Settings};
 use crate::crypto::KeyRing;
 use crate::domain::Circuit;
@@ -31,17 +31,22 @@ pub struct CircuitsSide {
     pub arbiters: Vec<Arbiter>,
 }
 
-/// The client specs of the enabled circuits, and the simulator when it answers them.
-async fn specs(settings: &Settings) -> anyhow::Result<(Vec<ClientSpec>, Option<Simulator>)> {
+/// The client specs of the enabled circuits (`live`: those loaded at start-up), and the
+/// simulator when it answers them.
+async fn specs(
+    settings: &Settings,
+    live: Option<Vec<ClientSpec>>,
+) -> anyhow::Result<(Vec<ClientSpec>, Option<Simulator>)> {
     let c = &settings.circuits;
     let enabled = Circuit::ALL
         .into_iter()
         .filter(|circuit| c.get(*circuit).enabled);
     match c.mode {
         CircuitsMode::Live => {
-            let specs = enabled
-                .map(|circuit| live_spec(c, circuit))
-                .collect::<Result<Vec<_>, _>>()?;
+            let specs = match live {
+                Some(specs) => specs,
+                None => live_specs(c)?.unwrap_or_default(),
+            };
             Ok((specs, None))
         }
         CircuitsMode::Simulator => {
@@ -64,16 +69,18 @@ async fn specs(settings: &Settings) -> anyhow::Result<(Vec<ClientSpec>, Option<S
     }
 }
 
-/// Starts the simulator, pollers and resolver.
+/// Starts the simulator, pollers and resolver; `live`: the specs [`live_specs`] loaded at
+/// start-up (`None`: loaded here).
 pub async fn start(
     settings: &Settings,
+    live: Option<Vec<ClientSpec>>,
     pool: &Pool,
     ring: &Arc<KeyRing>,
     registry: &Addr<CardRegistry>,
     metrics: &Metrics,
     wakeup: Arc<tokio::sync::Notify>,
 ) -> anyhow::Result<CircuitsSide> {
-    let (specs, simulator) = specs(settings).await?;
+    let (specs, simulator) = specs(settings, live).await?;
     let pollers_arbiter = Arbiter::new();
     let mut arbiters = Vec::new();
     let mut pollers = Vec::new();

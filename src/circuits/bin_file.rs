@@ -116,6 +116,7 @@ mod tests {
                 ca_file: None,
                 client_cert: None,
             },
+            tls_material: None,
             connect_timeout: std::time::Duration::from_secs(1),
             timeout: std::time::Duration::from_secs(1),
             credentials: Credentials::Amex {
