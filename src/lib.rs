@@ -12,6 +12,7 @@ pub mod cli;
 pub mod cli_publish;
 pub mod config;
 pub mod crypto;
+pub mod csv_dialect;
 pub mod db;
 pub mod domain;
 pub mod metrics;
