@@ -1,6 +1,6 @@
 //! The `file` BIN source: a CSV of `min;max[;issuer BIN[;issuer name]]` rows from an HTTPS URL
 //! or a path, checked against its configured SHA-256 before it is read, and read through the
-//! `csv` crate ([`crate::csv_dialect`]) into validated [`BinRange`]s; [`write`] makes such files.
+//! `csv` crate ([`crate::csv_dialect`]) into validated [`BinRange`]s.
 
 use std::time::Instant;
 
@@ -159,22 +159,6 @@ pub fn parse(circuit: Circuit, content: &[u8]) -> Result<Vec<BinRange>, CallErro
     }
 }
 
-/// Writes `ranges` as a BIN file: `min;max[;issuer BIN[;issuer name]]` lines, no header.
-pub fn write<'a>(ranges: impl IntoIterator<Item = &'a BinRange>) -> Result<Vec<u8>, csv::Error> {
-    let mut out = crate::csv_dialect::writer().from_writer(Vec::new());
-    for r in ranges {
-        let mut row = vec![r.min(), r.max()];
-        match (r.issuer_bin(), r.issuer_name()) {
-            (None, None) => {}
-            (bin, None) => row.push(bin.unwrap_or_default()),
-            (bin, Some(name)) => row.extend([bin.unwrap_or_default(), name]),
-        }
-        out.write_record(&row)?;
-    }
-    out.into_inner()
-        .map_err(|e| csv::Error::from(e.into_error()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,6 +250,22 @@ mod tests {
             ))
         );
         Ok(())
+    }
+
+    /// A BIN file of `ranges`, written with the same dialect.
+    fn write<'a>(ranges: impl IntoIterator<Item = &'a BinRange>) -> Result<Vec<u8>, csv::Error> {
+        let mut out = crate::csv_dialect::writer().from_writer(Vec::new());
+        for r in ranges {
+            let mut row = vec![r.min(), r.max()];
+            match (r.issuer_bin(), r.issuer_name()) {
+                (None, None) => {}
+                (bin, None) => row.push(bin.unwrap_or_default()),
+                (bin, Some(name)) => row.extend([bin.unwrap_or_default(), name]),
+            }
+            out.write_record(&row)?;
+        }
+        out.into_inner()
+            .map_err(|e| csv::Error::from(e.into_error()))
     }
 
     #[test]
