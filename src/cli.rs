@@ -123,6 +123,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = Settings::load(cli.config.as_deref())?;
             crate::crypto::Hasher::from_settings(&settings)?;
             crate::crypto::KeyRing::from_settings(&settings)?;
+            crate::circuits::spec::live_specs(&settings.circuits)?;
             println!("{settings:#?}");
             println!("configuration is valid");
             Ok(())

@@ -12,6 +12,7 @@ mod resolver;
 mod server;
 mod stores;
 mod tls;
+pub use circuits::BinFileLocation;
 pub use circuits::{BinSource, CircuitSettings, CircuitsMode, CircuitsSettings, SimulatorSettings};
 pub use components::{
     CardSettings, ConsentSettings, OutboxSettings, RabbitSettings, TelemetrySettings,

@@ -65,6 +65,8 @@ impl Drop for Arbiters {
 impl Application {
     /// Builds everything and binds both listeners (port 0 picks a free port).
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        // Every live circuit credential read and parsed before anything else happens.
+        let live_circuits = crate::circuits::spec::live_specs(&settings.circuits)?;
         db::run_migrations(&settings.database).await?;
         let pool = db::build_pool(&settings.database)?;
         let pg = db::pg_config(&settings.database)?;
@@ -158,6 +160,7 @@ impl Application {
 
         let mut circuits = crate::startup_circuits::start(
             &settings,
+            live_circuits,
             &pool,
             &ring_for_circuits,
             &cards,

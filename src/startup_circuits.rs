@@ -17,7 +17,7 @@ use crate::actors::par_resolver::worker::Deps;
 use crate::actors::par_resolver::ParResolver;
 #[cfg(feature = "simulator")]
 use crate::circuits::simulator::{Simulator, SimulatorKeys};
-use crate::circuits::spec::{live_spec, ClientSpec};
+use crate::circuits::spec::{live_specs, ClientSpec};
 use crate::config::{CircuitsMode, Settings};
 use crate::crypto::KeyRing;
 use crate::domain::Circuit;
@@ -60,17 +60,22 @@ pub struct CircuitsSide {
     pub arbiters: Vec<Arbiter>,
 }
 
-/// The client specs of the enabled circuits, and the simulator when it answers them.
-async fn specs(settings: &Settings) -> anyhow::Result<(Vec<ClientSpec>, Option<RunningSimulator>)> {
+/// The client specs of the enabled circuits (`live`: those loaded at start-up), and the
+/// simulator when it answers them.
+async fn specs(
+    settings: &Settings,
+    live: Option<Vec<ClientSpec>>,
+) -> anyhow::Result<(Vec<ClientSpec>, Option<RunningSimulator>)> {
     let c = &settings.circuits;
     let enabled = Circuit::ALL
         .into_iter()
         .filter(|circuit| c.get(*circuit).enabled);
     match c.mode {
         CircuitsMode::Live => {
-            let specs = enabled
-                .map(|circuit| live_spec(c, circuit))
-                .collect::<Result<Vec<_>, _>>()?;
+            let specs = match live {
+                Some(specs) => specs,
+                None => live_specs(c)?.unwrap_or_default(),
+            };
             Ok((specs, None))
         }
         #[cfg(not(feature = "simulator"))]
@@ -98,9 +103,11 @@ async fn specs(settings: &Settings) -> anyhow::Result<(Vec<ClientSpec>, Option<R
     }
 }
 
-/// Starts the simulator, pollers and resolver.
+/// Starts the simulator, pollers and resolver; `live`: the specs [`live_specs`] loaded at
+/// start-up (`None`: loaded here).
 pub async fn start(
     settings: &Settings,
+    live: Option<Vec<ClientSpec>>,
     pool: &Pool,
     ring: &Arc<KeyRing>,
     registry: &Addr<CardRegistry>,
@@ -108,7 +115,7 @@ pub async fn start(
     wakeup: Arc<tokio::sync::Notify>,
     jobs: &Addr<crate::actors::job_runner::JobRunner>,
 ) -> anyhow::Result<CircuitsSide> {
-    let (specs, simulator) = specs(settings).await?;
+    let (specs, simulator) = specs(settings, live).await?;
     let pollers_arbiter = Arbiter::new();
     let mut arbiters = Vec::new();
     let mut pollers = Vec::new();

@@ -27,6 +27,7 @@ use crate::crypto::Hasher;
 use crate::domain::cards::Outcome;
 use crate::domain::{CardCommand, MessageOrigin, Source, Sourced};
 use crate::metrics::Metrics;
+use crate::retry::{self, Retryable};
 
 /// What the consumers need.
 pub struct ConsumerDeps {
@@ -233,44 +234,61 @@ async fn decode(
     }
 }
 
-/// Applies the decoded commands, waiting (unacked) while the database is unavailable.
-/// `None`: shutdown while waiting. Commands that fail unexpectedly are retried one by one.
+/// Applies the decoded commands, waiting (unacked, [`retry::DATABASE_UNAVAILABLE`]) while the
+/// database is unavailable. `None`: shutdown while waiting. Commands that fail unexpectedly are
+/// retried one by one.
 async fn apply(
     deps: &ConsumerDeps,
     commands: Vec<Sourced>,
-    shutdown: &mut watch::Receiver<bool>,
+    shutdown: &watch::Receiver<bool>,
 ) -> Option<Vec<Result<Outcome, ()>>> {
-    let mut backoff = Duration::from_millis(100);
-    loop {
+    let tries = std::cell::Cell::new(0u32);
+    let attempt = || async {
+        tries.set(tries.get().saturating_add(1));
+        // The first try always runs (the batch was received); a later one not after shutdown.
+        if tries.get() > 1 && retry::stopping(shutdown) {
+            return Err(Paused::Shutdown);
+        }
         let msg = ApplyCommands {
             commands: commands.clone(),
             by: "bridge".into(),
         };
         match deps.registry.send(msg).await {
-            Ok(Ok(report)) => return Some(report.outcomes.into_iter().map(Ok).collect()),
+            Ok(Ok(report)) => Ok(report.outcomes.into_iter().map(Ok).collect()),
             Ok(Err(CardError::Unexpected(e))) => {
                 tracing::error!(error = ?e, commands = commands.len(), "card batch failed; applying one by one");
-                if let Some(out) = one_by_one(deps, &commands).await {
-                    return Some(out);
-                }
-                // The database became unavailable meanwhile: pause like below.
+                // `None`: the database became unavailable meanwhile; pause like below.
+                one_by_one(deps, &commands).await.ok_or(Paused::Unavailable)
             }
             Ok(Err(CardError::Unavailable(e))) => {
                 tracing::warn!(error = ?e, "database unavailable: consumer paused with the batch unacked");
+                Err(Paused::Unavailable)
             }
             Ok(Err(CardError::Overloaded)) => {
                 tracing::debug!("card registry overloaded: consumer paused with the batch unacked");
+                Err(Paused::Unavailable)
             }
             Err(e) => {
                 tracing::warn!(error = %e, "card registry unavailable: consumer paused with the batch unacked");
+                Err(Paused::Unavailable)
             }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(backoff) => {}
-            _ = shutdown.changed() => return None,
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
+    };
+    attempt
+        .retry(retry::DATABASE_UNAVAILABLE.builder())
+        .sleep(retry::UntilShutdown::new(shutdown.clone()))
+        .when(|p| *p == Paused::Unavailable)
+        .await
+        .ok()
+}
+
+/// Why [`apply`] has not applied a batch yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Paused {
+    /// The database or the card registry is unavailable: wait and try again.
+    Unavailable,
+    /// Shutdown came while waiting: leave the batch unacked.
+    Shutdown,
 }
 
 /// Applies commands one by one after a batch failed, so one bad command cannot hold back the

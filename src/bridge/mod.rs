@@ -24,6 +24,7 @@ use crate::actors::broker::{
 use crate::actors::{ActorHealth, Ping};
 use crate::db::dead_letters::DeadLetter;
 use crate::db::outbox::Parked;
+use crate::retry::{self, Retryable};
 use consumer::{ConsumerDeps, Inbound};
 use relay::RelayDeps;
 
@@ -113,39 +114,33 @@ impl actix::Supervised for Bridge {
     }
 }
 
-/// Connects, runs the consumers and the relay, and reconnects with capped exponential backoff
-/// and jitter whenever the connection fails, until shutdown.
+/// Connects, runs the consumers and the relay, and reconnects forever
+/// ([`retry::broker_reconnect`]) whenever the connection fails, until shutdown.
 async fn supervise(
     consumers: Arc<ConsumerDeps>,
     relay: Arc<RelayDeps>,
     status: Arc<BrokerStatus>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
-    let s = consumers.settings.clone();
-    let max = Duration::from_millis(s.reconnect_max_ms);
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        if *shutdown.borrow() {
-            return;
+    let policy =
+        retry::broker_reconnect(Duration::from_millis(consumers.settings.reconnect_max_ms));
+    let session = || async {
+        // Also after a wait that shutdown cut short.
+        if retry::stopping(&shutdown) {
+            return Ok(());
         }
-        match connect_and_run(&consumers, &relay, &status, shutdown.clone()).await {
-            Ok(()) => {
-                status.set(false);
-                return;
-            }
-            Err(e) => {
-                status.set(false);
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "broker connection lost");
-            }
-        }
-        let jitter =
-            Duration::from_millis(rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1));
-        tokio::select! {
-            _ = tokio::time::sleep(backoff + jitter) => {}
-            _ = shutdown.changed() => return,
-        }
-        backoff = (backoff * 2).min(max);
-    }
+        let ended = connect_and_run(&consumers, &relay, &status, shutdown.clone()).await;
+        status.set(false);
+        ended
+    };
+    // Forever: it ends with `Ok`, at shutdown, only.
+    let _ = session
+        .retry(policy.builder())
+        .sleep(retry::UntilShutdown::new(shutdown.clone()))
+        .notify(|e, wait| {
+            tracing::warn!(error = %e, retry_in_ms = wait.as_millis() as u64, "broker connection lost");
+        })
+        .await;
 }
 
 async fn connect_and_run(

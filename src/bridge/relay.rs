@@ -23,6 +23,7 @@ use crate::db::outbox::{self, RetryPolicy, Row};
 use crate::db::DbError;
 use crate::domain::TaxCode;
 use crate::metrics::Metrics;
+use crate::retry::{self, Retryable};
 
 /// What the relay needs.
 pub struct RelayDeps {
@@ -57,16 +58,15 @@ pub async fn run(
         .await?;
     let idle = Duration::from_millis(deps.settings.relay_poll_ms);
     loop {
-        // Become the relaying replica (the lock lives as long as this connection).
+        // Become the relaying replica (the lock lives as long as this connection); another
+        // replica may hold it for as long as it runs, so ask again forever.
+        let elected = (|| take_leadership(&deps.pg)).retry(retry::RELAY_LEADERSHIP.builder());
         let leader = tokio::select! {
-            l = take_leadership(&deps.pg) => l,
+            l = elected => l,
             _ = shutdown.changed() => return Ok(()),
         };
-        let Some((lock_client, lock_conn)) = leader else {
-            tokio::select! {
-                _ = tokio::time::sleep(Duration::from_secs(2)) => continue,
-                _ = shutdown.changed() => return Ok(()),
-            }
+        let Ok((lock_client, lock_conn)) = leader else {
+            continue;
         };
         let mut last_backlog = std::time::Instant::now() - Duration::from_secs(60);
         loop {
@@ -123,23 +123,26 @@ async fn drain(ch: &lapin::Channel, deps: &RelayDeps) -> lapin::Result<()> {
     }
 }
 
+/// Another replica relays, or the database cannot be asked.
+#[derive(Debug)]
+struct NotLeader;
+
 async fn take_leadership(
     pg: &tokio_postgres::Config,
-) -> Option<(tokio_postgres::Client, tokio::task::JoinHandle<()>)> {
-    let (client, connection) = pg.connect(NoTls).await.ok()?;
+) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), NotLeader> {
+    let (client, connection) = pg.connect(NoTls).await.map_err(|_| NotLeader)?;
     let handle = tokio::spawn(async move {
         let _ = connection.await;
     });
-    let got: bool = client
+    let got = client
         .query_one("SELECT pg_try_advisory_lock($1)", &[&RELAY_LOCK])
         .await
-        .ok()?
-        .get(0);
-    if got {
-        Some((client, handle))
+        .and_then(|row| row.try_get::<_, bool>(0));
+    if let Ok(true) = got {
+        Ok((client, handle))
     } else {
         handle.abort();
-        None
+        Err(NotLeader)
     }
 }
 

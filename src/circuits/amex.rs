@@ -3,6 +3,7 @@
 use futures_util::future::LocalBoxFuture;
 use secrecy::ExposeSecret;
 use serde::Deserialize;
+use url::Url;
 
 use super::http::{json, nonce, now_ms, CallKind, Transport};
 use super::protocol::amex_mac::{self, MacInput};
@@ -29,19 +30,16 @@ struct Entry {
     success: bool,
 }
 
-/// Host and port of an `https://host[:port]/…` base URL.
+/// Host (lower case) and port of an `https://host[:port]/…` base URL, as the MAC covers them.
 fn host_port(base_url: &str) -> Result<(String, u16), CallError> {
-    let rest = base_url
-        .strip_prefix("https://")
-        .ok_or_else(|| CallError::Transport("AMEX base URL must be https".into()))?;
-    let authority = rest.split('/').next().unwrap_or(rest);
-    match authority.rsplit_once(':') {
-        Some((host, port)) => port
-            .parse()
-            .map(|p| (host.to_ascii_lowercase(), p))
-            .map_err(|_| CallError::Transport("AMEX base URL port".into())),
-        None => Ok((authority.to_ascii_lowercase(), 443)),
+    let url = Url::parse(base_url).map_err(|_| CallError::Transport("AMEX base URL".into()))?;
+    if url.scheme() != "https" {
+        return Err(CallError::Transport("AMEX base URL must be https".into()));
     }
+    let host = url
+        .host_str()
+        .ok_or_else(|| CallError::Transport("AMEX base URL host".into()))?;
+    Ok((host.to_owned(), url.port_or_known_default().unwrap_or(443)))
 }
 
 impl AmexClient {
@@ -147,7 +145,13 @@ mod tests {
             host_port("https://127.0.0.1:8543/x")?,
             ("127.0.0.1".into(), 8543)
         );
+        assert_eq!(
+            host_port("https://API.amex.com:443/base/")?,
+            ("api.amex.com".into(), 443)
+        );
         assert!(host_port("http://x").is_err());
+        assert!(host_port("https://").is_err());
+        assert!(host_port("api.amex.com:443").is_err());
         Ok(())
     }
 }

@@ -5,10 +5,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use awc::http::header::HeaderMap;
 use awc::http::StatusCode;
-use openssl::ssl::{SslConnector, SslFiletype, SslMethod, SslVerifyMode};
+use openssl::ssl::{SslConnector, SslMethod, SslVerifyMode};
 
 use super::retry_after;
-use super::spec::ClientSpec;
+use super::spec::{ClientSpec, TlsMaterial};
 use super::CallError;
 use crate::domain::Circuit;
 use crate::metrics::Metrics;
@@ -55,16 +55,26 @@ impl Transport {
     /// Builds the client of `spec` (must run on the thread that will use it: awc is `!Send`).
     pub fn new(spec: &ClientSpec, metrics: Metrics, pool: usize) -> Result<Self, CallError> {
         let tls = |_| CallError::Transport("TLS set-up".into());
+        // Live specs carry their material parsed at start-up; the simulator's spec only paths.
+        let material = match &spec.tls_material {
+            Some(material) => material.clone(),
+            None => TlsMaterial::load(&spec.tls, &|k| k.to_owned()).map_err(|e| {
+                tracing::warn!(circuit = %spec.circuit, error = %e, "cannot read the circuit's TLS files");
+                CallError::Transport("TLS set-up".into())
+            })?,
+        };
         let mut builder = SslConnector::builder(SslMethod::tls()).map_err(tls)?;
-        if let Some(ca) = &spec.tls.ca_file {
-            builder.set_ca_file(ca).map_err(tls)?;
+        for root in material.roots {
+            builder.cert_store_mut().add_cert(root).map_err(tls)?;
         }
         builder.set_verify(SslVerifyMode::PEER);
-        if let Some((cert, key)) = &spec.tls.client_cert {
-            builder.set_certificate_chain_file(cert).map_err(tls)?;
-            builder
-                .set_private_key_file(key, SslFiletype::PEM)
-                .map_err(tls)?;
+        if let Some((leaf, chain, key)) = material.identity {
+            builder.set_certificate(&leaf).map_err(tls)?;
+            for cert in chain {
+                builder.add_extra_chain_cert(cert).map_err(tls)?;
+            }
+            builder.set_private_key(&key).map_err(tls)?;
+            builder.check_private_key().map_err(tls)?;
         }
         let connector = awc::Connector::new()
             .openssl(builder.build())

@@ -1,14 +1,19 @@
 //! Everything one circuit client needs, resolved from configuration (live) or from the simulator's
 //! generated keys: `Send`, so it crosses into the arbiter where the (`!Send`) client is built.
+//! In `live` mode every credential is read and parsed at start-up ([`live_specs`]), so a wrong or
+//! unreadable one stops tkm naming its configuration key before anything is served.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use openssl::pkey::{PKey, Private, Public};
-use secrecy::SecretString;
+use openssl::x509::X509;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::protocol::{self, fle, private_key_from_pem, public_key_from_pem};
-use crate::config::{read_secret_file, BinSource, CircuitSettings, CircuitsSettings, ConfigError};
+use crate::config::{
+    read_secret_file, BinSource, CircuitSettings, CircuitsMode, CircuitsSettings, ConfigError,
+};
 use crate::domain::Circuit;
 
 /// TLS towards the circuit.
@@ -18,6 +23,65 @@ pub struct TlsSpec {
     pub ca_file: Option<PathBuf>,
     /// Client certificate and key (mutual TLS).
     pub client_cert: Option<(PathBuf, PathBuf)>,
+}
+
+/// The TLS files of a [`TlsSpec`], read and parsed.
+#[derive(Clone)]
+pub struct TlsMaterial {
+    /// Trusted besides the system roots.
+    pub roots: Vec<X509>,
+    /// Client certificate chain (leaf first) and the leaf's key.
+    pub identity: Option<(X509, Vec<X509>, PKey<Private>)>,
+}
+
+impl std::fmt::Debug for TlsMaterial {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsMaterial")
+            .field("roots", &self.roots.len())
+            .field("identity", &self.identity.as_ref().map(|_| "***"))
+            .finish()
+    }
+}
+
+impl TlsMaterial {
+    /// Reads and parses `tls`'s files; errors name them by `key(…)` (`ca_file`,
+    /// `client_cert_file`, `client_key_file`). A client key must match its certificate.
+    pub fn load(tls: &TlsSpec, key: &dyn Fn(&str) -> String) -> Result<Self, ConfigError> {
+        let certificates = |name: &str, path: &Path| -> Result<Vec<X509>, ConfigError> {
+            let pem = read_file(key(name), path)?;
+            match X509::stack_from_pem(&pem) {
+                Ok(certs) if !certs.is_empty() => Ok(certs),
+                _ => Err(invalid(key(name), "is not a PEM certificate")),
+            }
+        };
+        let roots = match &tls.ca_file {
+            Some(path) => certificates("ca_file", path)?,
+            None => Vec::new(),
+        };
+        let identity = match &tls.client_cert {
+            None => None,
+            Some((cert, private)) => {
+                let mut chain = certificates("client_cert_file", cert)?.into_iter();
+                let leaf = chain
+                    .next()
+                    .ok_or_else(|| invalid(key("client_cert_file"), "has no certificate"))?;
+                let pem = read_file(key("client_key_file"), private)?;
+                let private = private_key_from_pem(&pem)
+                    .map_err(|e| invalid(key("client_key_file"), e.to_string()))?;
+                let matches = leaf
+                    .public_key()
+                    .is_ok_and(|public| public.public_eq(&private));
+                if !matches {
+                    return Err(invalid(
+                        key("client_key_file"),
+                        format!("is not the key of {}", key("client_cert_file")),
+                    ));
+                }
+                Some((leaf, chain.collect(), private))
+            }
+        };
+        Ok(TlsMaterial { roots, identity })
+    }
 }
 
 /// Per-protocol credentials.
@@ -81,6 +145,9 @@ pub struct ClientSpec {
     pub base_url: String,
     /// TLS.
     pub tls: TlsSpec,
+    /// `tls`'s files, when already read and parsed (`live` mode, at start-up); the client reads
+    /// them itself otherwise.
+    pub tls_material: Option<TlsMaterial>,
     /// Connect timeout.
     pub connect_timeout: Duration,
     /// Total call timeout.
@@ -108,11 +175,50 @@ fn read_file(key: String, path: &Path) -> Result<Vec<u8>, ConfigError> {
     })
 }
 
+fn invalid(key: String, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        reason: reason.into(),
+    }
+}
+
 fn need<T>(value: &Option<T>, key: String) -> Result<&T, ConfigError> {
     value.as_ref().ok_or(ConfigError::Invalid {
         key,
         reason: "required in live mode".into(),
     })
+}
+
+/// A configured identifier (user, key id, consumer key…): present and not blank.
+fn identifier(value: &Option<String>, key: String) -> Result<String, ConfigError> {
+    let value = need(value, key.clone())?;
+    if value.trim().is_empty() {
+        return Err(invalid(key, "must not be empty"));
+    }
+    Ok(value.clone())
+}
+
+/// A secret file's content: readable and not empty.
+fn secret(path: &Option<PathBuf>, key: String) -> Result<SecretString, ConfigError> {
+    let secret = read_secret_file(&key, need(path, key.clone())?)?;
+    if secret.expose_secret().is_empty() {
+        return Err(invalid(key, "is empty"));
+    }
+    Ok(secret)
+}
+
+/// The live specs of every enabled circuit, every credential read and parsed now; `None` in
+/// simulator mode. Called first thing at start-up.
+pub fn live_specs(all: &CircuitsSettings) -> Result<Option<Vec<ClientSpec>>, ConfigError> {
+    if all.mode != CircuitsMode::Live {
+        return Ok(None);
+    }
+    Circuit::ALL
+        .into_iter()
+        .filter(|circuit| all.get(*circuit).enabled)
+        .map(|circuit| live_spec(all, circuit))
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
 }
 
 /// Builds the live spec of `circuit` from configuration (keys read and parsed now).
@@ -136,13 +242,10 @@ pub fn live_spec(all: &CircuitsSettings, circuit: Circuit) -> Result<ClientSpec,
     };
     let credentials = match circuit {
         Circuit::Visa => Credentials::Visa {
-            user: need(&s.user, key("user"))?.clone(),
-            password: read_secret_file(
-                &key("password_file"),
-                need(&s.password_file, key("password_file"))?,
-            )?,
-            key_id: need(&s.key_id, key("key_id"))?.clone(),
-            client_id: need(&s.client_id, key("client_id"))?.clone(),
+            user: identifier(&s.user, key("user"))?,
+            password: secret(&s.password_file, key("password_file"))?,
+            key_id: identifier(&s.key_id, key("key_id"))?,
+            client_id: identifier(&s.client_id, key("client_id"))?,
             circuit_public: public("circuit_public_key_file", &s.circuit_public_key_file)?,
             own_private: private("private_key_file", &s.private_key_file)?,
         },
@@ -155,7 +258,7 @@ pub fn live_spec(all: &CircuitsSettings, circuit: Circuit) -> Result<ClientSpec,
                     reason: e.to_string(),
                 })?;
             Credentials::Mastercard {
-                consumer_key: need(&s.consumer_key, key("consumer_key"))?.clone(),
+                consumer_key: identifier(&s.consumer_key, key("consumer_key"))?,
                 signing_key: private("signing_key_file", &s.signing_key_file)?,
                 circuit_public: public("circuit_public_key_file", &s.circuit_public_key_file)?,
                 own_private,
@@ -163,28 +266,37 @@ pub fn live_spec(all: &CircuitsSettings, circuit: Circuit) -> Result<ClientSpec,
             }
         }
         Circuit::Amex => Credentials::Amex {
-            api_key: need(&s.api_key, key("api_key"))?.clone(),
-            secret: read_secret_file(
-                &key("client_secret_file"),
-                need(&s.client_secret_file, key("client_secret_file"))?,
-            )?,
+            api_key: identifier(&s.api_key, key("api_key"))?,
+            secret: secret(&s.client_secret_file, key("client_secret_file"))?,
         },
     };
     let client_cert = match (&s.client_cert_file, &s.client_key_file) {
         (Some(c), Some(k)) => Some((c.clone(), k.clone())),
-        _ => None,
+        (None, None) if circuit == Circuit::Visa => {
+            return Err(invalid(key("client_cert_file"), "required in live mode"))
+        }
+        (None, None) => None,
+        (Some(_), None) => {
+            return Err(invalid(
+                key("client_key_file"),
+                "required with client_cert_file",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(invalid(
+                key("client_cert_file"),
+                "required with client_key_file",
+            ))
+        }
     };
-    Ok(common(
-        all,
-        s,
-        circuit,
-        s.base_url.clone(),
-        TlsSpec {
-            ca_file: s.ca_file.clone(),
-            client_cert,
-        },
-        credentials,
-    ))
+    let tls = TlsSpec {
+        ca_file: s.ca_file.clone(),
+        client_cert,
+    };
+    let tls_material = TlsMaterial::load(&tls, &key)?;
+    let mut spec = common(all, s, circuit, s.base_url.to_string(), tls, credentials);
+    spec.tls_material = Some(tls_material);
+    Ok(spec)
 }
 
 /// The parts every spec shares, from the circuit's settings.
@@ -200,6 +312,7 @@ pub fn common(
         circuit,
         base_url: base_url.trim_end_matches('/').to_string(),
         tls,
+        tls_material: None,
         connect_timeout: Duration::from_millis(all.connect_timeout_ms),
         timeout: Duration::from_millis(all.timeout_ms),
         credentials,
@@ -211,3 +324,6 @@ pub fn common(
         max_retry_after: Duration::from_secs(all.max_retry_after_secs),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use serde::Deserialize;
+use url::Url;
 
 use super::{invalid, readable, ConfigError};
 use crate::domain::Circuit;
@@ -44,6 +45,28 @@ pub enum BinSource {
     Api,
     /// A CSV of `min;max[;…]` rows at an HTTPS URL or a path (`bin_file`).
     File,
+}
+
+/// Where a `file` BIN source is read from (`bin_file`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BinFileLocation {
+    /// Downloaded (`https://…`; `live` mode refuses any other scheme).
+    Url(Url),
+    /// A file the operator placed.
+    Path(PathBuf),
+}
+
+impl BinFileLocation {
+    /// A value with a scheme (`https://…`) is a URL, anything else a path.
+    pub fn parse(value: &str) -> Result<Self, url::ParseError> {
+        match Url::parse(value) {
+            Ok(url) => Ok(BinFileLocation::Url(url)),
+            Err(url::ParseError::RelativeUrlWithoutBase) => {
+                Ok(BinFileLocation::Path(PathBuf::from(value)))
+            }
+            Err(e) => Err(e),
+        }
+    }
 }
 
 /// `[circuits]`.
@@ -117,8 +140,8 @@ pub struct SimulatorSettings {
 pub struct CircuitSettings {
     /// A disabled circuit is never called (its ranges and lookups stay as they are).
     pub enabled: bool,
-    /// Base URL of the circuit's API (`live` mode).
-    pub base_url: String,
+    /// Base URL of the circuit's API (`live` mode: `https://`).
+    pub base_url: Url,
     /// Contract rate, calls (PANs) per second.
     pub rate_per_second: u32,
     /// Calls allowed at once above the rate.
@@ -230,19 +253,28 @@ pub fn validate(c: &CircuitsSettings) -> Result<(), ConfigError> {
         if c.mode == CircuitsMode::Simulator || !s.enabled {
             continue;
         }
-        if !s.base_url.starts_with("https://") {
+        let url = &s.base_url;
+        if url.scheme() != "https" || url.host_str().is_none() {
             return Err(invalid(key("base_url"), "must be an https:// URL"));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(invalid(key("base_url"), "must have no query or fragment"));
         }
         if s.bin_source == BinSource::File && s.bin_file.is_none() {
             return Err(invalid(key("bin_file"), "required for the file source"));
         }
         // A path is a file the operator placed; a URL must be authenticated and private.
-        if let Some(url) = s.bin_file.as_deref().filter(|f| f.contains("://")) {
-            if !url.to_ascii_lowercase().starts_with("https://") {
-                return Err(invalid(
-                    key("bin_file"),
-                    "must be an https:// URL or a path",
-                ));
+        if let Some(file) = &s.bin_file {
+            match BinFileLocation::parse(file) {
+                Ok(BinFileLocation::Path(_)) => {}
+                Ok(BinFileLocation::Url(u)) if u.scheme() == "https" && u.host_str().is_some() => {}
+                Ok(BinFileLocation::Url(_)) => {
+                    return Err(invalid(
+                        key("bin_file"),
+                        "must be an https:// URL or a path",
+                    ))
+                }
+                Err(e) => return Err(invalid(key("bin_file"), format!("bad URL: {e}"))),
             }
         }
         let required: &[(&str, bool)] = match circuit {
@@ -324,6 +356,61 @@ mod tests {
             .map(|e| e.to_string())
             .unwrap_or_default();
         assert!(err.contains("circuits.amex.client_secret_file"), "{err}");
+        Ok(())
+    }
+
+    #[test]
+    fn live_endpoints_are_https_urls() -> Result<(), ConfigError> {
+        let mut c = defaults()?;
+        c.mode = CircuitsMode::Live;
+        c.visa.enabled = false;
+        c.mastercard.enabled = false;
+        c.amex.api_key = Some("k".into());
+        c.amex.client_secret_file = Some("Cargo.toml".into());
+        c.amex.bin_file = Some("https://bins.example/amex.csv".into());
+        validate(&c)?;
+        let refused = |c: &CircuitsSettings| validate(c).err().map(|e| e.to_string());
+        for bad in ["http://api.example", "ftp://api.example/x"] {
+            c.amex.base_url = Url::parse(bad).map_err(|e| invalid("test", e.to_string()))?;
+            let err = refused(&c).unwrap_or_default();
+            assert!(err.contains("circuits.amex.base_url"), "{bad}: {err}");
+        }
+        c.amex.base_url =
+            Url::parse("https://api.example/?x=1").map_err(|e| invalid("t", e.to_string()))?;
+        assert!(refused(&c).is_some_and(|e| e.contains("circuits.amex.base_url")));
+        c.amex.base_url =
+            Url::parse("https://API.Example:443/").map_err(|e| invalid("t", e.to_string()))?;
+        validate(&c)?;
+        for bad in [
+            "http://bins.example/a.csv",
+            "https://[oops/a.csv",
+            "file:///etc/bins.csv",
+        ] {
+            c.amex.bin_file = Some(bad.into());
+            let err = refused(&c).unwrap_or_default();
+            assert!(err.contains("circuits.amex.bin_file"), "{bad}: {err}");
+        }
+        c.amex.bin_file = Some("/srv/tkm/amex-bins.csv".into());
+        validate(&c)?;
+        assert_eq!(
+            BinFileLocation::parse("bins/amex.csv").ok(),
+            Some(BinFileLocation::Path("bins/amex.csv".into()))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_base_url_that_is_no_url_is_refused_naming_its_key() -> Result<(), ConfigError> {
+        let file = std::env::temp_dir().join(format!("tkm-url-{}.toml", uuid::Uuid::new_v4()));
+        std::fs::write(
+            &file,
+            "[circuits.visa]\nbase_url = \"sandbox.api.visa.com/x\"\n",
+        )
+        .map_err(|e| invalid("test", e.to_string()))?;
+        let loaded = crate::config::Settings::from_layers(Some(&file));
+        let _ = std::fs::remove_file(&file);
+        let err = loaded.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(err.contains("circuits.visa.base_url"), "{err}");
         Ok(())
     }
 

@@ -17,6 +17,7 @@ use crate::config::BinRefreshSettings;
 use crate::db::bin_ranges;
 use crate::domain::Circuit;
 use crate::metrics::Metrics;
+use crate::retry::{self, Retryable};
 
 /// Why a refresh changed nothing (the previous ranges stay).
 #[derive(Debug, thiserror::Error)]
@@ -129,14 +130,12 @@ impl Actor for CircuitPoller {
 
 impl Supervised for CircuitPoller {}
 
-/// The wait before another try after `attempt` (1-based) failed with `error`; `None`: give up.
-/// Transient errors back off 1 s, 2 s, 4 s…; a `429` waits its `Retry-After` (the transport
-/// capped it at `circuits.max_retry_after_secs`) or that backoff when it gave none.
-fn retry_wait(error: &CallError, attempt: u32, attempts: u32) -> Option<Duration> {
-    if attempt >= attempts {
-        return None;
-    }
-    let backoff = Duration::from_millis(500 << attempt.min(6));
+/// The wait before another try after `error`, given the policy's `backoff` (`None`: give up).
+/// Transient errors wait the backoff ([`retry::bin_fetch`]: 1 s, 2 s, 4 s…); a `429` waits its
+/// `Retry-After` (the transport capped it at `circuits.max_retry_after_secs`) or that backoff
+/// when it gave none; other errors are final.
+fn retry_wait(error: &CallError, backoff: Option<Duration>) -> Option<Duration> {
+    let backoff = backoff?;
     match error {
         CallError::RateLimited { retry_after } => Some(retry_after.unwrap_or(backoff)),
         e if e.is_transient() => Some(backoff),
@@ -149,17 +148,10 @@ async fn fetch(
     client: &dyn CircuitClient,
     attempts: u32,
 ) -> Result<Vec<crate::circuits::RawBinRange>, CallError> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match client.fetch_bin_ranges().await {
-            Err(e) => match retry_wait(&e, attempt, attempts) {
-                Some(wait) => tokio::time::sleep(wait).await,
-                None => return Err(e),
-            },
-            ok => return ok,
-        }
-    }
+    (|| client.fetch_bin_ranges())
+        .retry(retry::bin_fetch(attempts).builder())
+        .adjust(retry_wait)
+        .await
 }
 
 impl Handler<RefreshBinRanges> for CircuitPoller {
@@ -257,19 +249,23 @@ mod tests {
     #[test]
     fn bin_fetches_retry_transient_errors_and_429s_only() {
         let secs = |s| Some(Duration::from_secs(s));
-        assert_eq!(retry_wait(&CallError::Timeout, 1, 3), secs(1));
-        assert_eq!(retry_wait(&CallError::Server(503), 2, 3), secs(2));
-        assert_eq!(retry_wait(&CallError::Server(503), 3, 3), None);
+        // Three attempts: two waits, then the policy gives up (`None`).
+        let mut waits = retry::bin_fetch(3).delays();
+        let (first, second, third) = (waits.next(), waits.next(), waits.next());
+        assert_eq!((first, second, third), (secs(1), secs(2), None));
+        assert_eq!(retry_wait(&CallError::Timeout, first), secs(1));
+        assert_eq!(retry_wait(&CallError::Server(503), second), secs(2));
+        assert_eq!(retry_wait(&CallError::Server(503), third), None);
         let limited = |s: Option<u64>| CallError::RateLimited {
             retry_after: s.map(Duration::from_secs),
         };
-        assert_eq!(retry_wait(&limited(Some(30)), 1, 3), secs(30));
-        assert_eq!(retry_wait(&limited(None), 2, 3), secs(2));
-        assert_eq!(retry_wait(&limited(Some(30)), 3, 3), None);
+        assert_eq!(retry_wait(&limited(Some(30)), first), secs(30));
+        assert_eq!(retry_wait(&limited(None), second), secs(2));
+        assert_eq!(retry_wait(&limited(Some(30)), third), None);
         assert_eq!(
-            retry_wait(&CallError::Refused("HTTP 403".into()), 1, 3),
+            retry_wait(&CallError::Refused("HTTP 403".into()), first),
             None
         );
-        assert_eq!(retry_wait(&CallError::Malformed("x".into()), 1, 3), None);
+        assert_eq!(retry_wait(&CallError::Malformed("x".into()), first), None);
     }
 }

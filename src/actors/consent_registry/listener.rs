@@ -1,7 +1,7 @@
 //! LISTEN for other replicas' consent changes and invalidate the cache; reconnects by itself.
 
+use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::Addr;
 use futures_util::StreamExt;
@@ -11,6 +11,7 @@ use super::messages::{FlushCache, Invalidate};
 use super::ConsentRegistry;
 use crate::db::consent::NOTIFY_CHANNEL;
 use crate::db::PgFailure;
+use crate::retry::{self, Retryable};
 
 /// PostgreSQL errors leave this module in their loggable form (no DETAIL).
 fn pg_failure(e: tokio_postgres::Error) -> anyhow::Error {
@@ -18,28 +19,26 @@ fn pg_failure(e: tokio_postgres::Error) -> anyhow::Error {
 }
 
 /// Runs until the actor stops: connect, LISTEN, flush (notifications may have been missed while
-/// disconnected), forward every notification; on loss, back off and start again.
+/// disconnected), forward every notification; on loss, back off ([`retry::CONSENT_LISTENER`])
+/// and start again.
 pub async fn listen(pg: Arc<tokio_postgres::Config>, addr: Addr<ConsentRegistry>) {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match listen_once(&pg, &addr).await {
-            Ok(()) => backoff = Duration::from_millis(200),
-            Err(e) => {
-                tracing::warn!(error = ?e, "consent change listener lost its connection; retrying");
-            }
-        }
-        if !addr.connected() {
-            return;
-        }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(10));
-    }
+    let session = || listen_once(&pg, &addr);
+    // A session only ever ends with an error; retried for as long as the registry runs.
+    let stopped = session
+        .retry(retry::CONSENT_LISTENER.builder())
+        .when(|_| addr.connected())
+        .notify(|e, wait| {
+            tracing::warn!(error = ?e, retry_in_ms = wait.as_millis() as u64, "consent change listener lost its connection; retrying");
+        })
+        .await;
+    let Err(e) = stopped;
+    tracing::debug!(error = ?e, "consent change listener stopped with its registry");
 }
 
 async fn listen_once(
     pg: &tokio_postgres::Config,
     addr: &Addr<ConsentRegistry>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Infallible> {
     let (client, mut connection) = pg.connect(NoTls).await.map_err(pg_failure)?;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let pump = tokio::spawn(async move {

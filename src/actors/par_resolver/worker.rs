@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use actix::Addr;
 use deadpool_postgres::Pool;
 use futures_util::{stream, StreamExt};
-use rand::Rng;
 use tokio::sync::mpsc;
 
 use super::gate::{acquire, Gate};
@@ -23,6 +22,7 @@ use crate::crypto::KeyRing;
 use crate::db::par_lookups::{self, Lease, SealedAccount, Settlements};
 use crate::domain::{Circuit, Par};
 use crate::metrics::Metrics;
+use crate::retry::{self, Retryable};
 
 /// Answers settled per transaction.
 const SETTLE_BATCH: usize = 512;
@@ -63,6 +63,14 @@ enum Answer {
     Called(usize),
 }
 
+/// Why a call's leases were not answered.
+enum Failure {
+    /// The circuit failed (retried when transient or a `429`).
+    Call(CallError),
+    /// It answered another number of outcomes than it was asked for.
+    Malformed,
+}
+
 fn outcome_label(e: &CallError) -> &'static str {
     match e {
         CallError::Timeout => "timeout",
@@ -81,14 +89,6 @@ fn open(ring: &KeyRing, lease: &Lease) -> Option<Account> {
             ring.open_token(sealed, htoken).ok().map(Account::Token)
         }
     }
-}
-
-/// Backoff before retry `attempt` (1-based): base·2^(attempt−1), with 50–100 % jitter.
-pub fn backoff(base: Duration, attempt: u32) -> Duration {
-    let full = base.saturating_mul(1 << attempt.saturating_sub(1).min(10));
-    let share = rand::thread_rng().gen_range(0.5..=1.0);
-    // `mul_f64` panics when the product leaves Duration's range (a huge configured base).
-    Duration::try_from_secs_f64(full.as_secs_f64() * share).unwrap_or(full)
 }
 
 /// Asks the circuit about one call's worth of leases. Answers go to the round's settler, which
@@ -119,41 +119,54 @@ async fn ask(
         return;
     }
     let s = &deps.settings;
-    let mut attempt = 0u32;
-    let failure = loop {
+    // `retry_attempts` bounds the tries on transient errors and the retries after `429`s (whose
+    // pauses the gate imposes on every worker of the circuit, so they add no wait of their own).
+    let policy = retry::par_call(s.retry_attempts, Duration::from_millis(s.retry_backoff_ms));
+    let tries = Cell::new(0u32);
+    let call = || async {
         let waited = acquire(gate, accounts.len()).await;
         deps.metrics
             .circuit_limiter_wait
             .with_label_values(&[deps.circuit.as_str()])
             .observe(waited.as_secs_f64());
         let _ = answers.send(Answer::Called(accounts.len()));
-        attempt += 1;
+        tries.set(tries.get().saturating_add(1));
         match client.lookup_pars(&accounts).await {
             Ok(outcomes) if outcomes.len() == leases.len() => {
                 gate.borrow_mut().succeeded();
-                for (lease, outcome) in leases.into_iter().zip(outcomes) {
-                    let _ = answers.send(match outcome {
-                        ParOutcome::Found(par) => Answer::Found(lease, par),
-                        ParOutcome::NotYet => Answer::NotYet(lease),
-                    });
-                }
-                return;
+                Ok(outcomes)
             }
-            Ok(_) => break "malformed",
+            Ok(_) => Err(Failure::Malformed),
             Err(CallError::RateLimited { retry_after }) => {
                 // The transport already capped it; the gate backs off when it gave none.
                 let wait = gate.borrow_mut().rate_limited(retry_after, Instant::now());
                 tracing::warn!(circuit = %deps.circuit, wait_secs = wait.as_secs(), retry_after_given = retry_after.is_some(), "circuit answered 429: pausing and halving the rate");
-                if attempt > s.retry_attempts {
-                    break "rate_limited";
-                }
+                Err(Failure::Call(CallError::RateLimited { retry_after }))
             }
-            Err(e) if e.is_transient() && attempt < s.retry_attempts => {
-                tokio::time::sleep(backoff(Duration::from_millis(s.retry_backoff_ms), attempt))
-                    .await;
-            }
-            Err(e) => break outcome_label(&e),
+            Err(e) => Err(Failure::Call(e)),
         }
+    };
+    let answered = call
+        .retry(policy.builder())
+        .when(|f| matches!(f, Failure::Call(e) if e.is_transient() || matches!(e, CallError::RateLimited { .. })))
+        .adjust(|f, wait| match f {
+            Failure::Call(CallError::RateLimited { .. }) => wait.map(|_| Duration::ZERO),
+            _ if tries.get() >= s.retry_attempts => None,
+            _ => wait,
+        })
+        .await;
+    let failure = match answered {
+        Ok(outcomes) => {
+            for (lease, outcome) in leases.into_iter().zip(outcomes) {
+                let _ = answers.send(match outcome {
+                    ParOutcome::Found(par) => Answer::Found(lease, par),
+                    ParOutcome::NotYet => Answer::NotYet(lease),
+                });
+            }
+            return;
+        }
+        Err(Failure::Malformed) => "malformed",
+        Err(Failure::Call(e)) => outcome_label(&e),
     };
     if gate.borrow_mut().failed(Instant::now()) {
         tracing::warn!(circuit = %deps.circuit, pause_secs = s.breaker_pause_secs, "circuit keeps failing: breaker open");
@@ -314,14 +327,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_doubles_with_jitter() {
+    fn call_retries_double_with_jitter() {
         let base = Duration::from_millis(100);
-        for attempt in 1..=4 {
-            let full = 100u64 << (attempt - 1);
-            let d = backoff(base, attempt).as_millis() as u64;
-            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d} ms");
+        let waits: Vec<u64> = retry::par_call(4, base)
+            .delays()
+            .map(|d| d.as_millis() as u64)
+            .collect();
+        assert_eq!(waits.len(), 4);
+        for (i, d) in waits.into_iter().enumerate() {
+            let full = 100u64 << i;
+            assert!(d >= full / 2 && d <= full, "retry {}: {d} ms", i + 1);
         }
         // A huge base is a huge backoff, not a panic.
-        assert!(backoff(Duration::MAX, 11) >= Duration::MAX / 4);
+        let huge = retry::par_call(11, Duration::MAX).delays().last();
+        assert!(huge.is_some_and(|d| d >= Duration::MAX / 4));
     }
 }

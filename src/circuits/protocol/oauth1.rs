@@ -10,6 +10,7 @@ use openssl::hash::{hash, MessageDigest};
 use openssl::pkey::{PKey, Private, Public};
 use openssl::sign::{Signer, Verifier};
 use percent_encoding::{percent_decode_str, utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
+use url::Url;
 
 use super::ProtocolError;
 
@@ -61,42 +62,20 @@ impl OAuthParams {
     }
 }
 
-/// Splits `url` into its base URI (scheme and host lower-cased, default port dropped, no query)
-/// and its decoded query parameters.
+/// Splits `url` into its base string URI (RFC 5849 §3.4.1.2: scheme and host lower-cased, a
+/// default port dropped, no query or fragment; the path as sent) and its decoded query
+/// parameters (§3.4.1.3.1: `application/x-www-form-urlencoded`).
 fn base_uri_and_query(url: &str) -> Result<(String, Vec<(String, String)>), ProtocolError> {
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or(ProtocolError::Malformed("URL"))?;
-    let scheme = scheme.to_ascii_lowercase();
-    let (without_fragment, _) = rest.split_once('#').unwrap_or((rest, ""));
-    let (authority_path, query) = without_fragment
-        .split_once('?')
-        .unwrap_or((without_fragment, ""));
-    let (authority, path) = match authority_path.find('/') {
-        Some(i) => authority_path.split_at(i),
-        None => (authority_path, "/"),
-    };
-    let mut authority = authority.to_ascii_lowercase();
-    let default_port = match scheme.as_str() {
-        "https" => ":443",
-        "http" => ":80",
-        _ => "",
-    };
-    if !default_port.is_empty() && authority.ends_with(default_port) {
-        authority.truncate(authority.len() - default_port.len());
-    }
-    let mut params = Vec::new();
-    for pair in query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let decode = |s: &str| {
-            percent_decode_str(&s.replace('+', " "))
-                .decode_utf8()
-                .map(|c| c.into_owned())
-                .map_err(|_| ProtocolError::Malformed("URL query"))
-        };
-        params.push((decode(k)?, decode(v)?));
-    }
-    Ok((format!("{scheme}://{authority}{path}"), params))
+    let url = Url::parse(url).map_err(|_| ProtocolError::Malformed("URL"))?;
+    let host = url.host_str().ok_or(ProtocolError::Malformed("URL"))?;
+    // `port()` is `None` for the scheme's default port, which the base URI leaves out.
+    let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
+    let base = format!("{}://{host}{port}{}", url.scheme(), url.path());
+    let params = url
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    Ok((base, params))
 }
 
 /// The signature base string of a request.
@@ -293,6 +272,26 @@ mod tests {
              oauth_consumer_key%3Dck%26oauth_nonce%3Dn0nce%26oauth_signature_method%3DRSA-SHA256%26\
              oauth_timestamp%3D1111111111%26oauth_version%3D1.0%26z%3D1"
         );
+        Ok(())
+    }
+
+    #[test]
+    fn base_uris_and_query_parameters_are_read_with_the_url_crate() -> Result<(), ProtocolError> {
+        let (base, params) = base_uri_and_query("HTTPS://[::1]:443?b=x+y&a=%7E&a=1#f")?;
+        assert_eq!(base, "https://[::1]/");
+        assert_eq!(
+            params,
+            [("b", "x y"), ("a", "~"), ("a", "1")].map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        let (base, _) = base_uri_and_query("http://Host.Example:8080/p%2Fq/./r")?;
+        assert_eq!(base, "http://host.example:8080/p%2Fq/r");
+        for bad in ["/relative/path", "https://", "not a url"] {
+            assert_eq!(
+                base_uri_and_query(bad).err(),
+                Some(ProtocolError::Malformed("URL")),
+                "{bad}"
+            );
+        }
         Ok(())
     }
 

@@ -39,10 +39,13 @@ impl CircuitRanges {
     }
 
     /// The CSV file of the token ranges: `min;max;issuerBin` lines, no header.
-    pub fn csv(&self) -> String {
-        self.tokens()
-            .map(|r| format!("{};{};{}\n", r.min, r.max, r.issuer_bin))
-            .collect()
+    pub fn csv(&self) -> Result<Vec<u8>, csv::Error> {
+        let mut out = crate::csv_dialect::writer().from_writer(Vec::new());
+        for r in self.tokens() {
+            out.write_record([&r.min, &r.max, &r.issuer_bin])?;
+        }
+        out.into_inner()
+            .map_err(|e| csv::Error::from(e.into_error()))
     }
 }
 
@@ -235,9 +238,15 @@ mod tests {
     #[test]
     fn the_csv_lists_token_ranges_only() {
         let ranges = build(Circuit::Amex, 20);
-        let csv = ranges.csv();
-        assert_eq!(csv.lines().count(), 20);
-        let first = csv.lines().next().unwrap_or_default();
-        assert_eq!(first.split(';').count(), 3);
+        let csv = ranges.csv().unwrap_or_default();
+        let rows: Vec<csv::StringRecord> = crate::csv_dialect::reader()
+            .from_reader(&csv[..])
+            .into_records()
+            .collect::<Result<_, _>>()
+            .unwrap_or_default();
+        assert_eq!(rows.len(), 20);
+        assert!(rows.iter().all(|r| r.len() == 3));
+        let parsed = crate::circuits::bin_file::parse(Circuit::Amex, &csv).unwrap_or_default();
+        assert_eq!(parsed.len(), 20);
     }
 }

@@ -9,6 +9,7 @@ use crate::crypto::KeyRing;
 use crate::db::DbError;
 use crate::domain::cards::{apply, reconcile, CardView, Limits, Outcome, Reassociation};
 use crate::domain::{CardCommand, CardEvent, Hpan, MessageOrigin, Sourced, TaxCode};
+use crate::retry::{self, Retryable};
 
 /// What a batch did, for acknowledgements and metrics.
 #[derive(Debug, Default)]
@@ -51,10 +52,7 @@ fn keys_of(commands: &[Sourced]) -> Keys {
     k
 }
 
-/// How often a batch that lost a deadlock or serialization race is retried.
-const RETRIES: usize = 3;
-
-/// Applies `commands` in one transaction, retrying lost lock races.
+/// Applies `commands` in one transaction, retrying lost lock races ([`retry::LOST_LOCK_RACE`]).
 pub async fn apply_batch(
     pool: &Pool,
     ring: &KeyRing,
@@ -62,13 +60,10 @@ pub async fn apply_batch(
     commands: &[Sourced],
     by: &str,
 ) -> Result<BatchReport, DbError> {
-    let mut attempt = 0;
-    loop {
-        match try_batch(pool, ring, limits, commands, by).await {
-            Err(DbError::Unavailable(e)) if attempt < RETRIES && is_race(&e) => attempt += 1,
-            other => return other,
-        }
-    }
+    (|| try_batch(pool, ring, limits, commands, by))
+        .retry(retry::LOST_LOCK_RACE.builder())
+        .when(|e| matches!(e, DbError::Unavailable(e) if is_race(e)))
+        .await
 }
 
 fn is_race(e: &anyhow::Error) -> bool {

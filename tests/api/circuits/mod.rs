@@ -195,6 +195,7 @@ async fn wait_idle(app: &TestApp) {
 }
 
 mod bins;
+mod credentials;
 mod faults;
 mod pars;
 mod retry_after;

@@ -29,13 +29,11 @@ async fn a_token_gives_a_no_par_pan_its_par_and_answers_the_same_par() {
         .to_str()
         .unwrap()
         .starts_with("text/csv"));
-    let ranges: Vec<BinRange> = csv
-        .text
-        .lines()
-        .map(|l| {
-            let f: Vec<&str> = l.split(';').collect();
-            assert_eq!(f.len(), 3, "{l}");
-            BinRange::parse(Circuit::Visa, f[0], f[1], Some(f[2]), None).unwrap()
+    let ranges: Vec<BinRange> = csv_rows(&csv.text)
+        .iter()
+        .map(|f| {
+            assert_eq!(f.len(), 3, "{f:?}");
+            BinRange::parse(Circuit::Visa, &f[0], &f[1], Some(&f[2]), None).unwrap()
         })
         .collect();
     assert_eq!(ranges.len(), 3000);
@@ -76,9 +74,8 @@ async fn amex_tokens_are_15_digits_and_give_the_card_its_par() {
         assert_eq!(token.len(), 15);
         assert!(token.starts_with("34") || token.starts_with("37"));
         assert!(data::luhn_valid(token));
-        assert!(csv.lines().any(|l| {
-            let f: Vec<&str> = l.split(';').collect();
-            BinRange::parse(Circuit::Amex, f[0], f[1], None, None)
+        assert!(csv_rows(&csv).iter().any(|f| {
+            BinRange::parse(Circuit::Amex, &f[0], &f[1], None, None)
                 .unwrap()
                 .contains(token)
         }));

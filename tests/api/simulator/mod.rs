@@ -25,6 +25,15 @@ const NO_PAR_SHARE: f64 = 0.2;
 // ---------------------------------------------------------------------------------------------
 // Harness
 
+/// The rows of a `;`-separated file, read with tkm's CSV dialect.
+fn csv_rows(text: &str) -> Vec<Vec<String>> {
+    tkm::csv_dialect::reader()
+        .from_reader(text.as_bytes())
+        .into_records()
+        .map(|r| r.unwrap().iter().map(str::to_owned).collect())
+        .collect()
+}
+
 fn keys() -> SimulatorKeys {
     static KEYS: OnceLock<SimulatorKeys> = OnceLock::new();
     KEYS.get_or_init(|| SimulatorKeys::generate().unwrap())

@@ -255,11 +255,8 @@ async fn visa_bin_ranges_page_by_index_with_card_rows_mixed_in() {
     }
     // The same set the CSV file lists.
     let csv = sim.get("/sim/bin-files/visa").await;
-    let mins: Vec<&str> = csv
-        .text
-        .lines()
-        .map(|l| l.split(';').next().unwrap())
-        .collect();
+    let rows = csv_rows(&csv.text);
+    let mins: Vec<&str> = rows.iter().map(|f| f[0].as_str()).collect();
     let api_mins: Vec<&str> = tokens
         .iter()
         .map(|r| r["binRangeMinNum"].as_str().unwrap())
