@@ -161,12 +161,14 @@ impl Application {
         let mut circuits = crate::startup_circuits::start(
             &settings,
             live_circuits,
-            &pool,
-            &ring_for_circuits,
-            &cards,
-            &metrics,
-            resolver_wakeup,
-            &jobs,
+            crate::startup_circuits::CircuitDeps {
+                pool: &pool,
+                ring: &ring_for_circuits,
+                registry: &cards,
+                metrics: &metrics,
+                wakeup: resolver_wakeup,
+                jobs: &jobs,
+            },
         )
         .await?;
         jobs.do_send(Executors {

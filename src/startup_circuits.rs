@@ -103,18 +103,37 @@ async fn specs(
     }
 }
 
+/// What the circuits' actors are built with.
+pub struct CircuitDeps<'a> {
+    /// The database.
+    pub pool: &'a Pool,
+    /// Unseals the PANs to ask about.
+    pub ring: &'a Arc<KeyRing>,
+    /// Applies found PARs.
+    pub registry: &'a Addr<CardRegistry>,
+    /// Counters.
+    pub metrics: &'a Metrics,
+    /// Woken when lookups were queued.
+    pub wakeup: Arc<tokio::sync::Notify>,
+    /// Runs the resolver's cycles as jobs.
+    pub jobs: &'a Addr<crate::actors::job_runner::JobRunner>,
+}
+
 /// Starts the simulator, pollers and resolver; `live`: the specs [`live_specs`] loaded at
 /// start-up (`None`: loaded here).
 pub async fn start(
     settings: &Settings,
     live: Option<Vec<ClientSpec>>,
-    pool: &Pool,
-    ring: &Arc<KeyRing>,
-    registry: &Addr<CardRegistry>,
-    metrics: &Metrics,
-    wakeup: Arc<tokio::sync::Notify>,
-    jobs: &Addr<crate::actors::job_runner::JobRunner>,
+    deps: CircuitDeps<'_>,
 ) -> anyhow::Result<CircuitsSide> {
+    let CircuitDeps {
+        pool,
+        ring,
+        registry,
+        metrics,
+        wakeup,
+        jobs,
+    } = deps;
     let (specs, simulator) = specs(settings, live).await?;
     let pollers_arbiter = Arbiter::new();
     let mut arbiters = Vec::new();
