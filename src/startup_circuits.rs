@@ -67,9 +67,6 @@ async fn specs(
     live: Option<Vec<ClientSpec>>,
 ) -> anyhow::Result<(Vec<ClientSpec>, Option<RunningSimulator>)> {
     let c = &settings.circuits;
-    let enabled = Circuit::ALL
-        .into_iter()
-        .filter(|circuit| c.get(*circuit).enabled);
     match c.mode {
         CircuitsMode::Live => {
             let specs = match live {
@@ -94,7 +91,9 @@ async fn specs(
                 .context("cannot start the circuit simulator (circuits.simulator.bind)")?;
             let base = simulator.base_url();
             tracing::info!(url = %base, "circuit simulator started (circuits.mode = simulator)");
-            let specs = enabled
+            let specs = Circuit::ALL
+                .into_iter()
+                .filter(|circuit| c.get(*circuit).enabled)
                 .map(|circuit| keys.client_spec(c, circuit, &base))
                 .collect::<Result<Vec<_>, _>>()
                 .context("cannot build simulator client specs")?;
