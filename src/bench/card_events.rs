@@ -53,6 +53,8 @@ pub struct Plan {
 pub enum Shape {
     /// VISA cards with their PAR (P3: every event a card update).
     WithPar,
+    /// VISA cards with their PAR and one clear token each (P3 as measured in issue 16).
+    WithParAndToken,
     /// Cards of the three circuits in turn, without PAR (P6: every card a PAR lookup).
     CircuitsWithoutPar,
 }
@@ -110,6 +112,11 @@ pub fn tax_code(n: u64) -> String {
 /// The PAN of card `n` of this run.
 pub fn pan(prefix: u64, n: usize) -> String {
     format!("{:06}{:010}", prefix % 1_000_000, n)
+}
+
+/// The token PAN of card `n` of this run (another range than the cards').
+pub fn token(prefix: u64, n: usize) -> String {
+    format!("9{:05}{:010}", prefix % 100_000, n)
 }
 
 /// Card `n` of a circuit mix: VISA, MASTERCARD and AMEX in turn, numbers their simulator knows.
@@ -255,6 +262,14 @@ fn encrypt_all(plan: &Plan) -> anyhow::Result<Vec<(usize, Vec<u8>)>> {
                                 "circuit": "VISA",
                                 "par": format!("V001{:06}{:019}", plan.pan_prefix % 1_000_000, i),
                                 "timestamp": "2026-11-23 10:00:00:0000",
+                            }),
+                            Shape::WithParAndToken => json!({
+                                "taxCode": tc,
+                                "pan": pan(plan.pan_prefix, i),
+                                "circuit": "VISA",
+                                "par": format!("V001{:06}{:019}", plan.pan_prefix % 1_000_000, i),
+                                "timestamp": "2026-11-23 10:00:00:0000",
+                                "tokens": [{"token": token(plan.pan_prefix, i)}],
                             }),
                             Shape::CircuitsWithoutPar => {
                                 let (circuit, pan) = circuit_pan(plan.pan_prefix, i);

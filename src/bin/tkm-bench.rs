@@ -54,6 +54,9 @@ enum Command {
         /// Do not seed the citizens' consent (the caller gives it after the cards are in).
         #[arg(long)]
         no_consent: bool,
+        /// Each event also carries one clear token PAN.
+        #[arg(long)]
+        with_token: bool,
     },
     /// P6 limit: lookups per second one core can protect and read, per circuit protocol (client
     /// and circuit side together, without HTTP).
@@ -91,6 +94,7 @@ fn main() -> ExitCode {
         prefix,
         circuit_mix,
         no_consent,
+        with_token,
     } = command
     else {
         return ExitCode::FAILURE;
@@ -110,10 +114,10 @@ fn main() -> ExitCode {
             publish_only,
             pan_prefix: prefix,
             seed_consent: !no_consent,
-            shape: if circuit_mix {
-                tkm::bench::card_events::Shape::CircuitsWithoutPar
-            } else {
-                tkm::bench::card_events::Shape::WithPar
+            shape: match (circuit_mix, with_token) {
+                (true, _) => tkm::bench::card_events::Shape::CircuitsWithoutPar,
+                (false, true) => tkm::bench::card_events::Shape::WithParAndToken,
+                (false, false) => tkm::bench::card_events::Shape::WithPar,
             },
         };
         let rt = tokio::runtime::Builder::new_multi_thread()

@@ -1,5 +1,5 @@
-//! The inbound messages already applied (`inbound_message`), by queue and `message_id`: looked up
-//! and remembered in the applying transaction, forgotten after the retention.
+//! The inbound messages already applied (`inbound_message`), by queue and `message_id`: claimed
+//! in the applying transaction (a redelivery finds its claim), forgotten after the retention.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -9,10 +9,13 @@ use deadpool_postgres::{GenericClient, Pool};
 use super::DbError;
 use crate::domain::MessageOrigin;
 
-/// Which of `origins` were applied before.
-pub async fn applied(
+/// Claims `origins` in the applying transaction: answers those not applied before (each
+/// once, however often it appears). One statement that reads and writes the same index entries,
+/// whatever the table's size.
+pub async fn claim(
     client: &impl GenericClient,
     origins: &[&MessageOrigin],
+    by: &str,
 ) -> Result<HashSet<MessageOrigin>, DbError> {
     if origins.is_empty() {
         return Ok(HashSet::new());
@@ -21,10 +24,10 @@ pub async fn applied(
     let ids: Vec<&str> = origins.iter().map(|o| o.message_id.as_str()).collect();
     let rows = client
         .query(
-            "SELECT m.queue, m.message_id FROM inbound_message m \
-             JOIN unnest($1::text[], $2::text[]) AS k(queue, message_id) \
-             ON m.queue = k.queue AND m.message_id = k.message_id",
-            &[&queues, &ids],
+            "INSERT INTO inbound_message (queue, message_id, created_by, updated_by) \
+             SELECT q, m, $3, $3 FROM unnest($1::text[], $2::text[]) AS k(q, m) \
+             ON CONFLICT DO NOTHING RETURNING queue, message_id",
+            &[&queues, &ids, &by],
         )
         .await?;
     rows.iter()
@@ -38,25 +41,23 @@ pub async fn applied(
         .map_err(DbError::from)
 }
 
-/// Remembers `origins` as applied, in the applying transaction.
-pub async fn remember(
+/// Releases claims of messages that were refused (not applied), in the same transaction.
+pub async fn release(
     client: &impl GenericClient,
     origins: &[&MessageOrigin],
-    by: &str,
 ) -> Result<(), DbError> {
     if origins.is_empty() {
         return Ok(());
     }
-    let queues: Vec<&str> = origins.iter().map(|o| o.queue.as_str()).collect();
-    let ids: Vec<&str> = origins.iter().map(|o| o.message_id.as_str()).collect();
-    client
-        .execute(
-            "INSERT INTO inbound_message (queue, message_id, created_by, updated_by) \
-             SELECT q, m, $3, $3 FROM unnest($1::text[], $2::text[]) AS k(q, m) \
-             ON CONFLICT DO NOTHING",
-            &[&queues, &ids, &by],
-        )
-        .await?;
+    // Rare (a refused message): one index lookup each.
+    for o in origins {
+        client
+            .execute(
+                "DELETE FROM inbound_message WHERE queue = $1 AND message_id = $2",
+                &[&o.queue, &o.message_id],
+            )
+            .await?;
+    }
     Ok(())
 }
 

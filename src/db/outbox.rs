@@ -3,6 +3,7 @@
 //! deleted after their confirm, retried with backoff when they fail, and parked — never deleted —
 //! after `outbox.max_attempts`, until an operator retries them.
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -74,32 +75,69 @@ pub struct Row {
 
 /// Up to `limit` rows that are due: the oldest unpublished row of each partition key, when it is
 /// neither parked nor waiting for its next attempt. A failing or parked row holds back only the
-/// rows of its own key.
+/// rows of its own key. Reads the first rows in id order (an index range, whatever the backlog)
+/// and the keys of parked rows (few), and picks with [`pick_heads`].
 pub async fn due_heads(pool: &Pool, limit: i64) -> Result<Vec<Row>, DbError> {
     let conn = pool.get().await?;
+    let parked: HashSet<String> = conn
+        .query(
+            "SELECT DISTINCT partition_key FROM outbox WHERE parked_at IS NOT NULL",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?;
+    let window = limit.saturating_mul(2);
     let rows = conn
         .query(
-            "SELECT o.id, o.kind, o.partition_key, o.payload::text, o.created_at, o.attempts \
-             FROM outbox o WHERE o.parked_at IS NULL AND o.next_attempt_at <= now() \
-             AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.partition_key = o.partition_key \
-                             AND e.id < o.id) \
-             ORDER BY o.id LIMIT $1",
-            &[&limit],
+            "SELECT id, kind, partition_key, payload::text, created_at, attempts, \
+             next_attempt_at <= now() FROM outbox WHERE parked_at IS NULL ORDER BY id LIMIT $1",
+            &[&window],
         )
         .await?;
-    rows.iter()
+    let candidates = rows
+        .iter()
         .map(|r| {
-            Ok(Row {
-                id: r.try_get(0)?,
-                kind: r.try_get(1)?,
-                partition_key: r.try_get(2)?,
-                payload: r.try_get(3)?,
-                created_at: r.try_get(4)?,
-                attempts: r.try_get(5)?,
-            })
+            Ok((
+                Row {
+                    id: r.try_get(0)?,
+                    kind: r.try_get(1)?,
+                    partition_key: r.try_get(2)?,
+                    payload: r.try_get(3)?,
+                    created_at: r.try_get(4)?,
+                    attempts: r.try_get(5)?,
+                },
+                r.try_get::<_, bool>(6)?,
+            ))
         })
-        .collect::<Result<_, tokio_postgres::Error>>()
-        .map_err(DbError::from)
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
+    Ok(pick_heads(
+        candidates,
+        &parked,
+        usize::try_from(limit).unwrap_or(0),
+    ))
+}
+
+/// From rows in id order (each with whether it is due), the first row of each partition key,
+/// skipping keys that have a parked row and keys whose first row is not due yet; at most
+/// `limit`.
+pub fn pick_heads(rows: Vec<(Row, bool)>, parked_keys: &HashSet<String>, limit: usize) -> Vec<Row> {
+    let mut seen = HashSet::new();
+    let mut picked = Vec::new();
+    for (row, due) in rows {
+        if picked.len() >= limit {
+            break;
+        }
+        // Only the first row of a key may go; a later one waits for it.
+        if !seen.insert(row.partition_key.clone()) {
+            continue;
+        }
+        if due && !parked_keys.contains(&row.partition_key) {
+            picked.push(row);
+        }
+    }
+    picked
 }
 
 /// Deletes handled rows (published and confirmed, or applied), in the caller's transaction or
@@ -271,6 +309,38 @@ pub async fn backlog(client: &impl GenericClient) -> Result<(i64, i64), DbError>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(id: i64, key: &str) -> Row {
+        Row {
+            id,
+            kind: CARD_UPDATE.into(),
+            partition_key: key.into(),
+            payload: "{}".into(),
+            created_at: chrono::Utc::now(),
+            attempts: 0,
+        }
+    }
+
+    #[test]
+    fn heads_are_the_first_due_row_of_each_key_not_parked() {
+        let rows = vec![
+            (row(1, "A"), true),
+            (row(2, "A"), true),  // behind 1
+            (row(3, "B"), false), // waiting for its next attempt: holds back B
+            (row(4, "B"), true),
+            (row(5, "C"), true), // C has a parked row: held back
+            (row(6, "D"), true),
+            (row(7, "E"), true),
+        ];
+        let parked: HashSet<String> = ["C".to_owned()].into();
+        let ids: Vec<i64> = pick_heads(rows.clone(), &parked, 10)
+            .iter()
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(ids, [1, 6, 7]);
+        let ids: Vec<i64> = pick_heads(rows, &parked, 2).iter().map(|r| r.id).collect();
+        assert_eq!(ids, [1, 6]);
+    }
 
     #[test]
     fn the_delay_doubles_from_the_base_and_is_capped() {

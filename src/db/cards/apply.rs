@@ -90,24 +90,25 @@ async fn try_batch(
     let mut snap = lock_and_load(&tx, keys_of(commands)).await?;
     let t_load = t0.elapsed();
     let now = Utc::now();
-    // Redeliveries of messages applied before (or twice in this batch) are not applied again.
+    // Redeliveries of messages applied before (or twice in this batch) are not applied again:
+    // the messages are claimed in this transaction, and only a claimed one is applied.
     let origins: Vec<&MessageOrigin> = commands.iter().filter_map(|c| c.origin.as_ref()).collect();
-    let mut seen = crate::db::inbound::applied(&tx, &origins).await?;
+    let mut claimed = crate::db::inbound::claim(&tx, &origins, by).await?;
     let outcomes: Vec<Outcome> = commands
         .iter()
         .map(|c| match &c.origin {
-            Some(o) if !seen.insert(o.clone()) => Outcome::Duplicate,
+            Some(o) if !claimed.remove(o) => Outcome::Duplicate,
             _ => apply(&mut snap, c, now, limits),
         })
         .collect();
-    // Remembered unless refused (a refused message may be replayed once its cause is fixed).
-    let applied: Vec<&MessageOrigin> = commands
+    // A refused message is not remembered: it may be replayed once its cause is fixed.
+    let refused: Vec<&MessageOrigin> = commands
         .iter()
         .zip(&outcomes)
-        .filter(|(_, o)| !matches!(o, Outcome::ParConflict | Outcome::Duplicate))
+        .filter(|(_, o)| matches!(o, Outcome::ParConflict))
         .filter_map(|(c, _)| c.origin.as_ref())
         .collect();
-    crate::db::inbound::remember(&tx, &applied, by).await?;
+    crate::db::inbound::release(&tx, &refused).await?;
     let outgoing = reconcile(&mut snap, now);
     let t_rules = t0.elapsed();
     let written = save(&tx, &snap, &outgoing, ring, by).await?;
