@@ -151,6 +151,7 @@ impl Application {
             metrics: metrics.clone(),
             wakeup: relay_wakeup.clone(),
             policy: (&settings.outbox).into(),
+            parked: Default::default(),
         });
         let bridge_arbiter = Arbiter::new();
         let status = broker.clone();

@@ -234,12 +234,16 @@ impl Handler<RetryParked> for Bridge {
     type Result = ResponseFuture<Result<(), BrokerError>>;
 
     fn handle(&mut self, msg: RetryParked, _: &mut Self::Context) -> Self::Result {
-        let (pool, wakeup) = (self.consumers.pool.clone(), self.relay.wakeup.clone());
+        let (pool, relay) = (self.consumers.pool.clone(), self.relay.clone());
+        let wakeup = relay.wakeup.clone();
         Box::pin(async move {
             if !crate::db::outbox::retry(&pool, msg.id, &msg.by).await? {
                 return Err(BrokerError::NotFound);
             }
             tracing::info!(id = msg.id, by = %msg.by, "parked outbox row retried");
+            if let Ok(mut p) = relay.parked.lock() {
+                p.invalidate();
+            }
             wakeup.notify_one();
             Ok(())
         })

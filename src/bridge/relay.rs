@@ -41,6 +41,40 @@ pub struct RelayDeps {
     pub wakeup: Arc<Notify>,
     /// Retries of failing rows.
     pub policy: RetryPolicy,
+    /// The keys with a parked row, as last read (rare, so read every few seconds, not per round).
+    pub parked: std::sync::Mutex<ParkedKeys>,
+}
+
+/// The partition keys held back by a parked row, and when they were read.
+#[derive(Debug, Default)]
+pub struct ParkedKeys {
+    keys: std::collections::HashSet<String>,
+    read_at: Option<std::time::Instant>,
+}
+
+impl ParkedKeys {
+    /// Forces a fresh read before the next round (a parked row was retried).
+    pub fn invalidate(&mut self) {
+        self.read_at = None;
+    }
+}
+
+/// How long the parked keys are trusted (another replica's retry is seen within this).
+const PARKED_KEYS_FRESH: Duration = Duration::from_secs(5);
+
+/// The parked keys, read again when stale.
+async fn parked_keys(deps: &RelayDeps) -> Result<std::collections::HashSet<String>, DbError> {
+    if let Ok(p) = deps.parked.lock() {
+        if p.read_at.is_some_and(|at| at.elapsed() < PARKED_KEYS_FRESH) {
+            return Ok(p.keys.clone());
+        }
+    }
+    let keys = outbox::parked_keys(&deps.pool).await?;
+    if let Ok(mut p) = deps.parked.lock() {
+        p.keys = keys.clone();
+        p.read_at = Some(std::time::Instant::now());
+    }
+    Ok(keys)
 }
 
 /// Advisory lock held by the replica that relays ("tkm-rela").
@@ -163,7 +197,8 @@ impl From<DbError> for RoundError {
 /// only its own key. Returns how many rows were handled (0: nothing was due).
 async fn round(ch: &lapin::Channel, deps: &RelayDeps) -> Result<usize, RoundError> {
     let limit = i64::try_from(deps.settings.relay_batch).unwrap_or(i64::MAX);
-    let rows = outbox::due_heads(&deps.pool, limit).await?;
+    let parked = parked_keys(deps).await?;
+    let rows = outbox::due_heads(&deps.pool, limit, &parked).await?;
     if rows.is_empty() {
         return Ok(0);
     }
@@ -195,6 +230,9 @@ async fn apply_consent_changes(deps: &RelayDeps, rows: Vec<Row>) -> Result<usize
                     "consent change without a valid taxCode; parked"
                 );
                 outbox::park(&deps.pool, row.id, "payload has no valid taxCode").await?;
+                if let Ok(mut p) = deps.parked.lock() {
+                    p.keys.insert(row.partition_key.clone());
+                }
             }
         }
     }
@@ -298,6 +336,11 @@ async fn publish(
 /// Records a failed attempt of `row`; warns, and errs in the log when the row is parked.
 async fn failed(deps: &RelayDeps, row: &Row, reason: &str) -> Result<(), RoundError> {
     let outcome = outbox::failed(&deps.pool, row.id, row.attempts, reason, &deps.policy).await?;
+    if outcome == outbox::Failed::Parked {
+        if let Ok(mut p) = deps.parked.lock() {
+            p.keys.insert(row.partition_key.clone());
+        }
+    }
     match outcome {
         outbox::Failed::Retrying => tracing::warn!(
             id = row.id,

@@ -75,19 +75,14 @@ pub struct Row {
 
 /// Up to `limit` rows that are due: the oldest unpublished row of each partition key, when it is
 /// neither parked nor waiting for its next attempt. A failing or parked row holds back only the
-/// rows of its own key. Reads the first rows in id order (an index range, whatever the backlog)
-/// and the keys of parked rows (few), and picks with [`pick_heads`].
-pub async fn due_heads(pool: &Pool, limit: i64) -> Result<Vec<Row>, DbError> {
+/// rows of its own key (`parked`: the keys with a parked row, see [`parked_keys`]). Reads the
+/// first rows in id order (an index range, whatever the backlog) and picks with [`pick_heads`].
+pub async fn due_heads(
+    pool: &Pool,
+    limit: i64,
+    parked: &HashSet<String>,
+) -> Result<Vec<Row>, DbError> {
     let conn = pool.get().await?;
-    let parked: HashSet<String> = conn
-        .query(
-            "SELECT DISTINCT partition_key FROM outbox WHERE parked_at IS NOT NULL",
-            &[],
-        )
-        .await?
-        .iter()
-        .map(|r| r.try_get(0))
-        .collect::<Result<_, _>>()?;
     let window = limit.saturating_mul(2);
     let rows = conn
         .query(
@@ -114,9 +109,23 @@ pub async fn due_heads(pool: &Pool, limit: i64) -> Result<Vec<Row>, DbError> {
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()?;
     Ok(pick_heads(
         candidates,
-        &parked,
+        parked,
         usize::try_from(limit).unwrap_or(0),
     ))
+}
+
+/// The partition keys that have a parked row (their later rows wait for it).
+pub async fn parked_keys(pool: &Pool) -> Result<HashSet<String>, DbError> {
+    let conn = pool.get().await?;
+    Ok(conn
+        .query(
+            "SELECT DISTINCT partition_key FROM outbox WHERE parked_at IS NOT NULL",
+            &[],
+        )
+        .await?
+        .iter()
+        .map(|r| r.try_get(0))
+        .collect::<Result<_, _>>()?)
 }
 
 /// From rows in id order (each with whether it is due), the first row of each partition key,
