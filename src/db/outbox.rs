@@ -82,15 +82,22 @@ pub async fn due_heads(
     limit: i64,
     parked: &HashSet<String>,
 ) -> Result<Vec<Row>, DbError> {
-    let conn = pool.get().await?;
+    let mut conn = pool.get().await?;
     let window = limit.saturating_mul(2);
-    let rows = conn
+    // The outbox churns: between two vacuums it holds many dead rows, which a sequential scan
+    // reads every round while the planner, seeing a small table, prefers one. The index range
+    // over `id` skips them (their index entries are marked dead by the first scan that meets
+    // them), so this read always takes it.
+    let tx = conn.build_transaction().read_only(true).start().await?;
+    tx.batch_execute("SET LOCAL enable_seqscan = off").await?;
+    let rows = tx
         .query(
             "SELECT id, kind, partition_key, payload::text, created_at, attempts, \
              next_attempt_at <= now() FROM outbox WHERE parked_at IS NULL ORDER BY id LIMIT $1",
             &[&window],
         )
         .await?;
+    tx.commit().await?;
     let candidates = rows
         .iter()
         .map(|r| {
