@@ -27,6 +27,10 @@ pub struct Metrics {
     pub par_conflicts: IntCounterVec,
     /// `tkm_circuit_calls_total{circuit,kind,outcome}` (kind `par` or `bins`).
     pub circuit_calls: IntCounterVec,
+    /// `tkm_par_lookups_total{circuit,lane}`: lookups asked, per lane (card, token).
+    pub par_lookups: IntCounterVec,
+    /// `tkm_par_lookups_pending{circuit,lane}`: lookups still owed, per lane.
+    pub par_lookups_pending: IntGaugeVec,
     /// `tkm_circuit_call_seconds{circuit,kind}`.
     pub circuit_call_seconds: HistogramVec,
     /// `tkm_circuit_limiter_wait_seconds{circuit}`.
@@ -88,6 +92,20 @@ impl Metrics {
             Opts::new("tkm_par_conflicts_total", "Refused PAR claims by source"),
             &["source"],
         )?;
+        let par_lookups = IntCounterVec::new(
+            Opts::new(
+                "tkm_par_lookups_total",
+                "PAR lookups asked, per circuit and lane",
+            ),
+            &["circuit", "lane"],
+        )?;
+        let par_lookups_pending = IntGaugeVec::new(
+            Opts::new(
+                "tkm_par_lookups_pending",
+                "PAR lookups still owed, per circuit and lane",
+            ),
+            &["circuit", "lane"],
+        )?;
         let circuit_calls = IntCounterVec::new(
             Opts::new(
                 "tkm_circuit_calls_total",
@@ -133,6 +151,8 @@ impl Metrics {
             "Unix time of the nextUpdate of the client CRL in force (the earliest, if several)",
         )?;
         registry.register(Box::new(circuit_calls.clone()))?;
+        registry.register(Box::new(par_lookups.clone()))?;
+        registry.register(Box::new(par_lookups_pending.clone()))?;
         registry.register(Box::new(circuit_call_seconds.clone()))?;
         registry.register(Box::new(circuit_limiter_wait.clone()))?;
         registry.register(Box::new(bin_ranges.clone()))?;
@@ -156,6 +176,8 @@ impl Metrics {
             messages_consumed,
             par_conflicts,
             circuit_calls,
+            par_lookups,
+            par_lookups_pending,
             circuit_call_seconds,
             circuit_limiter_wait,
             bin_ranges,

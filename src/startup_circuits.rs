@@ -163,17 +163,18 @@ pub async fn start(
             settings: settings.par_resolver.clone(),
             metrics: metrics.clone(),
         };
-        let (rate, burst) = (s.rate_per_second, s.burst);
+        let (rate, burst, share) = (s.rate_per_second, s.burst, s.token_share);
         let lane_arbiter = Arbiter::new();
         let lane = Supervisor::start_in_arbiter(&lane_arbiter.handle(), move |_| {
-            Lane::new(deps, spec, rate, burst)
+            Lane::new(deps, spec, rate, burst, share)
         });
         arbiters.push(lane_arbiter);
         lanes.push((circuit, lane));
     }
     let (pool_r, settings_r, jobs) = (pool.clone(), settings.par_resolver.clone(), jobs.clone());
+    let metrics_r = metrics.clone();
     let resolver = Supervisor::start_in_arbiter(&pollers_arbiter.handle(), move |_| {
-        ParResolver::new(pool_r, lanes, settings_r, wakeup, jobs)
+        ParResolver::new(pool_r, lanes, settings_r, wakeup, jobs, metrics_r)
     });
     arbiters.push(pollers_arbiter);
     Ok(CircuitsSide {

@@ -216,8 +216,14 @@ pub struct CircuitStatus {
     pub last_bin_error: Option<String>,
     /// Lookups made today (Europe/Rome day).
     pub lookups_today: i64,
-    /// Lookups still owed.
+    /// Lookups still owed (both lanes).
     pub backlog: i64,
+    /// Card lookups still owed (consenting citizens' cards without PAR).
+    pub pending_cards: i64,
+    /// Token checks still owed.
+    pub pending_tokens: i64,
+    /// Seconds the oldest pending card lookup has waited.
+    pub oldest_card_lookup_secs: i64,
     /// The rate allowed now (halved after a 429).
     pub rate_per_second: Option<u32>,
     /// Paused by a 429 or the breaker.
@@ -266,7 +272,10 @@ pub async fn status(
                 last_bin_refresh: iso(bins.last_success),
                 last_bin_error: bins.last_error,
                 lookups_today: l.map_or(0, |l| l.today),
-                backlog: l.map_or(0, |l| l.backlog),
+                backlog: l.map_or(0, |l| l.pending.cards + l.pending.tokens),
+                pending_cards: l.map_or(0, |l| l.pending.cards),
+                pending_tokens: l.map_or(0, |l| l.pending.tokens),
+                oldest_card_lookup_secs: l.map_or(0, |l| l.pending.oldest_card_secs),
                 rate_per_second: lane.map(|l| l.rate_per_second),
                 paused: lane.is_some_and(|l| l.paused_secs > 0),
                 paused_secs: lane.map_or(0, |l| l.paused_secs),

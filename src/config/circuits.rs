@@ -146,6 +146,10 @@ pub struct CircuitSettings {
     pub rate_per_second: u32,
     /// Calls allowed at once above the rate.
     pub burst: u32,
+    /// The share of the rate token checks may use while card lookups wait (0..=1; they take
+    /// what card lookups leave unused).
+    #[serde(default = "default_token_share")]
+    pub token_share: f64,
     /// PANs per PAR call (Amex takes batches; others 1).
     pub batch_size: usize,
     /// `api` or `file`.
@@ -215,6 +219,10 @@ impl CircuitSettings {
 /// The largest `circuits.max_retry_after_secs`: a day.
 pub const MAX_RETRY_AFTER_SECS: u64 = 24 * 3600;
 
+fn default_token_share() -> f64 {
+    0.2
+}
+
 /// Checks `[circuits]`; `live` mode needs every credential of the enabled circuits.
 pub fn validate(c: &CircuitsSettings) -> Result<(), ConfigError> {
     if c.timeout_ms == 0 || c.connect_timeout_ms == 0 {
@@ -237,6 +245,9 @@ pub fn validate(c: &CircuitsSettings) -> Result<(), ConfigError> {
         let key = |k: &str| format!("circuits.{}.{k}", circuit.as_str().to_ascii_lowercase());
         if s.rate_per_second == 0 {
             return Err(invalid(key("rate_per_second"), "must be at least 1"));
+        }
+        if !(0.0..=1.0).contains(&s.token_share) {
+            return Err(invalid(key("token_share"), "must be within 0..1"));
         }
         if s.batch_size == 0 || (circuit != Circuit::Amex && s.batch_size != 1) {
             return Err(invalid(

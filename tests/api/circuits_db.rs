@@ -105,15 +105,27 @@ async fn lookups_are_owed_only_for_live_consenting_cards_and_leased_once() {
         &format!("UPDATE card SET active = false WHERE id = {also_owed}"),
     )
     .await;
-    let leased = par_lookups::lease(&app.pool, Circuit::Visa, 10, Duration::from_secs(60))
-        .await
-        .unwrap();
+    let leased = par_lookups::lease(
+        &app.pool,
+        Circuit::Visa,
+        par_lookups::Lane::Cards,
+        10,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
     assert_eq!(leased.len(), 1);
     assert_eq!(leased[0].key, ("card".to_owned(), owed));
     // A second cycle never asks again while the lease holds.
-    let again = par_lookups::lease(&app.pool, Circuit::Visa, 10, Duration::from_secs(60))
-        .await
-        .unwrap();
+    let again = par_lookups::lease(
+        &app.pool,
+        Circuit::Visa,
+        par_lookups::Lane::Cards,
+        10,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
     assert!(again.is_empty());
     assert_eq!(
         par_lookups::backlog(&app.pool, Circuit::Visa)
@@ -132,9 +144,15 @@ async fn lookups_are_owed_only_for_live_consenting_cards_and_leased_once() {
             .unwrap(),
         0
     );
-    let none = par_lookups::lease(&app.pool, Circuit::Visa, 10, Duration::from_secs(60))
-        .await
-        .unwrap();
+    let none = par_lookups::lease(
+        &app.pool,
+        Circuit::Visa,
+        par_lookups::Lane::Cards,
+        10,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
     assert!(none.is_empty(), "exhausted lookups are not asked again");
 
     // A consent change queues the citizen's cards at once, in the caller's transaction.
@@ -148,9 +166,15 @@ async fn lookups_are_owed_only_for_live_consenting_cards_and_leased_once() {
             .unwrap(),
         1
     );
-    let leased = par_lookups::lease(&app.pool, Circuit::Visa, 10, Duration::from_secs(60))
-        .await
-        .unwrap();
+    let leased = par_lookups::lease(
+        &app.pool,
+        Circuit::Visa,
+        par_lookups::Lane::Cards,
+        10,
+        Duration::from_secs(60),
+    )
+    .await
+    .unwrap();
     assert_eq!(leased.len(), 1);
     assert_eq!(leased[0].key.1, fresh);
     par_lookups::settle_found(&app.pool, &leased[0].key)

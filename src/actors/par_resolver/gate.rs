@@ -178,6 +178,40 @@ impl Gate {
     }
 }
 
+/// The share of a circuit's rate its token checks may use while card lookups wait (`data.md`,
+/// operations: "share of the rate for token checks"): a limiter at that rate, or none at all.
+pub struct TokenShare {
+    share: f64,
+    limiter: Option<DefaultDirectRateLimiter>,
+}
+
+impl TokenShare {
+    /// `share` (0..=1) of `rate` calls per second; at least one per second when the share is
+    /// above 0, so a small rate still verifies its tokens.
+    pub fn new(rate: u32, share: f64) -> Self {
+        let share = share.clamp(0.0, 1.0);
+        let limiter = (share > 0.0).then(|| {
+            let per = (f64::from(rate) * share).floor().max(1.0);
+            per_second(per as u32, 1)
+        });
+        TokenShare { share, limiter }
+    }
+
+    /// The configured share.
+    pub fn share(&self) -> f64 {
+        self.share
+    }
+
+    /// `None`: a token check may go now (and took its unit); else how long to wait.
+    pub fn try_take(&mut self) -> Option<Duration> {
+        match &self.limiter {
+            Some(l) => l.check().err().map(|n| wait_of(&n)),
+            // A share of 0: no token check while cards wait.
+            None => Some(Duration::from_millis(100)),
+        }
+    }
+}
+
 /// Waits until `units` may go through the gate shared by a circuit's workers, then takes them
 /// (a batch call takes one unit per account). Returns how long it waited.
 pub async fn acquire(gate: &RefCell<Gate>, units: usize) -> Duration {
@@ -257,6 +291,24 @@ mod tests {
             .is_some_and(|w| w > Duration::from_millis(1900)));
         assert_eq!(gate.current_rate(now + Duration::from_secs(2)), 5);
         assert_eq!(gate.current_rate(now + Duration::from_secs(62)), 10);
+    }
+
+    #[test]
+    fn the_token_share_is_a_fraction_of_the_rate_and_at_least_one_per_second() {
+        let mut share = TokenShare::new(10, 0.2);
+        assert!(share.try_take().is_none(), "the first goes at once");
+        assert!(
+            share
+                .try_take()
+                .is_some_and(|w| w > Duration::from_millis(400)),
+            "2/s"
+        );
+        let mut small = TokenShare::new(2, 0.2);
+        assert!(small.try_take().is_none(), "floored to 1/s, never 0");
+        assert!(
+            TokenShare::new(10, 0.0).try_take().is_some(),
+            "no share: wait for the cards"
+        );
     }
 
     #[test]

@@ -11,7 +11,7 @@ use actix::{
     Actor, ActorFutureExt, Context, Handler, Message, ResponseActFuture, Supervised, WrapFuture,
 };
 
-use super::gate::{Gate, Pauses};
+use super::gate::{Gate, Pauses, TokenShare};
 use super::worker::{round, Deps, RoundReport};
 use crate::circuits::spec::ClientSpec;
 use crate::circuits::{factory, CircuitClient};
@@ -60,12 +60,14 @@ pub struct Lane {
     spec: ClientSpec,
     client: Option<Rc<dyn CircuitClient>>,
     gate: Rc<RefCell<Gate>>,
+    token_share: Rc<RefCell<TokenShare>>,
     busy: Rc<tokio::sync::Mutex<()>>,
 }
 
 impl Lane {
-    /// A lane for `spec.circuit` at `rate`/`burst` calls per second.
-    pub fn new(deps: Deps, spec: ClientSpec, rate: u32, burst: u32) -> Self {
+    /// A lane for `spec.circuit` at `rate`/`burst` calls per second, token checks held to
+    /// `token_share` of the rate while card lookups wait.
+    pub fn new(deps: Deps, spec: ClientSpec, rate: u32, burst: u32, token_share: f64) -> Self {
         let s = &deps.settings;
         let gate = Gate::new(
             rate,
@@ -82,6 +84,7 @@ impl Lane {
             spec,
             client: None,
             gate: Rc::new(RefCell::new(gate)),
+            token_share: Rc::new(RefCell::new(TokenShare::new(rate, token_share))),
             busy: Rc::new(tokio::sync::Mutex::new(())),
         }
     }
@@ -111,9 +114,10 @@ impl Handler<RunRound> for Lane {
             return Box::pin(actix::fut::ready(Err(LaneError::NoClient)));
         };
         let (deps, gate, busy) = (self.deps.clone(), self.gate.clone(), self.busy.clone());
+        let share = self.token_share.clone();
         let fut = async move {
             let _one_at_a_time = busy.lock().await;
-            Ok(round(deps, client, gate, msg.limit, msg.progress).await?)
+            Ok(round(deps, client, gate, share, msg.limit, msg.progress).await?)
         };
         Box::pin(fut.into_actor(self).map(|result, _, _| result))
     }

@@ -74,8 +74,8 @@ pub struct CircuitLookups {
     pub lane: Option<LaneStatus>,
     /// Lookups made today (Europe/Rome day).
     pub today: i64,
-    /// Lookups still owed.
-    pub backlog: i64,
+    /// Lookups still owed, per lane, and the age of the oldest card lookup.
+    pub pending: par_lookups::Pending,
 }
 
 /// The coordinator.
@@ -85,6 +85,7 @@ pub struct ParResolver {
     settings: ParResolverSettings,
     wakeup: Arc<tokio::sync::Notify>,
     jobs: actix::Addr<JobRunner>,
+    metrics: crate::metrics::Metrics,
     /// Cycles and status reads in flight.
     in_flight: Arc<std::sync::atomic::AtomicUsize>,
     /// When a cycle last scanned the cards and tokens for lookups owed (a safety net: card
@@ -104,6 +105,7 @@ impl ParResolver {
         settings: ParResolverSettings,
         wakeup: Arc<tokio::sync::Notify>,
         jobs: actix::Addr<JobRunner>,
+        metrics: crate::metrics::Metrics,
     ) -> Self {
         ParResolver {
             pool,
@@ -111,6 +113,7 @@ impl ParResolver {
             settings,
             wakeup,
             jobs,
+            metrics,
             in_flight: Arc::default(),
             last_scan: None,
         }
@@ -139,6 +142,12 @@ impl ParResolver {
     }
 }
 
+/// How often the pending lookups are counted for the metric.
+const PENDING_EVERY: Duration = Duration::from_secs(15);
+
+/// Sweep pages per scanning cycle (of `par_resolver.enqueue_page` candidates each).
+const SWEEP_PAGES_PER_CYCLE: usize = 20;
+
 /// One cycle: queue what is owed (when `scan`), then run every lane's round, reporting progress
 /// on the job.
 async fn cycle(
@@ -149,15 +158,14 @@ async fn cycle(
     limit: Option<u64>,
     scan: bool,
 ) -> Result<i64, ResolverError> {
-    let (mut after_card, mut after_token) = if scan {
-        (Some(0), Some(0))
-    } else {
-        (None, None)
-    };
-    while after_card.is_some() || after_token.is_some() {
-        let (_, card, token) =
-            par_lookups::enqueue_page(pool, after_card, after_token, settings.enqueue_page).await?;
-        (after_card, after_token) = (card, token);
+    if scan {
+        // The sweep goes on from where the last one stopped, a bounded number of pages a cycle.
+        for _ in 0..SWEEP_PAGES_PER_CYCLE {
+            let (_, wrapped) = par_lookups::sweep(pool, settings.enqueue_page).await?;
+            if wrapped {
+                break;
+            }
+        }
     }
     let mut total = 0i64;
     for (circuit, _) in lanes {
@@ -209,6 +217,29 @@ impl Actor for ParResolver {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(self.settings.mailbox_capacity);
+        // The queue per lane, for `tkm_par_lookups_pending`.
+        ctx.run_interval(PENDING_EVERY, |act, ctx| {
+            let (pool, metrics) = (act.pool.clone(), act.metrics.clone());
+            ctx.spawn(
+                async move {
+                    for circuit in Circuit::ALL {
+                        match par_lookups::pending(&pool, circuit).await {
+                            Ok(p) => {
+                                let gauge = &metrics.par_lookups_pending;
+                                gauge
+                                    .with_label_values(&[circuit.as_str(), "card"])
+                                    .set(p.cards);
+                                gauge
+                                    .with_label_values(&[circuit.as_str(), "token"])
+                                    .set(p.tokens);
+                            }
+                            Err(e) => tracing::debug!(error = ?e, "cannot count pending lookups"),
+                        }
+                    }
+                }
+                .into_actor(act),
+            );
+        });
         ctx.run_interval(
             Duration::from_secs(self.settings.interval_secs),
             |act, ctx| {
@@ -289,7 +320,7 @@ impl Handler<GetResolverStatus> for ParResolver {
                 let lookups = CircuitLookups {
                     lane,
                     today: par_lookups::calls_today(&pool, circuit).await?,
-                    backlog: par_lookups::backlog(&pool, circuit).await?,
+                    pending: par_lookups::pending(&pool, circuit).await?,
                 };
                 out.insert(circuit, lookups);
             }

@@ -12,14 +12,14 @@ use deadpool_postgres::Pool;
 use futures_util::{stream, StreamExt};
 use tokio::sync::mpsc;
 
-use super::gate::{acquire, Gate};
+use super::gate::{acquire, Gate, TokenShare};
 use super::outcome::{command_for, BY};
 use crate::actors::card_registry::messages::ApplyCommands;
 use crate::actors::card_registry::CardRegistry;
 use crate::circuits::{Account, CallError, CircuitClient, ParOutcome};
 use crate::config::ParResolverSettings;
 use crate::crypto::KeyRing;
-use crate::db::par_lookups::{self, Lease, SealedAccount, Settlements};
+use crate::db::par_lookups::{self, Lane, Lease, SealedAccount, Settlements};
 use crate::domain::{Circuit, Par};
 use crate::metrics::Metrics;
 use crate::retry::{self, Retryable};
@@ -248,12 +248,83 @@ async fn settle(deps: &Deps, mut answers: mpsc::UnboundedReceiver<Answer>) -> Ro
     report
 }
 
-/// Runs one round for the lane's circuit: until nothing is due or `limit` lookups were leased.
-/// `progress` counts lookups answered (found, not yet or failed) as they settle.
+/// How often the card lane looks for new card lookups while token checks are still running (a
+/// consenting citizen's new card is asked within about this).
+const CARD_POLL: Duration = Duration::from_secs(1);
+
+/// What the two lanes of a round share.
+struct Round {
+    deps: Rc<Deps>,
+    limit: Option<u64>,
+    leased: Cell<u64>,
+    lease_error: RefCell<Option<crate::db::DbError>>,
+    /// Card lookups are waiting or in flight: token checks are held to their share.
+    cards_busy: Cell<bool>,
+    /// The token lane has ended: the card lane ends too once it finds nothing due.
+    tokens_done: Cell<bool>,
+}
+
+impl Round {
+    /// The next page of one lane's leases, chunked by what one call may carry; `None` when the
+    /// lane is done (nothing due, the limit reached, or a database error — kept for the report).
+    async fn next_page(&self, lane: Lane, max_batch: usize) -> Option<Vec<Vec<Lease>>> {
+        let s = &self.deps.settings;
+        loop {
+            let room = self
+                .limit
+                .map_or(u64::MAX, |l| l.saturating_sub(self.leased.get()));
+            let page = (s.batch_size as u64).min(room);
+            if page == 0 || self.lease_error.borrow().is_some() {
+                return None;
+            }
+            let lease_for = Duration::from_secs(s.lease_secs);
+            let page = i64::try_from(page).unwrap_or(i64::MAX);
+            match par_lookups::lease(&self.deps.pool, self.deps.circuit, lane, page, lease_for)
+                .await
+            {
+                Ok(leases) if !leases.is_empty() => {
+                    if lane == Lane::Cards {
+                        self.cards_busy.set(true);
+                    }
+                    self.leased
+                        .set(self.leased.get().saturating_add(leases.len() as u64));
+                    self.deps
+                        .metrics
+                        .par_lookups
+                        .with_label_values(&[self.deps.circuit.as_str(), lane.as_str()])
+                        .inc_by(leases.len() as u64);
+                    return Some(leases.chunks(max_batch).map(<[Lease]>::to_vec).collect());
+                }
+                Ok(_) => {
+                    if lane == Lane::Tokens || self.tokens_done.get() {
+                        if lane == Lane::Cards {
+                            self.cards_busy.set(false);
+                        }
+                        return None;
+                    }
+                    // Cards: none due now, but token checks still run; look again soon, so a
+                    // card queued meanwhile never waits for the token backlog.
+                    self.cards_busy.set(false);
+                    tokio::time::sleep(CARD_POLL).await;
+                }
+                Err(e) => {
+                    *self.lease_error.borrow_mut() = Some(e);
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+/// Runs one round for the lane's circuit: card lookups and token checks side by side until
+/// nothing is due or `limit` lookups were leased. Every call passes the circuit's gate; while
+/// card lookups wait, token checks also pass `token_share` (their share of the rate), so the
+/// token backlog never delays a card. `progress` counts lookups answered as they settle.
 pub async fn round(
     deps: Rc<Deps>,
     client: Rc<dyn CircuitClient>,
     gate: Rc<RefCell<Gate>>,
+    token_share: Rc<RefCell<TokenShare>>,
     limit: Option<u64>,
     progress: Arc<AtomicU64>,
 ) -> Result<RoundReport, crate::db::DbError> {
@@ -262,64 +333,95 @@ pub async fn round(
         let deps = deps.clone();
         actix_rt::spawn(async move { settle(&deps, rx).await })
     };
-    let leased = Rc::new(Cell::new(0u64));
-    let lease_error = Rc::new(RefCell::new(None));
-    let s = &deps.settings;
-    let lease_for = Duration::from_secs(s.lease_secs);
+    let state = Rc::new(Round {
+        deps: deps.clone(),
+        limit,
+        leased: Cell::new(0),
+        lease_error: RefCell::new(None),
+        cards_busy: Cell::new(false),
+        tokens_done: Cell::new(false),
+    });
     let max_batch = client.max_batch().max(1);
-    let pages = stream::unfold(false, |exhausted| {
-        let (deps, leased, lease_error) = (deps.clone(), leased.clone(), lease_error.clone());
-        async move {
-            if exhausted {
-                return None;
+    let pages = |lane: Lane| {
+        let state = state.clone();
+        stream::unfold((), move |()| {
+            let state = state.clone();
+            async move {
+                let page = state.next_page(lane, max_batch).await?;
+                Some((stream::iter(page), ()))
             }
-            let room = limit.map_or(u64::MAX, |l| l.saturating_sub(leased.get()));
-            let page = (deps.settings.batch_size as u64).min(room);
-            if page == 0 {
-                return None;
-            }
-            match par_lookups::lease(&deps.pool, deps.circuit, page as i64, lease_for).await {
-                Ok(leases) if leases.is_empty() => None,
-                Ok(leases) => {
-                    leased.set(leased.get() + leases.len() as u64);
-                    let last = (leases.len() as u64) < page;
-                    let chunks: Vec<Vec<Lease>> =
-                        leases.chunks(max_batch).map(<[Lease]>::to_vec).collect();
-                    Some((stream::iter(chunks), last))
-                }
-                Err(e) => {
-                    *lease_error.borrow_mut() = Some(e);
-                    None
-                }
-            }
-        }
-    })
-    .flatten();
-    pages
-        .for_each_concurrent(s.concurrency, |chunk| {
-            let (deps, client, gate, tx, progress) = (
+        })
+        .flatten()
+    };
+    let ask_all = |lane: Lane, concurrency: usize| {
+        let (deps, client, gate, share, tx, progress, state) = (
+            deps.clone(),
+            client.clone(),
+            gate.clone(),
+            token_share.clone(),
+            tx.clone(),
+            progress.clone(),
+            state.clone(),
+        );
+        pages(lane).for_each_concurrent(concurrency, move |chunk| {
+            let (deps, client, gate, share, tx, progress, state) = (
                 deps.clone(),
                 client.clone(),
                 gate.clone(),
+                share.clone(),
                 tx.clone(),
                 progress.clone(),
+                state.clone(),
             );
             async move {
                 let n = chunk.len() as u64;
+                if lane == Lane::Tokens {
+                    share_wait(&share, &state.cards_busy, chunk.len()).await;
+                }
                 ask(&deps, client.as_ref(), &gate, chunk, &tx).await;
                 progress.fetch_add(n, Ordering::Relaxed);
             }
         })
-        .await;
+    };
+    let s = &deps.settings;
+    // Token checks never hold more than their share of the workers, so a card always finds one.
+    let token_workers = ((s.concurrency as f64) * token_share.borrow().share())
+        .ceil()
+        .max(1.0) as usize;
+    let cards = ask_all(Lane::Cards, s.concurrency);
+    let tokens = async {
+        ask_all(Lane::Tokens, token_workers.min(s.concurrency)).await;
+        state.tokens_done.set(true);
+    };
+    futures_util::future::join(cards, tokens).await;
     drop(tx);
     let mut report = settler
         .await
         .map_err(|e| crate::db::DbError::Unexpected(anyhow::anyhow!("settler stopped: {e}")))?;
-    report.leased = leased.get();
-    if let Some(e) = lease_error.borrow_mut().take() {
+    report.leased = state.leased.get();
+    if let Some(e) = state.lease_error.borrow_mut().take() {
         return Err(e);
     }
     Ok(report)
+}
+
+/// Waits until `units` token checks may go: at once while no card lookup waits, else at the
+/// token share's rate (not at all with a share of 0 until the cards are done).
+async fn share_wait(share: &RefCell<TokenShare>, cards_busy: &Cell<bool>, units: usize) {
+    for _ in 0..units.max(1) {
+        loop {
+            if !cards_busy.get() {
+                break;
+            }
+            let wait = share.borrow_mut().try_take();
+            match wait {
+                None => break,
+                Some(wait) => {
+                    tokio::time::sleep(wait.clamp(Duration::from_millis(1), CARD_POLL)).await
+                }
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -164,6 +164,8 @@ pub async fn reconcile_citizens(
     // Newly consenting citizens' cards without PAR are owed a lookup now (same transaction).
     let citizens: Vec<String> = taxes.iter().map(|t| (*t).to_owned()).collect();
     crate::db::par_lookups::enqueue_citizens(&tx, &citizens).await?;
+    // A withdrawn consent drops its cards' pending lookups at once.
+    crate::db::par_lookups::drop_unowed(&tx, &citizens).await?;
     crate::db::outbox::delete(&tx, outbox_ids).await?;
     tx.commit().await?;
     Ok(outgoing.len())

@@ -13,9 +13,15 @@ use crate::domain::{Circuit, Hpan, Htoken};
 /// Who runs these statements (audit columns).
 const BY: &str = "par-resolver";
 
+mod queue;
+mod stats;
+
+pub use queue::{drop_unowed, enqueue_cards, enqueue_citizens, enqueue_page, sweep};
+pub use stats::{backlog, calls_today, count_calls, pending, Pending};
+
 /// A live card (alias `c`) without PAR, with consent, that can be asked about: by its PAN or,
 /// for a card known only by its HPAN, by one of its clear tokens.
-const CARD_ELIGIBLE: &str = "c.active AND c.par_key IS NULL \
+pub(crate) const CARD_ELIGIBLE: &str = "c.active AND c.par_key IS NULL \
     AND (c.pan_ct IS NOT NULL OR EXISTS (SELECT 1 FROM token t WHERE t.card_id = c.id \
          AND t.token_ct IS NOT NULL AND NOT t.deleted)) \
     AND EXISTS (SELECT 1 FROM card_link l JOIN consent_citizen cc ON cc.tax_code = l.tax_code \
@@ -34,7 +40,7 @@ const CARD_ELIGIBLE: &str = "c.active AND c.par_key IS NULL \
 ///   citizen's choice), so a citizen who denied every service is never asked about.
 ///
 /// Tokens waiting on a card whose PAR is unknown are asked through their card.
-const TOKEN_ELIGIBLE: &str = "NOT t.deleted AND t.token_ct IS NOT NULL AND t.circuit IS NOT NULL \
+pub(crate) const TOKEN_ELIGIBLE: &str = "NOT t.deleted AND t.token_ct IS NOT NULL AND t.circuit IS NOT NULL \
     AND ((t.par_key IS NULL AND t.card_id IS NULL) \
       OR (t.par_key IS NOT NULL AND t.source <> 'circuit' AND ( \
            NOT EXISTS (SELECT 1 FROM card pc WHERE pc.par_key = t.par_key) \
@@ -81,132 +87,67 @@ pub struct Lease {
     pub attempts: i32,
 }
 
-/// Queues the eligible cards and tokens after the given ids (one page each); returns how many
-/// rows were queued and the last ids seen (`None` once a table is exhausted).
-pub async fn enqueue_page(
-    pool: &Pool,
-    after_card: Option<i64>,
-    after_token: Option<i64>,
-    page: i64,
-) -> Result<(u64, Option<i64>, Option<i64>), DbError> {
-    let conn = pool.get().await?;
-    let mut queued = 0;
-    let mut next_card = None;
-    if let Some(after) = after_card {
-        let ids: Vec<i64> = conn
-            .query(
-                &format!(
-                    "SELECT c.id FROM card c WHERE c.id > $1 AND {CARD_ELIGIBLE} \
-                     ORDER BY c.id LIMIT $2"
-                ),
-                &[&after, &page],
-            )
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        queued += conn
-            .execute(
-                "INSERT INTO par_lookup (subject, subject_id, circuit, created_by, updated_by) \
-                 SELECT 'card', c.id, c.circuit, $2, $2 FROM card c WHERE c.id = ANY($1) \
-                 ON CONFLICT DO NOTHING",
-                &[&ids, &BY],
-            )
-            .await?;
-        next_card = (ids.len() as i64 == page)
-            .then(|| ids.last().copied())
-            .flatten();
-    }
-    let mut next_token = None;
-    if let Some(after) = after_token {
-        let ids: Vec<i64> = conn
-            .query(
-                &format!(
-                    "SELECT t.id FROM token t WHERE t.id > $1 AND {TOKEN_ELIGIBLE} \
-                     ORDER BY t.id LIMIT $2"
-                ),
-                &[&after, &page],
-            )
-            .await?
-            .iter()
-            .map(|r| r.get(0))
-            .collect();
-        queued += conn
-            .execute(
-                "INSERT INTO par_lookup (subject, subject_id, circuit, created_by, updated_by) \
-                 SELECT 'token', t.id, t.circuit, $2, $2 FROM token t WHERE t.id = ANY($1) \
-                 ON CONFLICT DO NOTHING",
-                &[&ids, &BY],
-            )
-            .await?;
-        next_token = (ids.len() as i64 == page)
-            .then(|| ids.last().copied())
-            .flatten();
-    }
-    Ok((queued, next_card, next_token))
+/// The two lanes of a circuit's lookups.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Lane {
+    /// Cards without PAR whose citizen consents (the ones that make wallet payments count):
+    /// a newly consenting citizen's first, then by due time.
+    Cards,
+    /// Verifications of provisional token↔PAR associations (issuers, token lists,
+    /// transactions): at most their share of the circuit's rate while cards wait.
+    Tokens,
 }
 
-/// Queues the given cards that are owed a lookup, in the caller's transaction (a card batch).
-pub async fn enqueue_cards(client: &impl GenericClient, ids: &[i64]) -> Result<u64, DbError> {
-    if ids.is_empty() {
-        return Ok(0);
+impl Lane {
+    /// The `subject` of its rows, and its label in metrics and status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Lane::Cards => "card",
+            Lane::Tokens => "token",
+        }
     }
-    Ok(client
-        .execute(
-            &format!(
-                "INSERT INTO par_lookup (subject, subject_id, circuit, created_by, updated_by) \
-                 SELECT 'card', c.id, c.circuit, $2, $2 FROM card c \
-                 WHERE c.id = ANY($1) AND {CARD_ELIGIBLE} ON CONFLICT DO NOTHING"
-            ),
-            &[&ids, &"card-registry"],
-        )
-        .await?)
 }
 
-/// Queues at once the cards of these citizens that have no PAR (a consent change), in the
-/// caller's transaction; due now even when a "no PAR yet" answer made them wait.
-pub async fn enqueue_citizens(
-    client: &impl GenericClient,
-    tax_codes: &[String],
-) -> Result<u64, DbError> {
-    Ok(client
-        .execute(
-            &format!(
-                "INSERT INTO par_lookup (subject, subject_id, circuit, created_by, updated_by) \
-                 SELECT DISTINCT 'card', c.id, c.circuit, $2, $2 FROM card c \
-                 JOIN card_link cl ON cl.card_id = c.id AND cl.live \
-                 WHERE cl.tax_code = ANY($1) AND {CARD_ELIGIBLE} \
-                 ON CONFLICT (subject, subject_id) DO UPDATE SET next_at = now(), \
-                 updated_at = now() WHERE par_lookup.state = 'pending'"
-            ),
-            &[&tax_codes, &"consent-change"],
-        )
-        .await?)
-}
-
-/// Leases up to `limit` due lookups of `circuit` for `lease`, re-checking each one's eligibility
-/// in the same transaction: lookups no longer owed (deleted card, PAR found meanwhile, consent
+/// Leases up to `limit` due lookups of one lane of `circuit` for `lease`, from that lane's
+/// partial index (the cost does not grow with the queue), re-checking each one's eligibility in
+/// the same transaction: lookups no longer owed (deleted card, PAR found meanwhile, consent
 /// withdrawn) are dropped from the queue.
 pub async fn lease(
     pool: &Pool,
     circuit: Circuit,
+    lane: Lane,
     limit: i64,
     lease: Duration,
 ) -> Result<Vec<Lease>, DbError> {
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     let lease_secs = lease.as_secs_f64();
-    let picked = tx
-        .query(
+    // The subject is a literal in each statement, so the planner matches the lane's partial
+    // index (a parameter would not prove its predicate).
+    let pick = match lane {
+        Lane::Cards => {
             "UPDATE par_lookup p SET leased_until = now() + make_interval(secs => $3), \
              updated_at = now() FROM ( \
                SELECT subject, subject_id FROM par_lookup WHERE circuit = $1 AND state = 'pending' \
-               AND next_at <= now() AND (leased_until IS NULL OR leased_until < now()) \
+               AND subject = 'card' AND next_at <= now() \
+               AND (leased_until IS NULL OR leased_until < now()) \
+               ORDER BY priority, next_at LIMIT $2 FOR UPDATE SKIP LOCKED) AS picked \
+             WHERE p.subject = picked.subject AND p.subject_id = picked.subject_id \
+             RETURNING p.subject, p.subject_id, p.reasks, p.attempts"
+        }
+        Lane::Tokens => {
+            "UPDATE par_lookup p SET leased_until = now() + make_interval(secs => $3), \
+             updated_at = now() FROM ( \
+               SELECT subject, subject_id FROM par_lookup WHERE circuit = $1 AND state = 'pending' \
+               AND subject = 'token' AND next_at <= now() \
+               AND (leased_until IS NULL OR leased_until < now()) \
                ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED) AS picked \
              WHERE p.subject = picked.subject AND p.subject_id = picked.subject_id \
-             RETURNING p.subject, p.subject_id, p.reasks, p.attempts",
-            &[&circuit.as_str(), &limit, &lease_secs],
-        )
+             RETURNING p.subject, p.subject_id, p.reasks, p.attempts"
+        }
+    };
+    let picked = tx
+        .query(pick, &[&circuit.as_str(), &limit, &lease_secs])
         .await?;
     let card_ids: Vec<i64> = picked
         .iter()
@@ -367,45 +308,6 @@ pub async fn settle_failed(
     )
     .await?;
     Ok(())
-}
-
-/// Lookups still owed per circuit (pending, due or not).
-pub async fn backlog(pool: &Pool, circuit: Circuit) -> Result<i64, DbError> {
-    let conn = pool.get().await?;
-    Ok(conn
-        .query_one(
-            "SELECT count(*) FROM par_lookup WHERE circuit = $1 AND state = 'pending'",
-            &[&circuit.as_str()],
-        )
-        .await?
-        .get(0))
-}
-
-/// Adds `n` lookups to today's count of a circuit (Europe/Rome day).
-pub async fn count_calls(pool: &Pool, circuit: Circuit, n: i64) -> Result<(), DbError> {
-    let conn = pool.get().await?;
-    conn.execute(
-        "INSERT INTO circuit_call_day (circuit, day, lookups) \
-         VALUES ($1, (now() AT TIME ZONE 'Europe/Rome')::date, $2) \
-         ON CONFLICT (circuit, day) DO UPDATE SET lookups = circuit_call_day.lookups + $2",
-        &[&circuit.as_str(), &n],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Today's lookups of a circuit.
-pub async fn calls_today(pool: &Pool, circuit: Circuit) -> Result<i64, DbError> {
-    let conn = pool.get().await?;
-    Ok(conn
-        .query_opt(
-            "SELECT lookups FROM circuit_call_day WHERE circuit = $1 \
-             AND day = (now() AT TIME ZONE 'Europe/Rome')::date",
-            &[&circuit.as_str()],
-        )
-        .await?
-        .map(|r| r.get(0))
-        .unwrap_or(0))
 }
 
 /// The answers of a round of calls, settled together in one transaction.
