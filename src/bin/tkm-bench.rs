@@ -58,6 +58,22 @@ enum Command {
         #[arg(long)]
         with_token: bool,
     },
+    /// Issue 17: the PAR queue's statements against a database loaded by
+    /// `scripts/bench-par-queue.sh`; prints a JSON report.
+    ParQueue {
+        /// The loaded database.
+        #[arg(long)]
+        database: String,
+        /// Rounds of each measurement.
+        #[arg(long, default_value_t = 200)]
+        rounds: usize,
+        /// Lookups per lease.
+        #[arg(long, default_value_t = 100)]
+        page: i64,
+        /// Candidates per sweep step.
+        #[arg(long, default_value_t = 5000)]
+        sweep_page: i64,
+    },
     /// P6 limit: lookups per second one core can protect and read, per circuit protocol (client
     /// and circuit side together, without HTTP).
     ProtocolRate {
@@ -73,6 +89,36 @@ fn main() -> ExitCode {
         return match tkm::bench::protocol_rate::run(std::time::Duration::from_secs_f64(seconds)) {
             Ok(rates) => {
                 println!("{}", serde_json::json!(rates));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tkm-bench: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Command::ParQueue {
+        database,
+        rounds,
+        page,
+        sweep_page,
+    } = command
+    {
+        let plan = tkm::bench::par_queue::Plan {
+            database,
+            rounds,
+            page,
+            sweep_page,
+        };
+        let run = async { tkm::bench::par_queue::run(&plan).await };
+        let result = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(run));
+        return match result {
+            Ok(report) => {
+                println!("{}", serde_json::json!(report));
                 ExitCode::SUCCESS
             }
             Err(e) => {

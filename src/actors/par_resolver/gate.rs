@@ -6,6 +6,7 @@
 
 use std::cell::RefCell;
 use std::num::NonZeroU32;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use governor::clock::{Clock, DefaultClock};
@@ -76,6 +77,10 @@ pub struct Gate {
     pauses: Pauses,
     /// `429`s since the last successful call, each counted once per pause.
     streak: u32,
+    /// Workers take their turn at the limiter in arrival order (a fair lock): polled sleepers
+    /// woken at the same tick would otherwise let the same workers win every time and starve a
+    /// lane.
+    queue: Rc<tokio::sync::Mutex<()>>,
 }
 
 impl Gate {
@@ -97,6 +102,7 @@ impl Gate {
             breaker_pause,
             pauses,
             streak: 0,
+            queue: Rc::default(),
         }
     }
 
@@ -216,6 +222,8 @@ impl TokenShare {
 /// (a batch call takes one unit per account). Returns how long it waited.
 pub async fn acquire(gate: &RefCell<Gate>, units: usize) -> Duration {
     let start = Instant::now();
+    let queue = gate.borrow().queue.clone();
+    let _turn = queue.lock().await;
     for _ in 0..units.max(1) {
         loop {
             let wait = gate.borrow_mut().try_take(Instant::now());
@@ -370,5 +378,45 @@ mod tests {
         gate.succeeded();
         now += PAUSES.max_retry_after;
         assert_eq!(gate.rate_limited(None, now), Duration::from_secs(60));
+    }
+
+    #[tokio::test(flavor = "current_thread")]
+    async fn workers_take_turns_at_the_gate_in_arrival_order() {
+        // Three workers calling as fast as the gate lets them, each asking again at once: each
+        // gets its third of the rate, none is starved by the others winning every wake-up.
+        let gate = Rc::new(RefCell::new(Gate::new(
+            40,
+            1,
+            3,
+            Duration::from_secs(1),
+            PAUSES,
+        )));
+        let counts = Rc::new(RefCell::new([0u32; 3]));
+        let local = tokio::task::LocalSet::new();
+        local
+            .run_until(async {
+                let start = Instant::now();
+                let workers: Vec<_> = (0..3)
+                    .map(|i| {
+                        let (gate, counts) = (gate.clone(), counts.clone());
+                        tokio::task::spawn_local(async move {
+                            while start.elapsed() < Duration::from_millis(1500) {
+                                acquire(&gate, 1).await;
+                                counts.borrow_mut()[i] += 1;
+                            }
+                        })
+                    })
+                    .collect();
+                for w in workers {
+                    w.await.unwrap();
+                }
+            })
+            .await;
+        let counts = *counts.borrow();
+        let total: u32 = counts.iter().sum();
+        assert!(total >= 30, "{counts:?}");
+        for n in counts {
+            assert!(n * 4 >= total, "an unfair share: {counts:?}");
+        }
     }
 }

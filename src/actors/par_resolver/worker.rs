@@ -96,6 +96,7 @@ fn open(ring: &KeyRing, lease: &Lease) -> Option<Account> {
 /// cannot fail; were it to, the lease would simply expire and the lookup be asked again.
 async fn ask(
     deps: &Deps,
+    lane: Lane,
     client: &dyn CircuitClient,
     gate: &RefCell<Gate>,
     chunk: Vec<Lease>,
@@ -129,6 +130,10 @@ async fn ask(
             .circuit_limiter_wait
             .with_label_values(&[deps.circuit.as_str()])
             .observe(waited.as_secs_f64());
+        deps.metrics
+            .par_lookups
+            .with_label_values(&[deps.circuit.as_str(), lane.as_str()])
+            .inc_by(accounts.len() as u64);
         let _ = answers.send(Answer::Called(accounts.len()));
         tries.set(tries.get().saturating_add(1));
         match client.lookup_pars(&accounts).await {
@@ -248,9 +253,12 @@ async fn settle(deps: &Deps, mut answers: mpsc::UnboundedReceiver<Answer>) -> Ro
     report
 }
 
-/// How often the card lane looks for new card lookups while token checks are still running (a
-/// consenting citizen's new card is asked within about this).
-const CARD_POLL: Duration = Duration::from_secs(1);
+/// How often a lane with nothing due looks again while the other lane still works (a consenting
+/// citizen's new card is asked within about this, whatever the token backlog).
+const POLL: Duration = Duration::from_secs(1);
+
+/// Calls' worth of leases a lane's worker takes per page.
+const PAGES_AHEAD: usize = 4;
 
 /// What the two lanes of a round share.
 struct Round {
@@ -258,23 +266,53 @@ struct Round {
     limit: Option<u64>,
     leased: Cell<u64>,
     lease_error: RefCell<Option<crate::db::DbError>>,
-    /// Card lookups are waiting or in flight: token checks are held to their share.
-    cards_busy: Cell<bool>,
-    /// The token lane has ended: the card lane ends too once it finds nothing due.
-    tokens_done: Cell<bool>,
+    /// Each lane's last lease came back empty (cards, tokens).
+    cards_idle: Cell<bool>,
+    tokens_idle: Cell<bool>,
+    /// Both lanes found nothing at once, the limit was reached or the database failed: every
+    /// lane ends.
+    over: Cell<bool>,
 }
 
 impl Round {
+    /// A lane's idle flag and the other lane's.
+    fn idle(&self, lane: Lane) -> (&Cell<bool>, &Cell<bool>) {
+        match lane {
+            Lane::Cards => (&self.cards_idle, &self.tokens_idle),
+            Lane::Tokens => (&self.tokens_idle, &self.cards_idle),
+        }
+    }
+
+    /// Card lookups are due or in flight: token checks are held to their share.
+    fn cards_busy(&self) -> bool {
+        !self.cards_idle.get() && !self.over.get()
+    }
+
     /// The next page of one lane's leases, chunked by what one call may carry; `None` when the
-    /// lane is done (nothing due, the limit reached, or a database error — kept for the report).
-    async fn next_page(&self, lane: Lane, max_batch: usize) -> Option<Vec<Vec<Lease>>> {
+    /// lane is done. A lane with nothing due keeps looking while the other one works, so work
+    /// queued mid-round (a newly consenting citizen's cards, a token list) is taken within
+    /// [`POLL`]; the round ends when both lanes find nothing, at the limit, or on a database
+    /// error (kept for the report).
+    async fn next_page(
+        &self,
+        lane: Lane,
+        workers: usize,
+        max_batch: usize,
+    ) -> Option<Vec<Vec<Lease>>> {
         let s = &self.deps.settings;
+        let (me, other) = self.idle(lane);
+        // A few calls per worker at a time: a page leased far ahead of the lane's rate (token
+        // checks at their share) would outlive its lease and be asked twice.
+        let ahead = (workers
+            .saturating_mul(max_batch)
+            .saturating_mul(PAGES_AHEAD)) as u64;
         loop {
             let room = self
                 .limit
                 .map_or(u64::MAX, |l| l.saturating_sub(self.leased.get()));
-            let page = (s.batch_size as u64).min(room);
-            if page == 0 || self.lease_error.borrow().is_some() {
+            let page = (s.batch_size as u64).min(room).min(ahead.max(1));
+            if page == 0 || self.over.get() || self.lease_error.borrow().is_some() {
+                self.over.set(true);
                 return None;
             }
             let lease_for = Duration::from_secs(s.lease_secs);
@@ -283,32 +321,22 @@ impl Round {
                 .await
             {
                 Ok(leases) if !leases.is_empty() => {
-                    if lane == Lane::Cards {
-                        self.cards_busy.set(true);
-                    }
+                    me.set(false);
                     self.leased
                         .set(self.leased.get().saturating_add(leases.len() as u64));
-                    self.deps
-                        .metrics
-                        .par_lookups
-                        .with_label_values(&[self.deps.circuit.as_str(), lane.as_str()])
-                        .inc_by(leases.len() as u64);
                     return Some(leases.chunks(max_batch).map(<[Lease]>::to_vec).collect());
                 }
                 Ok(_) => {
-                    if lane == Lane::Tokens || self.tokens_done.get() {
-                        if lane == Lane::Cards {
-                            self.cards_busy.set(false);
-                        }
+                    me.set(true);
+                    if other.get() {
+                        self.over.set(true);
                         return None;
                     }
-                    // Cards: none due now, but token checks still run; look again soon, so a
-                    // card queued meanwhile never waits for the token backlog.
-                    self.cards_busy.set(false);
-                    tokio::time::sleep(CARD_POLL).await;
+                    tokio::time::sleep(POLL).await;
                 }
                 Err(e) => {
                     *self.lease_error.borrow_mut() = Some(e);
+                    self.over.set(true);
                     return None;
                 }
             }
@@ -338,16 +366,17 @@ pub async fn round(
         limit,
         leased: Cell::new(0),
         lease_error: RefCell::new(None),
-        cards_busy: Cell::new(false),
-        tokens_done: Cell::new(false),
+        cards_idle: Cell::new(false),
+        tokens_idle: Cell::new(false),
+        over: Cell::new(false),
     });
     let max_batch = client.max_batch().max(1);
-    let pages = |lane: Lane| {
+    let pages = |lane: Lane, workers: usize| {
         let state = state.clone();
         stream::unfold((), move |()| {
             let state = state.clone();
             async move {
-                let page = state.next_page(lane, max_batch).await?;
+                let page = state.next_page(lane, workers, max_batch).await?;
                 Some((stream::iter(page), ()))
             }
         })
@@ -363,7 +392,7 @@ pub async fn round(
             progress.clone(),
             state.clone(),
         );
-        pages(lane).for_each_concurrent(concurrency, move |chunk| {
+        pages(lane, concurrency).for_each_concurrent(concurrency, move |chunk| {
             let (deps, client, gate, share, tx, progress, state) = (
                 deps.clone(),
                 client.clone(),
@@ -376,9 +405,9 @@ pub async fn round(
             async move {
                 let n = chunk.len() as u64;
                 if lane == Lane::Tokens {
-                    share_wait(&share, &state.cards_busy, chunk.len()).await;
+                    share_wait(&share, &state, chunk.len()).await;
                 }
-                ask(&deps, client.as_ref(), &gate, chunk, &tx).await;
+                ask(&deps, lane, client.as_ref(), &gate, chunk, &tx).await;
                 progress.fetch_add(n, Ordering::Relaxed);
             }
         })
@@ -389,10 +418,7 @@ pub async fn round(
         .ceil()
         .max(1.0) as usize;
     let cards = ask_all(Lane::Cards, s.concurrency);
-    let tokens = async {
-        ask_all(Lane::Tokens, token_workers.min(s.concurrency)).await;
-        state.tokens_done.set(true);
-    };
+    let tokens = ask_all(Lane::Tokens, token_workers.min(s.concurrency));
     futures_util::future::join(cards, tokens).await;
     drop(tx);
     let mut report = settler
@@ -407,18 +433,16 @@ pub async fn round(
 
 /// Waits until `units` token checks may go: at once while no card lookup waits, else at the
 /// token share's rate (not at all with a share of 0 until the cards are done).
-async fn share_wait(share: &RefCell<TokenShare>, cards_busy: &Cell<bool>, units: usize) {
+async fn share_wait(share: &RefCell<TokenShare>, round: &Round, units: usize) {
     for _ in 0..units.max(1) {
         loop {
-            if !cards_busy.get() {
+            if !round.cards_busy() {
                 break;
             }
             let wait = share.borrow_mut().try_take();
             match wait {
                 None => break,
-                Some(wait) => {
-                    tokio::time::sleep(wait.clamp(Duration::from_millis(1), CARD_POLL)).await
-                }
+                Some(wait) => tokio::time::sleep(wait.clamp(Duration::from_millis(1), POLL)).await,
             }
         }
     }

@@ -121,86 +121,102 @@ pub async fn lease(
 ) -> Result<Vec<Lease>, DbError> {
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
+    // A lease is advisory: were it lost in a crash, the lookup would only be leased again. So
+    // its commit does not wait for the WAL flush.
+    tx.batch_execute("SET LOCAL synchronous_commit = off")
+        .await?;
     let lease_secs = lease.as_secs_f64();
     // The subject is a literal in each statement, so the planner matches the lane's partial
-    // index (a parameter would not prove its predicate).
+    // index (a parameter would not prove its predicate). A leased lookup's due time moves to
+    // the end of its lease: the index range of due lookups never holds the ones in flight (no
+    // scan past them), and a lease that expires (its worker gone) is simply due again.
     let pick = match lane {
         Lane::Cards => {
             "UPDATE par_lookup p SET leased_until = now() + make_interval(secs => $3), \
-             updated_at = now() FROM ( \
+             next_at = now() + make_interval(secs => $3), updated_at = now() FROM ( \
                SELECT subject, subject_id FROM par_lookup WHERE circuit = $1 AND state = 'pending' \
                AND subject = 'card' AND next_at <= now() \
                AND (leased_until IS NULL OR leased_until < now()) \
                ORDER BY priority, next_at LIMIT $2 FOR UPDATE SKIP LOCKED) AS picked \
              WHERE p.subject = picked.subject AND p.subject_id = picked.subject_id \
-             RETURNING p.subject, p.subject_id, p.reasks, p.attempts"
+             RETURNING p.subject_id, p.reasks, p.attempts"
         }
         Lane::Tokens => {
             "UPDATE par_lookup p SET leased_until = now() + make_interval(secs => $3), \
-             updated_at = now() FROM ( \
+             next_at = now() + make_interval(secs => $3), updated_at = now() FROM ( \
                SELECT subject, subject_id FROM par_lookup WHERE circuit = $1 AND state = 'pending' \
                AND subject = 'token' AND next_at <= now() \
                AND (leased_until IS NULL OR leased_until < now()) \
                ORDER BY next_at LIMIT $2 FOR UPDATE SKIP LOCKED) AS picked \
              WHERE p.subject = picked.subject AND p.subject_id = picked.subject_id \
-             RETURNING p.subject, p.subject_id, p.reasks, p.attempts"
+             RETURNING p.subject_id, p.reasks, p.attempts"
         }
     };
+    let pick = tx.prepare_cached(pick).await?;
     let picked = tx
-        .query(pick, &[&circuit.as_str(), &limit, &lease_secs])
+        .query(&pick, &[&circuit.as_str(), &limit, &lease_secs])
         .await?;
-    let card_ids: Vec<i64> = picked
-        .iter()
-        .filter(|r| r.get::<_, &str>(0) == "card")
-        .map(|r| r.get(1))
-        .collect();
-    let token_ids: Vec<i64> = picked
-        .iter()
-        .filter(|r| r.get::<_, &str>(0) == "token")
-        .map(|r| r.get(1))
-        .collect();
-    // Cards: the PAN, else the first clear live token of the card.
-    let cards = tx
-        .query(
-            &format!(
-                "SELECT c.id, c.hpan, c.pan_key_id, c.pan_ct, t.htoken, t.token_key_id, t.token_ct \
-                 FROM card c LEFT JOIN LATERAL (SELECT htoken, token_key_id, token_ct FROM token t \
-                   WHERE t.card_id = c.id AND t.token_ct IS NOT NULL AND NOT t.deleted \
-                   ORDER BY t.id LIMIT 1) t ON c.pan_ct IS NULL \
-                 WHERE c.id = ANY($1) AND {CARD_ELIGIBLE}"
-            ),
-            &[&card_ids],
-        )
-        .await?;
-    let tokens = tx
-        .query(
-            &format!(
-                "SELECT t.id, t.htoken, t.token_key_id, t.token_ct FROM token t \
-                 WHERE t.id = ANY($1) AND {TOKEN_ELIGIBLE}"
-            ),
-            &[&token_ids],
-        )
-        .await?;
-    let counts = |kind: &str, id: i64| {
-        picked
-            .iter()
-            .find(|r| r.get::<_, &str>(0) == kind && r.get::<_, i64>(1) == id)
-            .map(|r| (r.get::<_, i32>(2), r.get::<_, i32>(3)))
-            .unwrap_or((0, 0))
+    if picked.is_empty() {
+        tx.commit().await?;
+        return Ok(Vec::new());
+    }
+    let mut counts = std::collections::HashMap::with_capacity(picked.len());
+    for r in &picked {
+        counts.insert(
+            r.try_get::<_, i64>(0)?,
+            (r.try_get::<_, i32>(1)?, r.try_get::<_, i32>(2)?),
+        );
+    }
+    let ids: Vec<i64> = counts.keys().copied().collect();
+    let leases = match lane {
+        Lane::Cards => eligible_cards(&tx, circuit, &ids, &counts).await?,
+        Lane::Tokens => eligible_tokens(&tx, circuit, &ids, &counts).await?,
     };
-    let mut leases = Vec::with_capacity(picked.len());
-    for row in &cards {
-        let id: i64 = row.get(0);
-        let hpan = parse_hash(Hpan::parse(row.get(1)))?;
+    // Leased but no longer owed: off the queue (a later sweep queues them again if they become
+    // eligible again).
+    if leases.len() < ids.len() {
+        let kept: std::collections::HashSet<i64> = leases.iter().map(|l| l.key.1).collect();
+        let dropped: Vec<i64> = ids.into_iter().filter(|id| !kept.contains(id)).collect();
+        tx.execute(
+            "DELETE FROM par_lookup WHERE subject = $1 AND subject_id = ANY($2)",
+            &[&lane.as_str(), &dropped],
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(leases)
+}
+
+/// The leased cards still owed a lookup, with the number to ask about: the PAN, else the first
+/// clear live token of the card.
+async fn eligible_cards(
+    tx: &deadpool_postgres::Transaction<'_>,
+    circuit: Circuit,
+    ids: &[i64],
+    counts: &std::collections::HashMap<i64, (i32, i32)>,
+) -> Result<Vec<Lease>, DbError> {
+    let query = tx
+        .prepare_cached(&format!(
+            "SELECT c.id, c.hpan, c.pan_key_id, c.pan_ct, t.htoken, t.token_key_id, t.token_ct \
+             FROM card c LEFT JOIN LATERAL (SELECT htoken, token_key_id, token_ct FROM token t \
+               WHERE t.card_id = c.id AND t.token_ct IS NOT NULL AND NOT t.deleted \
+               ORDER BY t.id LIMIT 1) t ON c.pan_ct IS NULL \
+             WHERE c.id = ANY($1) AND {CARD_ELIGIBLE}"
+        ))
+        .await?;
+    let mut leases = Vec::with_capacity(ids.len());
+    for row in tx.query(&query, &[&ids]).await? {
+        let id: i64 = row.try_get(0)?;
+        let hpan = parse_hash(Hpan::parse(row.try_get(1)?))?;
         let account = match (
-            row.get::<_, Option<String>>(2),
-            row.get::<_, Option<Vec<u8>>>(3),
+            row.try_get::<_, Option<String>>(2)?,
+            row.try_get::<_, Option<Vec<u8>>>(3)?,
         ) {
             (Some(key_id), Some(blob)) => SealedAccount::Pan(Sealed { key_id, blob }, hpan.clone()),
             _ => match (
-                row.get::<_, Option<&str>>(4),
-                row.get::<_, Option<String>>(5),
-                row.get::<_, Option<Vec<u8>>>(6),
+                row.try_get::<_, Option<&str>>(4)?,
+                row.try_get::<_, Option<String>>(5)?,
+                row.try_get::<_, Option<Vec<u8>>>(6)?,
             ) {
                 (Some(htoken), Some(key_id), Some(blob)) => SealedAccount::Token(
                     Sealed { key_id, blob },
@@ -210,7 +226,7 @@ pub async fn lease(
                 _ => continue,
             },
         };
-        let (reasks, attempts) = counts("card", id);
+        let (reasks, attempts) = counts.get(&id).copied().unwrap_or_default();
         leases.push(Lease {
             key: ("card".to_owned(), id),
             circuit,
@@ -220,18 +236,35 @@ pub async fn lease(
             attempts,
         });
     }
-    for row in &tokens {
-        let id: i64 = row.get(0);
-        let htoken = parse_hash(Htoken::parse(row.get(1)))?;
-        let (reasks, attempts) = counts("token", id);
+    Ok(leases)
+}
+
+/// The leased tokens still owed a check, with their sealed token PANs.
+async fn eligible_tokens(
+    tx: &deadpool_postgres::Transaction<'_>,
+    circuit: Circuit,
+    ids: &[i64],
+    counts: &std::collections::HashMap<i64, (i32, i32)>,
+) -> Result<Vec<Lease>, DbError> {
+    let query = tx
+        .prepare_cached(&format!(
+            "SELECT t.id, t.htoken, t.token_key_id, t.token_ct FROM token t \
+             WHERE t.id = ANY($1) AND {TOKEN_ELIGIBLE}"
+        ))
+        .await?;
+    let mut leases = Vec::with_capacity(ids.len());
+    for row in tx.query(&query, &[&ids]).await? {
+        let id: i64 = row.try_get(0)?;
+        let htoken = parse_hash(Htoken::parse(row.try_get(1)?))?;
+        let (reasks, attempts) = counts.get(&id).copied().unwrap_or_default();
         leases.push(Lease {
             key: ("token".to_owned(), id),
             circuit,
             subject: Subject::Token(htoken.clone()),
             account: SealedAccount::Token(
                 Sealed {
-                    key_id: row.get(2),
-                    blob: row.get(3),
+                    key_id: row.try_get(2)?,
+                    blob: row.try_get(3)?,
                 },
                 htoken,
             ),
@@ -239,22 +272,6 @@ pub async fn lease(
             attempts,
         });
     }
-    // Leased but no longer owed: off the queue (a later scan queues them again if they become
-    // eligible again).
-    let kept_cards: Vec<i64> = leases
-        .iter()
-        .filter(|l| l.key.0 == "card")
-        .map(|l| l.key.1)
-        .collect();
-    let kept_tokens: Vec<i64> = tokens.iter().map(|r| r.get(0)).collect();
-    tx.execute(
-        "DELETE FROM par_lookup WHERE (subject = 'card' AND subject_id = ANY($1) \
-         AND NOT subject_id = ANY($2)) OR (subject = 'token' AND subject_id = ANY($3) \
-         AND NOT subject_id = ANY($4))",
-        &[&card_ids, &kept_cards, &token_ids, &kept_tokens],
-    )
-    .await?;
-    tx.commit().await?;
     Ok(leases)
 }
 

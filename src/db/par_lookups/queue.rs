@@ -90,7 +90,7 @@ pub async fn enqueue_cards(client: &impl GenericClient, ids: &[i64]) -> Result<u
 
 /// Queues at once the cards of these citizens that have no PAR (a consent change), in the
 /// caller's transaction: first in their lane (priority 0), due now even when a "no PAR yet"
-/// answer made them wait.
+/// answer made them wait (but not while leased: that lookup is being asked already).
 pub async fn enqueue_citizens(
     client: &impl GenericClient,
     tax_codes: &[String],
@@ -103,7 +103,8 @@ pub async fn enqueue_citizens(
                  JOIN card_link cl ON cl.card_id = c.id AND cl.live \
                  WHERE cl.tax_code = ANY($1) AND {CARD_ELIGIBLE} \
                  ON CONFLICT (subject, subject_id) DO UPDATE SET next_at = now(), priority = 0, \
-                 updated_at = now() WHERE par_lookup.state = 'pending'"
+                 updated_at = now() WHERE par_lookup.state = 'pending' \
+                 AND (par_lookup.leased_until IS NULL OR par_lookup.leased_until < now())"
             ),
             &[&tax_codes, &"consent-change"],
         )

@@ -197,5 +197,6 @@ async fn wait_idle(app: &TestApp) {
 mod bins;
 mod credentials;
 mod faults;
+mod lanes;
 mod pars;
 mod retry_after;
