@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Issue 17: the PAR queue's cost at scale. Loads a benchmark database in bulk (server-side
-# INSERT … SELECT generate_series, with the schema's indexes and constraints in place) with
+# Issue 17: the PAR queue's cost at scale. Loads a benchmark database with COPY (rows generated
+# by the server, streamed back in through COPY FROM STDIN, the schema's indexes and constraints
+# in place) with
 # CARDS cards (one consenting citizen per 4; OWED of them without PAR, half of those queued),
 # TOKENS token-list tokens each owed a check, then times the resolver's own statements with
 # `tkm-bench par-queue`: a lease of PAGE lookups per lane, the queueing of a card batch, a sweep
@@ -32,12 +33,14 @@ fi
 
 scripts/services.sh
 scripts/build-release.sh --quiet --features simulator,bench --bin tkm-bench
+scripts/dev-secrets.sh target/release/tkm >/dev/null
 cleanup() { ((KEEP == 1)) || psql "$ADMIN_DB" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)"; }
 trap cleanup EXIT
 
 psql "$ADMIN_DB" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" -qc "CREATE DATABASE $DB_NAME"
 TKM__DATABASE__URL=$DB target/release/tkm --config config/dev.toml migrate >/dev/null
 
+source scripts/lib-bench-profile.sh
 step() {
   local what=$1; shift
   local t0=$SECONDS
@@ -45,35 +48,37 @@ step() {
   psql "$DB" -q -v ON_ERROR_STOP=1 -c "SET synchronous_commit = off" "$@"
   echo " $((SECONDS - t0)) s" >&2
 }
+# copy_step WHAT "TABLE (COLUMNS)" QUERY
+copy_step() {
+  local what=$1 t0=$SECONDS
+  printf 'bench: %-58s' "$what…" >&2
+  copy_rows "$DB" "$2" "$3"
+  echo " $((SECONDS - t0)) s" >&2
+}
 
 citizens=$(( (CARDS + 3) / 4 ))
 # Sequential hashes keep the unique indexes' inserts at their right edge (a load time matter
 # only: the statements measured never search by hash).
-step "$citizens consenting citizens" -c "
-INSERT INTO consent_citizen (tax_code, version, state, created_by, updated_by)
+copy_step "$citizens consenting citizens" "consent_citizen (tax_code, version, state, created_by, updated_by)" "
   SELECT 'PQ' || lpad(i::text, 14, '0'), 1, '{\"services\": {\"BPD\": \"Allow\", \"FA\": \"Allow\"}}', 'bench', 'bench'
   FROM generate_series(1, $citizens) AS i"
-step "$CARDS cards ($OWED without PAR)" -c "
-INSERT INTO card (hpan, pan_key_id, pan_ct, pan_last4, circuit, par, par_key, par_source, active, created_by, updated_by)
+copy_step "$CARDS cards ($OWED without PAR)" "card (hpan, pan_key_id, pan_ct, pan_last4, circuit, par, par_key, par_source, active, created_by, updated_by)" "
   SELECT lpad(to_hex(i), 64, '0'), 'dev1', sha256(('ct-' || i)::bytea), lpad((i % 10000)::text, 4, '0'), 'VISA',
          CASE WHEN i > $OWED THEN 'V001PQ' || lpad(i::text, 23, '0') END,
          CASE WHEN i > $OWED THEN 'V001PQ' || lpad(i::text, 23, '0') END,
          CASE WHEN i > $OWED THEN 'issuer' END, true, 'bench', 'bench'
   FROM generate_series(1, $CARDS) AS i"
-step "$CARDS live links" -c "
-INSERT INTO card_link (card_id, tax_code, live, opened_at, changed_at, published, created_by, updated_by)
+copy_step "$CARDS live links" "card_link (card_id, tax_code, live, opened_at, changed_at, published, created_by, updated_by)" "
   SELECT i, 'PQ' || lpad(((i - 1) / 4 + 1)::text, 14, '0'), true, now(), now(), true, 'bench', 'bench'
   FROM generate_series(1, $CARDS) AS i"
-step "$TOKENS token-list tokens" -c "
-INSERT INTO token (htoken, token_key_id, token_ct, token_last4, circuit, source, created_by, updated_by)
+copy_step "$TOKENS token-list tokens" "token (htoken, token_key_id, token_ct, token_last4, circuit, source, created_by, updated_by)" "
   SELECT '1' || lpad(to_hex(i), 63, '0'), 'dev1', sha256(('tct-' || i)::bytea), lpad((i % 10000)::text, 4, '0'),
          'VISA', 'token-list', 'bench', 'bench'
   FROM generate_series(1, $TOKENS) AS i"
-step "lookups: $((OWED / 2)) cards, $TOKENS tokens" -c "
-INSERT INTO par_lookup (subject, subject_id, circuit, priority, next_at, created_by, updated_by)
+copy_step "lookups: $((OWED / 2)) cards" "par_lookup (subject, subject_id, circuit, priority, next_at, created_by, updated_by)" "
   SELECT 'card', i, 'VISA', (i % 10 = 0)::int, now() - interval '1 hour' + i * interval '1 ms', 'bench', 'bench'
-  FROM generate_series(1, $OWED / 2) AS i" -c "
-INSERT INTO par_lookup (subject, subject_id, circuit, next_at, created_by, updated_by)
+  FROM generate_series(1, $OWED / 2) AS i"
+copy_step "lookups: $TOKENS tokens" "par_lookup (subject, subject_id, circuit, next_at, created_by, updated_by)" "
   SELECT 'token', id, 'VISA', now() - interval '1 hour' + id * interval '1 ms', 'bench', 'bench' FROM token"
 step "VACUUM ANALYZE" -c "VACUUM ANALYZE"
 

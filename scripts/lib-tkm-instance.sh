@@ -8,6 +8,9 @@ INSTANCE_OPS=${INSTANCE_OPS:-19090}
 INSTANCE_SIM=${INSTANCE_SIM:-18543}
 ADMIN_DB=${TKM_TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}
 BIN_DIR=${TKM_BIN_DIR:-$ROOT/target/release}
+# The benchmark keys have no passphrase; `tkm migrate` reads the configuration before any start.
+mkdir -p "$ROOT/target/bench"
+: >"$ROOT/target/bench/empty-passphrase"
 
 instance_env() {
   local db="tkm_${NAME//[^a-z0-9_]/_}"
@@ -44,8 +47,6 @@ instance_reset_db() {
 # instance_start LOGFILE: starts tkm in the background (INSTANCE_PID) and waits until ready with
 # the broker up.
 instance_start() {
-  mkdir -p "$ROOT/target/bench"
-  : >"$ROOT/target/bench/empty-passphrase"
   env $(instance_env) "$BIN_DIR/tkm" --config "$ROOT/config/dev.toml" serve >>"$1" 2>&1 &
   INSTANCE_PID=$!
   local deadline=$((SECONDS + 60))

@@ -32,4 +32,5 @@ mod dead_letters;
 mod events;
 mod lifecycle;
 mod outbox;
+mod plans;
 mod read_only;
