@@ -61,6 +61,17 @@ pub enum Command {
     /// Encrypt card event JSON lines from stdin to tkm's PGP key and publish them to the card
     /// events queue (local trials, re-injecting an issuer's event).
     PublishCardEvent,
+    /// Build the published lists now, each as a new generation (what the daily build does).
+    BuildLists {
+        /// Only these lists (comma-separated: hpans, pars, bin-ranges, known-hashes).
+        #[arg(long, value_delimiter = ',', value_parser = parse_kind)]
+        kinds: Vec<crate::domain::lists::ListKind>,
+    },
+}
+
+fn parse_kind(raw: &str) -> Result<crate::domain::lists::ListKind, String> {
+    crate::domain::lists::ListKind::parse(raw)
+        .ok_or_else(|| "expected hpans, pars, bin-ranges or known-hashes".to_owned())
 }
 
 /// `tkm keys …`.
@@ -162,6 +173,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         #[cfg(feature = "simulator")]
         Command::SimulateCircuits { bind, keys_dir } => {
             simulate_circuits(cli.config.as_deref(), bind, keys_dir)
+        }
+        Command::BuildLists { kinds } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            crate::cli_lists::run(&settings, &kinds)?;
+            Ok(())
         }
         Command::PublishCardEvent => {
             let settings = Settings::load(cli.config.as_deref())?;

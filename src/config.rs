@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 mod circuits;
 mod components;
+mod lists;
 mod resolver;
 mod server;
 mod stores;
@@ -17,6 +18,7 @@ pub use circuits::{BinSource, CircuitSettings, CircuitsMode, CircuitsSettings, S
 pub use components::{
     CardSettings, ConsentSettings, OutboxSettings, RabbitSettings, TelemetrySettings,
 };
+pub use lists::{ListsSettings, StorageSettings};
 pub use resolver::{BinRefreshSettings, ParResolverSettings};
 pub use server::{ClientSettings, Role, ServerSettings};
 pub use stores::{DatabaseSettings, HashingSettings, PgpSettings, VaultKeySettings, VaultSettings};
@@ -85,6 +87,10 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     /// Reloading of the mTLS material and the CRL's expiry.
     pub tls: TlsSettings,
+    /// Where files live.
+    pub storage: StorageSettings,
+    /// The published lists.
+    pub lists: ListsSettings,
 }
 
 impl Settings {
@@ -161,6 +167,7 @@ impl Settings {
         self.validate_vault()?;
         self.bin_refresh.validate()?;
         self.par_resolver.validate()?;
+        self.lists.validate()?;
         circuits::validate(&self.circuits)?;
         if self.circuits.mode == CircuitsMode::Simulator && !self.dev {
             return Err(invalid(

@@ -41,6 +41,10 @@ pub struct Metrics {
     pub bin_refresh_timestamp: IntGaugeVec,
     /// `tkm_tls_reloads_total{outcome}` (`ok`, `failed`): reloads of the mTLS material.
     pub tls_reloads: IntCounterVec,
+    /// `tkm_list_build_seconds{list}`: the last successful build's duration.
+    pub list_build_seconds: prometheus::GaugeVec,
+    /// `tkm_list_entries{list}`: lines of the generation served.
+    pub list_entries: IntGaugeVec,
     /// `tkm_tls_crl_next_update_timestamp_seconds`: registered once a CRL is loaded, so it is
     /// absent (not 0) without `server.crl_file`.
     tls_crl_next_update: IntGauge,
@@ -165,6 +169,22 @@ impl Metrics {
         registry.register(Box::new(outbox_publish.clone()))?;
         registry.register(Box::new(messages_consumed.clone()))?;
         registry.register(Box::new(par_conflicts.clone()))?;
+        let list_build_seconds = prometheus::GaugeVec::new(
+            Opts::new(
+                "tkm_list_build_seconds",
+                "Duration of the last successful build of each published list",
+            ),
+            &["list"],
+        )?;
+        let list_entries = IntGaugeVec::new(
+            Opts::new(
+                "tkm_list_entries",
+                "Lines of the generation of each published list that is served",
+            ),
+            &["list"],
+        )?;
+        registry.register(Box::new(list_build_seconds.clone()))?;
+        registry.register(Box::new(list_entries.clone()))?;
         Ok(Self {
             registry,
             http_requests,
@@ -183,6 +203,8 @@ impl Metrics {
             bin_ranges,
             bin_refresh_timestamp,
             tls_reloads,
+            list_build_seconds,
+            list_entries,
             tls_crl_next_update,
             tls_crl_registered: Default::default(),
         })

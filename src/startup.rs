@@ -19,11 +19,14 @@ use crate::actors::circuit_poller::CircuitPoller;
 use crate::actors::consent_registry::{ConsentRegistry, RegistryLimits};
 use crate::actors::inflight::InFlight;
 use crate::actors::job_runner::{Executors, JobRunner};
+use crate::actors::list_builder::{Builder, JobsAt, ListBuilder};
 use crate::actors::par_resolver::ParResolver;
 use crate::api;
 use crate::api::identity::ClientRegistry;
 use crate::api::ops::Readiness;
-use crate::api::state::{AdminDeps, ApiState, BrokerHandle, HandlerTimeout, JsonLimit, PgpInput};
+use crate::api::state::{
+    AdminDeps, ApiState, BrokerHandle, HandlerTimeout, JsonLimit, ListsHandle, PgpInput,
+};
 use crate::bridge::consumer::ConsumerDeps;
 use crate::bridge::relay::RelayDeps;
 use crate::bridge::Bridge;
@@ -60,6 +63,29 @@ impl Drop for Arbiters {
             a.stop();
         }
     }
+}
+
+/// Starts the ListBuilder on its own arbiter, its storage directory created.
+fn start_list_builder(
+    settings: &Settings,
+    pool: &Pool,
+    metrics: &Metrics,
+    arbiter: &Arbiter,
+) -> anyhow::Result<Addr<ListBuilder>> {
+    let dir = &settings.storage.dir;
+    std::fs::create_dir_all(dir.join("lists")).with_context(|| {
+        format!(
+            "cannot create storage.dir {}: create it, or point storage.dir at a writable volume",
+            dir.display()
+        )
+    })?;
+    let builder = Builder::new(pool.clone(), dir, settings.lists.clone());
+    let build_at = settings.lists.build_time()?;
+    let salt = settings.salt()?;
+    let (pool, metrics) = (pool.clone(), metrics.clone());
+    Ok(Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+        ListBuilder::new(builder, pool, metrics, salt, build_at)
+    }))
 }
 
 impl Application {
@@ -172,10 +198,14 @@ impl Application {
             },
         )
         .await?;
+        let lists_arbiter = Arbiter::new();
+        let lists = start_list_builder(&settings, &pool, &metrics, &lists_arbiter)?;
         jobs.do_send(Executors {
             pollers: circuits.pollers.clone(),
             resolver: circuits.resolver.clone(),
+            lists: lists.clone(),
         });
+        lists.do_send(JobsAt(jobs.clone().recipient()));
 
         // Drills and tests on a development installation prove that a panic ends the process.
         if settings.dev {
@@ -198,6 +228,7 @@ impl Application {
                 (Bridge::NAME, bridge.clone().recipient()),
                 (ParResolver::NAME, circuits.resolver.clone().recipient()),
                 (JobRunner::NAME, jobs.clone().recipient()),
+                (ListBuilder::NAME, lists.clone().recipient()),
             ],
             broker: broker.clone(),
         };
@@ -222,6 +253,10 @@ impl Application {
                     outbox: bridge.clone().recipient(),
                 },
                 circuits_mode: settings.circuits.mode,
+            },
+            lists: ListsHandle {
+                builder: lists.clone(),
+                public_url: settings.server.public_url.trim_end_matches('/').to_owned(),
             },
             input: PgpInput { pgp, hasher },
             timeout: HandlerTimeout(Duration::from_millis(settings.server.handler_timeout_ms)),
@@ -257,10 +292,16 @@ impl Application {
             bridge,
             broker,
             _arbiters: Arbiters(
-                [jobs_arbiter, consent_arbiter, cards_arbiter, bridge_arbiter]
-                    .into_iter()
-                    .chain(std::mem::take(&mut circuits.arbiters))
-                    .collect(),
+                [
+                    jobs_arbiter,
+                    consent_arbiter,
+                    cards_arbiter,
+                    bridge_arbiter,
+                    lists_arbiter,
+                ]
+                .into_iter()
+                .chain(std::mem::take(&mut circuits.arbiters))
+                .collect(),
             ),
             circuits,
             shutdown_timeout: Duration::from_millis(settings.rabbitmq.shutdown_timeout_ms),

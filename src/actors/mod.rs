@@ -6,6 +6,7 @@ pub mod circuit_poller;
 pub mod consent_registry;
 pub mod inflight;
 pub mod job_runner;
+pub mod list_builder;
 pub mod par_resolver;
 
 use actix::Message;

@@ -75,3 +75,17 @@ impl From<BrokerError> for ApiError {
         }
     }
 }
+
+impl From<crate::actors::list_builder::ListError> for ApiError {
+    fn from(e: crate::actors::list_builder::ListError) -> Self {
+        use crate::actors::list_builder::ListError as L;
+        match e {
+            L::Db(e) => e.into(),
+            e @ L::Io(_) => ApiError::internal(e),
+            e @ (L::NoGeneration(_) | L::NoSuchPart(_) | L::NoDelta(_) | L::LinkUnknown) => {
+                ApiError::new(S::NOT_FOUND, 4001, e.to_string())
+            }
+            e @ L::LinkGone => ApiError::new(S::GONE, 4002, e.to_string()),
+        }
+    }
+}

@@ -9,6 +9,7 @@ pub mod error_map;
 pub mod errors;
 pub mod identity;
 pub mod input;
+pub mod lists;
 pub mod middleware;
 pub mod openapi;
 pub mod ops;
@@ -67,6 +68,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(cards::routes)
         .configure(admin::routes)
         .configure(admin_queues::routes)
+        .configure(lists::routes)
         .service(resource("/openapi.json", "GET").route(web::get().to(openapi)))
         .service(resource("/health/live", "GET").route(web::get().to(live)))
         .default_service(web::to(not_found));

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use utoipa::OpenApi;
 
 use super::errors::ErrorBody;
-use super::{admin, admin_queues, cards, consent};
+use super::{admin, admin_queues, cards, consent, lists};
 
 /// The document.
 #[derive(OpenApi)]
@@ -31,6 +31,16 @@ use super::{admin, admin_queues, cards, consent};
         admin_queues::retry_parked,
         admin_queues::list_dead_letters,
         admin_queues::replay_dead_letter,
+        lists::bin_range_links,
+        lists::known_hash_links,
+        lists::hashed_pans,
+        lists::hashed_pans_delta,
+        lists::par_list,
+        lists::par_list_delta,
+        lists::download,
+        lists::salt,
+        lists::generate,
+        lists::generate_alias,
     ),
     components(schemas(
         ErrorBody,
@@ -46,6 +56,7 @@ use super::{admin, admin_queues, cards, consent};
         admin::CircuitStatus,
         admin_queues::ParkedView,
         admin_queues::DeadLetterView,
+        lists::LinksResponse,
         crate::domain::Consent,
         crate::domain::Summary,
         crate::domain::Service,

@@ -14,6 +14,7 @@ use crate::actors::card_registry::CardRegistry;
 use crate::actors::circuit_poller::CircuitPoller;
 use crate::actors::consent_registry::ConsentRegistry;
 use crate::actors::job_runner::JobRunner;
+use crate::actors::list_builder::ListBuilder;
 use crate::actors::par_resolver::ParResolver;
 use crate::actors::Ping;
 use crate::config::CircuitsMode;
@@ -72,6 +73,15 @@ pub struct AdminDeps {
     pub circuits_mode: CircuitsMode,
 }
 
+/// What the list endpoints reach.
+#[derive(Clone)]
+pub struct ListsHandle {
+    /// The list builder (links, downloads, the salt).
+    pub builder: Addr<ListBuilder>,
+    /// `server.public_url` without a trailing `/`: absolute links start with it.
+    pub public_url: String,
+}
+
 /// Everything the mTLS listener's handlers reach.
 #[derive(Clone)]
 pub struct ApiState {
@@ -81,6 +91,8 @@ pub struct ApiState {
     pub cards: Addr<CardRegistry>,
     /// The admin endpoints' actors.
     pub admin: AdminDeps,
+    /// The published lists.
+    pub lists: ListsHandle,
     /// PGP input keys.
     pub input: PgpInput,
     /// Handler timeout.
@@ -95,6 +107,7 @@ impl ApiState {
         cfg.app_data(web::Data::new(self.consent.clone()))
             .app_data(web::Data::new(self.cards.clone()))
             .app_data(web::Data::new(self.admin.clone()))
+            .app_data(web::Data::new(self.lists.clone()))
             .app_data(web::Data::new(self.input.clone()))
             .app_data(web::Data::new(self.timeout))
             .app_data(web::Data::new(self.json_limit));

@@ -6,6 +6,7 @@ pub mod consent;
 pub mod dead_letters;
 pub mod inbound;
 pub mod jobs;
+pub mod lists;
 mod migrations;
 pub mod outbox;
 pub mod par_lookups;

@@ -1,7 +1,7 @@
 //! Jobs as values: what a job does ([`JobRequest`], of a [`JobKind`]) and who started it
 //! ([`Trigger`]). The job runner stores and runs them; `/admin/jobs` shows them.
 
-use super::Circuit;
+use super::{Circuit, ListKind};
 
 /// The kinds of jobs (the `kind` of `/admin/jobs`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -10,6 +10,8 @@ pub enum JobKind {
     BinRefresh,
     /// A cycle of PAR lookups.
     ParCycle,
+    /// A build of published lists.
+    ListBuild,
 }
 
 impl JobKind {
@@ -18,6 +20,7 @@ impl JobKind {
         match self {
             JobKind::BinRefresh => "bin-refresh",
             JobKind::ParCycle => "par-refresh",
+            JobKind::ListBuild => "list-build",
         }
     }
 }
@@ -41,6 +44,11 @@ pub enum JobRequest {
         /// Queue every lookup owed first (a full eligibility scan).
         scan: bool,
     },
+    /// Build published lists (each a new generation).
+    ListBuild {
+        /// The lists, in build order, without repeats.
+        kinds: Vec<ListKind>,
+    },
 }
 
 impl JobRequest {
@@ -49,17 +57,25 @@ impl JobRequest {
         match self {
             JobRequest::BinRefresh { .. } => JobKind::BinRefresh,
             JobRequest::ParCycle { .. } => JobKind::ParCycle,
+            JobRequest::ListBuild { .. } => JobKind::ListBuild,
         }
     }
 
-    /// Its scope as stored: the circuit, or `ALL`.
-    pub fn scope(&self) -> &'static str {
-        let circuit = match self {
+    /// Its scope as stored: the circuit or the lists (comma-separated), or `ALL`.
+    pub fn scope(&self) -> String {
+        match self {
             JobRequest::BinRefresh { circuit, .. } | JobRequest::ParCycle { circuit, .. } => {
-                circuit
+                circuit.map_or("ALL", Circuit::as_str).to_owned()
             }
-        };
-        circuit.map_or("ALL", Circuit::as_str)
+            JobRequest::ListBuild { kinds } if kinds.len() == ListKind::ALL.len() => {
+                "ALL".to_owned()
+            }
+            JobRequest::ListBuild { kinds } => kinds
+                .iter()
+                .map(|k| k.as_str())
+                .collect::<Vec<_>>()
+                .join(","),
+        }
     }
 }
 
@@ -105,12 +121,25 @@ mod tests {
             limit: None,
             scan: true,
         };
-        assert_eq!((r.kind().as_str(), r.scope()), ("par-refresh", "VISA"));
+        assert_eq!(
+            (r.kind().as_str(), r.scope().as_str()),
+            ("par-refresh", "VISA")
+        );
         let b = JobRequest::BinRefresh {
             circuit: None,
             forced: false,
         };
-        assert_eq!((b.kind().as_str(), b.scope()), ("bin-refresh", "ALL"));
+        assert_eq!(
+            (b.kind().as_str(), b.scope().as_str()),
+            ("bin-refresh", "ALL")
+        );
+        let l = JobRequest::ListBuild {
+            kinds: vec![ListKind::Pars, ListKind::Hpans],
+        };
+        assert_eq!(
+            (l.kind().as_str(), l.scope().as_str()),
+            ("list-build", "pars,hpans")
+        );
         assert!(Trigger::WakeUp.is_routine() && !Trigger::Admin("ops".into()).is_routine());
         assert_eq!(Trigger::Admin("ops".into()).by(), "ops");
     }

@@ -2,3 +2,4 @@
 //! generations); the acquirers' token lists and transaction files follow.
 
 pub mod delta;
+pub mod zip_parts;

@@ -3,7 +3,6 @@
 //! replaces the stored set in one transaction; any failure changes nothing and is recorded.
 
 pub mod rules;
-pub mod schedule;
 
 use std::rc::Rc;
 use std::time::Duration;
@@ -105,7 +104,7 @@ impl CircuitPoller {
     }
 
     fn schedule_next(&self, ctx: &mut Context<Self>) {
-        let wait = schedule::until_next(chrono::Utc::now(), self.refresh_at);
+        let wait = crate::domain::daily::until_next(chrono::Utc::now(), self.refresh_at);
         tracing::info!(circuit = %self.circuit, in_secs = wait.as_secs(), "next BIN range refresh scheduled");
         ctx.run_later(wait, |act, ctx| {
             ctx.address().do_send(RefreshBinRanges { forced: false });

@@ -4,6 +4,7 @@ use actix::{Addr, Message};
 use uuid::Uuid;
 
 use crate::actors::circuit_poller::CircuitPoller;
+use crate::actors::list_builder::ListBuilder;
 use crate::actors::par_resolver::ParResolver;
 use crate::db::jobs::Job;
 use crate::db::DbError;
@@ -58,4 +59,6 @@ pub struct Executors {
     pub pollers: Vec<(Circuit, Addr<CircuitPoller>)>,
     /// The PAR resolver.
     pub resolver: Addr<ParResolver>,
+    /// The list builder.
+    pub lists: Addr<ListBuilder>,
 }

@@ -21,6 +21,7 @@ use uuid::Uuid;
 pub use messages::{Executors, GetJob, JobError, ListJobs, StartJob};
 
 use crate::actors::circuit_poller::RefreshBinRanges;
+use crate::actors::list_builder::BuildLists;
 use crate::actors::par_resolver::RunCycle;
 use crate::db::jobs;
 use crate::domain::{JobKind, JobRequest, Trigger};
@@ -40,7 +41,7 @@ struct Running {
 pub struct JobRunner {
     pool: Pool,
     executors: Option<Executors>,
-    running: HashMap<(JobKind, &'static str), Running>,
+    running: HashMap<(JobKind, String), Running>,
 }
 
 impl JobRunner {
@@ -57,11 +58,13 @@ impl JobRunner {
     }
 
     /// Requests that coalesce: PAR cycles whatever their scope (one cycle at a time), BIN
-    /// refreshes per scope.
-    fn slot(request: &JobRequest) -> (JobKind, &'static str) {
+    /// refreshes and list builds per scope (builds of one list are serialised by its lock).
+    fn slot(request: &JobRequest) -> (JobKind, String) {
         match request {
-            JobRequest::ParCycle { .. } => (JobKind::ParCycle, "*"),
-            JobRequest::BinRefresh { .. } => (JobKind::BinRefresh, request.scope()),
+            JobRequest::ParCycle { .. } => (JobKind::ParCycle, "*".to_owned()),
+            JobRequest::BinRefresh { .. } | JobRequest::ListBuild { .. } => {
+                (request.kind(), request.scope())
+            }
         }
     }
 
@@ -149,6 +152,21 @@ fn run(
                 }
             })
         }
+        JobRequest::ListBuild { kinds } => {
+            let lists = executors.lists.clone();
+            Box::pin(async move {
+                match lists
+                    .send(BuildLists {
+                        kinds,
+                        job: Some(id),
+                    })
+                    .await
+                {
+                    Ok(result) => result.map_err(|e| e.to_string()),
+                    Err(e) => Err(format!("list builder unavailable ({e})")),
+                }
+            })
+        }
         JobRequest::ParCycle {
             circuit,
             limit,
@@ -220,7 +238,7 @@ impl Handler<StartJob> for JobRunner {
         }
         let pool = self.pool.clone();
         let (kind, scope, by) = (request.kind(), request.scope(), trigger.by().to_owned());
-        let fut = async move { jobs::start(&pool, kind.as_str(), scope, &by).await };
+        let fut = async move { jobs::start(&pool, kind.as_str(), &scope, &by).await };
         AtomicResponse::new(Box::pin(fut.into_actor(self).map(
             move |started, act, ctx| {
                 let (id, created) = started?;

@@ -31,7 +31,9 @@ async fn a_batch_reads_cards_and_tokens_by_index_whatever_the_planner_estimates(
     hpans.insert(digest("card-7"));
     let keys = Keys {
         hpans,
-        htokens: (0..512).map(|i| digest(&format!("new-token-{i}"))).collect(),
+        htokens: (0..512)
+            .map(|i| digest(&format!("new-token-{i}")))
+            .collect(),
         ..Keys::default()
     };
 

@@ -1,4 +1,5 @@
-//! The daily refresh time: the next `HH:MM` in Europe/Rome after now, across DST changes.
+//! Daily times: the next `HH:MM` in Europe/Rome after now, across DST changes (BIN refreshes,
+//! list builds).
 
 use std::time::Duration;
 
