@@ -43,8 +43,16 @@ pub fn copy_statement(kind: ListKind) -> String {
         ListKind::BinRanges => "SELECT DISTINCT b.min_bound || ';' || b.max_bound AS v \
              FROM bin_range b WHERE b.token"
             .to_owned(),
+        // Live cards, and live tokens except those that went with their card (`data.md`: an
+        // inactive card's PAR tokens leave every list unless another live card shares the PAR).
         ListKind::KnownHashes => "SELECT c.hpan AS v FROM card c WHERE c.active \
-             UNION ALL SELECT t.htoken FROM token t WHERE NOT t.deleted"
+             UNION ALL SELECT t.htoken FROM token t WHERE NOT t.deleted AND CASE \
+               WHEN t.card_id IS NOT NULL THEN EXISTS (SELECT 1 FROM card c \
+                 WHERE c.id = t.card_id AND c.active) \
+               WHEN t.par_key IS NOT NULL THEN EXISTS (SELECT 1 FROM card c \
+                 WHERE c.par_key = t.par_key AND c.active) \
+                 OR NOT EXISTS (SELECT 1 FROM card c WHERE c.par_key = t.par_key) \
+               ELSE true END"
             .to_owned(),
     };
     format!("COPY (SELECT v FROM ({query}) AS list ORDER BY v COLLATE \"C\") TO STDOUT")

@@ -11,6 +11,7 @@ mod circuits;
 mod circuits_db;
 mod consent;
 mod db_errors;
+mod lists;
 mod logs;
 mod ops;
 mod simulator;

@@ -121,6 +121,9 @@ pub async fn test_settings() -> Settings {
     s.server.client_ca_file = dir.join("certs/dev/ca.crt");
     s.database.url = SecretString::from(create_database().await);
     s.database.pool_size = 8;
+    s.storage.dir = dir
+        .join("target/test-storage")
+        .join(uuid::Uuid::new_v4().simple().to_string());
     s.hashing.salt = Some(SecretString::from(CANARY_SALT.to_owned()));
     s.hashing.salt_file = None;
     s.vault.keys[0].key_file = Some(vault_key_file());
@@ -255,6 +258,8 @@ pub fn client(cert: Option<&str>) -> awc::Client {
     let connector = connector(cert, &certs().join("ca.crt"));
     awc::Client::builder()
         .connector(awc::Connector::new().openssl(connector).limit(8))
+        // A 302 is an answer the tests look at (the list endpoints), not one to follow.
+        .disable_redirects()
         .timeout(Duration::from_secs(20))
         .finish()
 }
@@ -365,6 +370,7 @@ impl TestApp {
             headers: res.headers().clone(),
             json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
             text: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes: bytes.to_vec(),
         }
     }
 }
@@ -375,6 +381,7 @@ pub struct Reply {
     pub headers: awc::http::header::HeaderMap,
     pub json: serde_json::Value,
     pub text: String,
+    pub bytes: Vec<u8>,
 }
 
 impl Reply {
