@@ -29,16 +29,16 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     && cp target/release/tkm /usr/local/bin/tkm
 
 FROM debian:bookworm-slim AS base
-# /app/certs/dev and /app/.dev belong to tkm (mode 0700): a named volume mounted there on first use
+# /app/certs/dev, /app/.dev and /app/var (storage.dir: the published lists) belong to tkm (mode 0700): a named volume mounted there on first use
 # takes this owner and mode, so what tkm-init writes there as tkm is readable by tkm only.
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates libssl3 curl \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 tkm \
     && useradd --system --uid 10001 --gid 10001 --home-dir /app --no-create-home \
        --shell /usr/sbin/nologin tkm \
-    && mkdir -p /app/certs/dev /app/.dev \
-    && chown 10001:10001 /app/certs/dev /app/.dev \
-    && chmod 0700 /app/certs/dev /app/.dev
+    && mkdir -p /app/certs/dev /app/.dev /app/var \
+    && chown 10001:10001 /app/certs/dev /app/.dev /app/var \
+    && chmod 0700 /app/certs/dev /app/.dev /app/var
 WORKDIR /app
 COPY --from=build /usr/local/bin/tkm /usr/local/bin/tkm
 # --chmod: readable by tkm whatever the umask of the checkout the image is built from.

@@ -7,13 +7,16 @@ CREATE TABLE list_generation (
     kind        text        NOT NULL CHECK (kind IN ('hpans', 'pars', 'bin-ranges', 'known-hashes')),
     state       text        NOT NULL CHECK (state IN ('building', 'ready', 'failed')),
     entries     bigint,
+    -- SHA-256 of the content (every part's lines in order): what a client that rebuilt the list
+    -- from an earlier one and a delta checks against.
+    content_sha256 text,
     error       text,
     ready_at    timestamptz,
     created_at  timestamptz NOT NULL DEFAULT now(),
     created_by  text        NOT NULL,
     updated_at  timestamptz NOT NULL DEFAULT now(),
     updated_by  text        NOT NULL,
-    CHECK ((state = 'ready') = (ready_at IS NOT NULL AND entries IS NOT NULL))
+    CHECK ((state = 'ready') = (ready_at IS NOT NULL AND entries IS NOT NULL AND content_sha256 IS NOT NULL))
 );
 -- The generation served: the newest ready one of a kind.
 CREATE INDEX list_generation_ready ON list_generation (kind, id DESC) WHERE state = 'ready';

@@ -97,6 +97,10 @@ async fn links(
     };
     Ok(HttpResponse::Ok()
         .insert_header(("x-ms-meta-generation", set.generation.to_string()))
+        .insert_header((
+            "x-ms-meta-content-sha256",
+            header_value(&set.content_sha256)?,
+        ))
         .insert_header(no_store())
         .json(body))
 }
@@ -168,6 +172,10 @@ fn redirect(
         ))
         .insert_header(("x-ms-meta-sha256", header_value(&link.sha256)?))
         .insert_header(("x-ms-meta-generation", set.generation.to_string()))
+        .insert_header((
+            "x-ms-meta-content-sha256",
+            header_value(&set.content_sha256)?,
+        ))
         .insert_header((
             header::LAST_MODIFIED,
             header_value(&httpdate::fmt_http_date(set.created_at.into()))?,

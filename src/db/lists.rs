@@ -96,6 +96,8 @@ pub struct Generation {
     pub created_at: DateTime<Utc>,
     /// Lines in all parts.
     pub entries: i64,
+    /// SHA-256 of the content (every part's lines in order, LF-terminated).
+    pub content_sha256: String,
     /// Its parts, in order.
     pub parts: Vec<ListFile>,
 }
@@ -126,6 +128,7 @@ pub async fn publish(
     pool: &Pool,
     id: i64,
     entries: i64,
+    content_sha256: &str,
     files: &[(Option<i64>, ListFile)],
 ) -> Result<(), DbError> {
     let mut conn = pool.get().await?;
@@ -153,9 +156,9 @@ pub async fn publish(
         .await?;
     }
     tx.execute(
-        "UPDATE list_generation SET state = 'ready', entries = $2, ready_at = now(), \
-         updated_at = now(), updated_by = $3 WHERE id = $1",
-        &[&id, &entries, &BY],
+        "UPDATE list_generation SET state = 'ready', entries = $2, content_sha256 = $4, \
+         ready_at = now(), updated_at = now(), updated_by = $3 WHERE id = $1",
+        &[&id, &entries, &BY, &content_sha256],
     )
     .await?;
     tx.commit().await?;
@@ -189,7 +192,7 @@ pub async fn latest(pool: &Pool, kind: ListKind) -> Result<Option<Generation>, D
     let conn = pool.get().await?;
     let Some(g) = conn
         .query_opt(
-            "SELECT id, created_at, entries FROM list_generation \
+            "SELECT id, created_at, entries, content_sha256 FROM list_generation \
              WHERE kind = $1 AND state = 'ready' ORDER BY id DESC LIMIT 1",
             &[&kind.as_str()],
         )
@@ -213,6 +216,7 @@ pub async fn latest(pool: &Pool, kind: ListKind) -> Result<Option<Generation>, D
         kind,
         created_at: g.get(1),
         entries: g.get(2),
+        content_sha256: g.get(3),
         parts,
     }))
 }

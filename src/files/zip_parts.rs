@@ -65,12 +65,24 @@ struct OpenPart {
     rows: u64,
 }
 
-/// Writes lines (already sorted, without their newline) into parts in `dir`.
+/// Writes lines (already sorted, without their newline) into parts in `dir`, and hashes the
+/// list's content (every part's lines, LF-terminated, in order) as a client rebuilds it.
 pub struct PartWriter {
     dir: PathBuf,
     plan: PartPlan,
     open: Option<OpenPart>,
     done: Vec<WrittenPart>,
+    content: Sha256,
+}
+
+/// A finished list: its parts and the SHA-256 of its content.
+#[derive(Clone, Debug)]
+pub struct WrittenList {
+    /// The parts, in order.
+    pub parts: Vec<WrittenPart>,
+    /// Lowercase hex SHA-256 of the lines of all parts, LF-terminated (what `unzip -p` of each
+    /// part in turn prints).
+    pub content_sha256: String,
 }
 
 fn zip_error(e: zip::result::ZipError) -> io::Error {
@@ -85,6 +97,7 @@ impl PartWriter {
             plan,
             open: None,
             done: Vec::new(),
+            content: Sha256::new(),
         }
     }
 
@@ -165,22 +178,27 @@ impl PartWriter {
             open.zip.write_all(b"\n")?;
             open.rows += 1;
         }
+        self.content.update(line);
+        self.content.update(b"\n");
         Ok(())
     }
 
     /// Closes the last part; an empty list is one part holding one empty line.
-    pub fn finish(mut self) -> io::Result<Vec<WrittenPart>> {
-        let open = match self.open.take() {
-            Some(open) => open,
+    pub fn finish(mut self) -> io::Result<WrittenList> {
+        match self.open.take() {
+            Some(open) => self.close(open)?,
             None if self.done.is_empty() => {
                 let mut open = self.start(0)?;
                 open.zip.write_all(b"\n")?;
-                open
+                self.content.update(b"\n");
+                self.close(open)?;
             }
-            None => return Ok(self.done),
-        };
-        self.close(open)?;
-        Ok(self.done)
+            None => {}
+        }
+        Ok(WrittenList {
+            parts: self.done,
+            content_sha256: hex::encode(self.content.finalize()),
+        })
     }
 }
 
@@ -324,7 +342,12 @@ mod tests {
             s.feed(chunk, &mut w).unwrap();
         }
         s.end(&mut w).unwrap();
-        let parts = w.finish().unwrap();
+        let list = w.finish().unwrap();
+        let parts = list.parts;
+        assert_eq!(
+            list.content_sha256,
+            hex::encode(Sha256::digest(b"a1\nb2\nc3\nd4\ne5\n"))
+        );
         assert_eq!(s.lines, 5);
         assert_eq!(
             parts.iter().map(|p| p.rows).collect::<Vec<_>>(),
@@ -349,7 +372,9 @@ mod tests {
     #[test]
     fn an_empty_list_is_one_file_with_one_empty_line() {
         let d = dir();
-        let parts = PartWriter::new(&d, plan(10)).finish().unwrap();
+        let list = PartWriter::new(&d, plan(10)).finish().unwrap();
+        assert_eq!(list.content_sha256, hex::encode(Sha256::digest(b"\n")));
+        let parts = list.parts;
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].rows, 0);
         let mut archive =

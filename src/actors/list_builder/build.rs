@@ -18,7 +18,7 @@ use crate::config::ListsSettings;
 use crate::db::lists::{self as store, ListFile};
 use crate::domain::lists::ListKind;
 use crate::files::delta;
-use crate::files::zip_parts::{self, LineSplitter, PartPlan, PartWriter, WrittenPart};
+use crate::files::zip_parts::{self, LineSplitter, PartPlan, PartWriter, WrittenList, WrittenPart};
 
 /// What a build produced.
 #[derive(Clone, Debug)]
@@ -31,6 +31,8 @@ pub struct Built {
     pub entries: u64,
     /// The parts.
     pub parts: Vec<WrittenPart>,
+    /// SHA-256 of the list's content (every part's lines, in order).
+    pub content_sha256: String,
     /// Deltas written (from these generations).
     pub deltas_from: Vec<i64>,
     /// Wall time.
@@ -213,7 +215,13 @@ impl Builder {
             .await
             .map_err(|e| ListError::Io(std::io::Error::other(e.to_string())))?;
         copied?;
-        let (entries, parts) = written?;
+        let (
+            entries,
+            WrittenList {
+                parts,
+                content_sha256,
+            },
+        ) = written?;
 
         let mut files: Vec<(Option<i64>, ListFile)> =
             parts.iter().map(|p| (None, row(p))).collect();
@@ -242,7 +250,8 @@ impl Builder {
                 .map_err(|e| ListError::Io(std::io::Error::other(e.to_string())))??;
         }
         let total = i64::try_from(entries).unwrap_or(i64::MAX);
-        if let Err(e) = store::publish(&self.pool, generation, total, &files).await {
+        if let Err(e) = store::publish(&self.pool, generation, total, &content_sha256, &files).await
+        {
             let _ = tokio::fs::remove_dir_all(&done).await;
             return Err(e.into());
         }
@@ -251,6 +260,7 @@ impl Builder {
             generation,
             entries,
             parts,
+            content_sha256,
             deltas_from,
             seconds: 0.0,
         })
@@ -299,7 +309,7 @@ impl Builder {
                     out.line(&line)
                 },
             )?;
-            let mut files = out.finish()?;
+            let mut files = out.finish()?.parts;
             files
                 .pop()
                 .ok_or_else(|| std::io::Error::other("no delta file written"))

@@ -76,6 +76,7 @@ pub async fn issue(
         created_at: generation.created_at,
         expires_at,
         parts: generation.parts.len(),
+        content_sha256: generation.content_sha256,
         links,
     })
 }

@@ -91,6 +91,8 @@ pub struct LinkSet {
     pub expires_at: DateTime<Utc>,
     /// Parts in the generation.
     pub parts: usize,
+    /// SHA-256 of the generation's content (all parts' lines, in order).
+    pub content_sha256: String,
     /// The links.
     pub links: Vec<IssuedLink>,
 }

@@ -165,7 +165,14 @@ async fn a_delta_turns_the_previous_generation_into_the_current_one() {
     assert_eq!(values, before, "sorted by value");
     let old_refs: Vec<&str> = old.iter().map(String::as_str).collect();
     let delta_refs: Vec<&str> = delta.iter().map(String::as_str).collect();
-    assert_eq!(tkm::files::delta::apply(&old_refs, &delta_refs), new);
+    let rebuilt = tkm::files::delta::apply(&old_refs, &delta_refs);
+    assert_eq!(rebuilt, new);
+    // The rebuilt list checks against the generation's content checksum.
+    let content: String = rebuilt.iter().map(|l| format!("{l}\n")).collect();
+    assert_eq!(
+        header(&redirect, "x-ms-meta-content-sha256"),
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content.as_bytes()))
+    );
 
     // From the current generation: nothing to change.
     let current = new_generation.as_str().unwrap();
