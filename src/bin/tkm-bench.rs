@@ -74,6 +74,12 @@ enum Command {
         #[arg(long, default_value_t = 5000)]
         sweep_page: i64,
     },
+    /// P5 limit: prints the `COPY … TO STDOUT` statement of a list (the shell pipeline
+    /// `psql -c "$(tkm-bench list-sql hpans)" | zip | sha256sum` runs the same query).
+    ListSql {
+        /// hpans, pars, bin-ranges or known-hashes.
+        kind: String,
+    },
     /// P6 limit: lookups per second one core can protect and read, per circuit protocol (client
     /// and circuit side together, without HTTP).
     ProtocolRate {
@@ -85,6 +91,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let Cli { command } = Cli::parse();
+    if let Command::ListSql { kind } = &command {
+        return match tkm::domain::lists::ListKind::parse(kind) {
+            Some(kind) => {
+                println!("{}", tkm::db::lists::copy_statement(kind));
+                ExitCode::SUCCESS
+            }
+            None => {
+                eprintln!("tkm-bench: expected hpans, pars, bin-ranges or known-hashes");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Command::ProtocolRate { seconds } = command {
         return match tkm::bench::protocol_rate::run(std::time::Duration::from_secs_f64(seconds)) {
             Ok(rates) => {

@@ -11,15 +11,8 @@ use crate::domain::lists::ListKind;
 /// Who runs these statements (audit columns).
 const BY: &str = "list-builder";
 
-/// A live citizen link of card `c` whose citizen consents to at least one service (a card
-/// override of a service wins over the citizen's choice).
-const CONSENTING: &str =
-    "EXISTS (SELECT 1 FROM card_link l JOIN consent_citizen cc ON cc.tax_code = l.tax_code \
-     WHERE l.card_id = c.id AND l.live AND ( \
-       COALESCE((SELECT o.allowed FROM consent_card_override o WHERE o.tax_code = l.tax_code \
-                 AND o.hpan = c.hpan AND o.service = 'BPD'), cc.bpd_allowed) \
-    OR COALESCE((SELECT o.allowed FROM consent_card_override o WHERE o.tax_code = l.tax_code \
-                 AND o.hpan = c.hpan AND o.service = 'FA'), cc.fa_allowed)))";
+/// A live citizen link of card `c` whose citizen consents to at least one service.
+const CONSENTING: &str = super::consenting_link_sql!("c");
 
 /// The `COPY` statement that writes a list's lines, sorted byte-wise (`COLLATE "C"`, whatever
 /// the database's collation), one value per line.

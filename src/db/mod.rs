@@ -1,5 +1,22 @@
 //! PostgreSQL: the connection pool, migrations, and one repository module per table group.
 
+/// SQL: card `$c` (an alias) has a live citizen link whose citizen consents to at least one
+/// service — a card override of a service wins over the citizen's choice. One text for every
+/// reader of the rule (the PAR resolver's eligibility, the published lists).
+macro_rules! consenting_link_sql {
+    ($c:literal) => {
+        concat!(
+            "EXISTS (SELECT 1 FROM card_link l JOIN consent_citizen cc ON cc.tax_code = l.tax_code \
+             WHERE l.card_id = ", $c, ".id AND l.live AND ( \
+               COALESCE((SELECT o.allowed FROM consent_card_override o WHERE o.tax_code = l.tax_code \
+                         AND o.hpan = ", $c, ".hpan AND o.service = 'BPD'), cc.bpd_allowed) \
+            OR COALESCE((SELECT o.allowed FROM consent_card_override o WHERE o.tax_code = l.tax_code \
+                         AND o.hpan = ", $c, ".hpan AND o.service = 'FA'), cc.fa_allowed)))"
+        )
+    };
+}
+pub(crate) use consenting_link_sql;
+
 pub mod bin_ranges;
 pub mod cards;
 pub mod consent;

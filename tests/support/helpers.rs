@@ -486,3 +486,23 @@ pub async fn consent(app: &TestApp, tc: &str, consent: &str) {
         .await;
     assert_eq!(r.status, 200, "{}", r.text);
 }
+
+/// Waits for a job to end and returns it.
+pub async fn job_end(app: &TestApp, id: &str) -> serde_json::Value {
+    eventually(Duration::from_secs(60), || async {
+        let r = app
+            .call(
+                "admin",
+                awc::http::Method::GET,
+                &format!("/admin/jobs/{id}"),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        let state = r.json["state"].as_str().unwrap_or_default().to_string();
+        (state == "SUCCEEDED" || state == "FAILED").then_some(r.json)
+    })
+    .await
+    .expect("the job ends")
+}

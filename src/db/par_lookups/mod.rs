@@ -21,15 +21,12 @@ pub use stats::{backlog, calls_today, count_calls, pending, Pending};
 
 /// A live card (alias `c`) without PAR, with consent, that can be asked about: by its PAN or,
 /// for a card known only by its HPAN, by one of its clear tokens.
-pub(crate) const CARD_ELIGIBLE: &str = "c.active AND c.par_key IS NULL \
+pub(crate) const CARD_ELIGIBLE: &str = concat!(
+    "c.active AND c.par_key IS NULL \
     AND (c.pan_ct IS NOT NULL OR EXISTS (SELECT 1 FROM token t WHERE t.card_id = c.id \
-         AND t.token_ct IS NOT NULL AND NOT t.deleted)) \
-    AND EXISTS (SELECT 1 FROM card_link l JOIN consent_citizen cc ON cc.tax_code = l.tax_code \
-         WHERE l.card_id = c.id AND l.live AND ( \
-           COALESCE((SELECT o.allowed FROM consent_card_override o WHERE o.tax_code = l.tax_code \
-                     AND o.hpan = c.hpan AND o.service = 'BPD'), cc.bpd_allowed) \
-        OR COALESCE((SELECT o.allowed FROM consent_card_override o WHERE o.tax_code = l.tax_code \
-                     AND o.hpan = c.hpan AND o.service = 'FA'), cc.fa_allowed)))";
+         AND t.token_ct IS NOT NULL AND NOT t.deleted)) AND ",
+    super::consenting_link_sql!("c")
+);
 
 /// A clear token of known circuit that is owed a check (`data.md`, TK6):
 /// - no PAR and no card (from acquirers' lists): no citizen to ask, eligible as it is;
@@ -40,17 +37,15 @@ pub(crate) const CARD_ELIGIBLE: &str = "c.active AND c.par_key IS NULL \
 ///   citizen's choice), so a citizen who denied every service is never asked about.
 ///
 /// Tokens waiting on a card whose PAR is unknown are asked through their card.
-pub(crate) const TOKEN_ELIGIBLE: &str = "NOT t.deleted AND t.token_ct IS NOT NULL AND t.circuit IS NOT NULL \
+pub(crate) const TOKEN_ELIGIBLE: &str = concat!(
+    "NOT t.deleted AND t.token_ct IS NOT NULL AND t.circuit IS NOT NULL \
     AND ((t.par_key IS NULL AND t.card_id IS NULL) \
       OR (t.par_key IS NOT NULL AND t.source <> 'circuit' AND ( \
            NOT EXISTS (SELECT 1 FROM card pc WHERE pc.par_key = t.par_key) \
-        OR EXISTS (SELECT 1 FROM card pc WHERE pc.par_key = t.par_key AND pc.active \
-             AND EXISTS (SELECT 1 FROM card_link l JOIN consent_citizen cc ON cc.tax_code = l.tax_code \
-               WHERE l.card_id = pc.id AND l.live AND ( \
-                 COALESCE((SELECT o.allowed FROM consent_card_override o WHERE o.tax_code = l.tax_code \
-                           AND o.hpan = pc.hpan AND o.service = 'BPD'), cc.bpd_allowed) \
-              OR COALESCE((SELECT o.allowed FROM consent_card_override o WHERE o.tax_code = l.tax_code \
-                           AND o.hpan = pc.hpan AND o.service = 'FA'), cc.fa_allowed)))))))";
+        OR EXISTS (SELECT 1 FROM card pc WHERE pc.par_key = t.par_key AND pc.active AND ",
+    super::consenting_link_sql!("pc"),
+    "))))"
+);
 
 /// The account number to ask about, still sealed.
 #[derive(Clone, Debug)]

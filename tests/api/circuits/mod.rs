@@ -12,7 +12,8 @@ use tkm::domain::{BinRange, Circuit};
 
 use crate::broker::{channel, encrypt, publish, wait_for_topology};
 use crate::helpers::{
-    client, consent, eventually, sha, spawn_app, spawn_app_with, tax_code, test_settings, TestApp,
+    client, consent, eventually, job_end, sha, spawn_app, spawn_app_with, tax_code, test_settings,
+    TestApp,
 };
 
 /// Calls the app's simulator (`/sim/*`, no client certificate).
@@ -29,26 +30,6 @@ async fn sim(app: &TestApp, method: Method, path: &str, body: Option<Value>) -> 
         res.status().as_u16(),
         serde_json::from_slice(&bytes).unwrap_or(Value::Null),
     )
-}
-
-/// Waits for a job to end and returns it.
-async fn job_end(app: &TestApp, id: &str) -> Value {
-    eventually(Duration::from_secs(60), || async {
-        let r = app
-            .call(
-                "admin",
-                Method::GET,
-                &format!("/admin/jobs/{id}"),
-                &[],
-                None,
-            )
-            .await;
-        assert_eq!(r.status, 200, "{}", r.text);
-        let state = r.json["state"].as_str().unwrap_or_default().to_string();
-        (state == "SUCCEEDED" || state == "FAILED").then_some(r.json)
-    })
-    .await
-    .expect("the job ends")
 }
 
 async fn refresh_bins(app: &TestApp, query: &str) -> Value {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use awc::http::Method;
 
 use super::{build, follow, full_list, header, unzip_lines};
-use crate::helpers::{eventually, spawn_app, TestApp};
+use crate::helpers::{eventually, job_end, spawn_app, TestApp};
 
 const LIST: &str = "/rtd/payment-instrument-manager/hashed-pans";
 
@@ -33,27 +33,10 @@ async fn enrol(app: &TestApp, from: i64, n: i64) {
     .unwrap();
 }
 
-/// Waits until no job runs (the start-up build included), so the test's builds are its own.
-async fn idle(app: &TestApp) {
-    let quiet = eventually(Duration::from_secs(60), || async {
-        let jobs = app
-            .call("admin", Method::GET, "/admin/jobs", &[], None)
-            .await;
-        let busy = jobs
-            .json
-            .as_array()
-            .is_some_and(|a| a.iter().any(|j| j["state"] == "RUNNING"));
-        (!busy).then_some(())
-    })
-    .await;
-    assert!(quiet.is_some(), "jobs still running");
-}
-
 #[actix_web::test]
 async fn a_build_that_fails_midway_leaves_the_last_good_generation_served() {
     let app = spawn_app().await;
     enrol(&app, 0, 300_000).await;
-    idle(&app).await;
     build(&app, "hpans").await;
     let (good, file) = follow(&app, "acquirer", LIST).await;
     let good_generation = header(&good, "x-ms-meta-generation");
@@ -87,20 +70,7 @@ async fn a_build_that_fails_midway_leaves_the_last_good_generation_served() {
     })
     .await;
     assert!(killed.is_some(), "the build's COPY was never seen");
-    let state = eventually(Duration::from_secs(30), || async {
-        let j = app
-            .call(
-                "admin",
-                Method::GET,
-                &format!("/admin/jobs/{job}"),
-                &[],
-                None,
-            )
-            .await;
-        (j.json["state"] != "RUNNING").then_some(j.json)
-    })
-    .await
-    .unwrap();
+    let state = job_end(&app, &job).await;
     assert_eq!(state["state"], "FAILED", "{state}");
 
     // Still the last good generation, whole; no half-written directory left behind.
@@ -125,7 +95,6 @@ async fn a_build_that_fails_midway_leaves_the_last_good_generation_served() {
 async fn a_delta_turns_the_previous_generation_into_the_current_one() {
     let app = spawn_app().await;
     enrol(&app, 0, 1_000).await;
-    idle(&app).await;
     build(&app, "hpans").await;
     let (old, old_generation) = full_list(&app, LIST).await;
     let old_generation = old_generation.as_str().unwrap().to_owned();

@@ -214,6 +214,14 @@ async fn each_list_holds_exactly_its_members() {
         )
         .await;
     assert_eq!((salt.status, salt.text.as_str()), (200, CANARY_SALT));
+    let logs =
+        String::from_utf8_lossy(&crate::helpers::captured_logs().lock().unwrap()).into_owned();
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("salt read") && l.contains("dev-acquirer")),
+        "the salt's reading is logged with the client"
+    );
+    assert!(!logs.contains(CANARY_SALT), "never its value");
     app.call(
         "platform",
         Method::GET,

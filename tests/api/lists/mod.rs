@@ -2,19 +2,37 @@
 //! the one-shot links, parts, generations and deltas. Downloads are checked with `unzip -p` and
 //! `sha256sum`, as an acquirer would.
 
-use std::time::Duration;
-
 use awc::http::Method;
 use serde_json::Value;
 
-use crate::helpers::{eventually, Reply, TestApp};
+use std::time::Duration;
+
+use crate::helpers::{eventually, job_end, Reply, TestApp};
 
 mod generations;
 mod links;
 mod membership;
 
+/// Waits until no list build runs (the start-up one included): a request while one of the same
+/// lists runs joins it, and the test's data may be newer than that build.
+async fn idle(app: &TestApp) {
+    let quiet = eventually(Duration::from_secs(60), || async {
+        let jobs = app
+            .call("admin", Method::GET, "/admin/jobs", &[], None)
+            .await;
+        let busy = jobs.json.as_array().is_some_and(|a| {
+            a.iter()
+                .any(|j| j["state"] == "RUNNING" && j["kind"] == "list-build")
+        });
+        (!busy).then_some(())
+    })
+    .await;
+    assert!(quiet.is_some(), "jobs still running");
+}
+
 /// Starts a build of `kinds` (all when empty) and waits for its job to succeed.
 async fn build(app: &TestApp, kinds: &str) -> String {
+    idle(app).await;
     let path = if kinds.is_empty() {
         "/admin/lists/generate".to_owned()
     } else {
@@ -23,20 +41,7 @@ async fn build(app: &TestApp, kinds: &str) -> String {
     let r = app.call("admin", Method::POST, &path, &[], None).await;
     assert_eq!(r.status, 202, "{}", r.text);
     let id = r.json["jobId"].as_str().unwrap().to_owned();
-    let job = eventually(Duration::from_secs(60), || async {
-        let j = app
-            .call(
-                "admin",
-                Method::GET,
-                &format!("/admin/jobs/{id}"),
-                &[],
-                None,
-            )
-            .await;
-        (j.json["state"] != "RUNNING").then_some(j.json)
-    })
-    .await
-    .expect("the build ends within a minute");
+    let job = job_end(app, &id).await;
     assert_eq!(job["state"], "SUCCEEDED", "{job}");
     id
 }
