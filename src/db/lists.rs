@@ -14,41 +14,93 @@ const BY: &str = "list-builder";
 /// A live citizen link of card `c` whose citizen consents to at least one service.
 const CONSENTING: &str = super::consenting_link_sql!("c");
 
-/// The `COPY` statement that writes a list's lines, sorted byte-wise (`COLLATE "C"`, whatever
-/// the database's collation), one value per line.
-pub fn copy_statement(kind: ListKind) -> String {
-    let query = match kind {
+/// The queries whose rows make up a list (one value per row, column `v`), each over one table,
+/// so that each can stream in index order.
+fn members(kind: ListKind) -> Vec<String> {
+    match kind {
         // Enrolled cards' HPANs, and the live tokens of the PAR (or, while it is unknown, of
         // the card itself) of every enrolled card with consent.
-        ListKind::Hpans => format!(
-            "SELECT c.hpan AS v FROM card c WHERE c.active \
-             UNION ALL \
-             SELECT t.htoken FROM token t WHERE NOT t.deleted AND ( \
-               (t.par_key IS NOT NULL AND EXISTS (SELECT 1 FROM card c \
-                  WHERE c.par_key = t.par_key AND c.active AND {CONSENTING})) \
-               OR (t.card_id IS NOT NULL AND EXISTS (SELECT 1 FROM card c \
-                  WHERE c.id = t.card_id AND c.active AND {CONSENTING})))"
-        ),
-        ListKind::Pars => format!(
+        ListKind::Hpans => vec![
+            "SELECT c.hpan AS v FROM card c WHERE c.active".to_owned(),
+            format!(
+                "SELECT t.htoken AS v FROM token t WHERE NOT t.deleted AND ( \
+                   (t.par_key IS NOT NULL AND EXISTS (SELECT 1 FROM card c \
+                      WHERE c.par_key = t.par_key AND c.active AND {CONSENTING})) \
+                   OR (t.card_id IS NOT NULL AND EXISTS (SELECT 1 FROM card c \
+                      WHERE c.id = t.card_id AND c.active AND {CONSENTING})))"
+            ),
+        ],
+        ListKind::Pars => vec![format!(
             "SELECT DISTINCT c.par AS v FROM card c \
              WHERE c.active AND c.par IS NOT NULL AND {CONSENTING}"
-        ),
-        ListKind::BinRanges => "SELECT DISTINCT b.min_bound || ';' || b.max_bound AS v \
+        )],
+        ListKind::BinRanges => vec!["SELECT DISTINCT b.min_bound || ';' || b.max_bound AS v \
              FROM bin_range b WHERE b.token"
-            .to_owned(),
+            .to_owned()],
         // Live cards, and live tokens except those that went with their card (`data.md`: an
         // inactive card's PAR tokens leave every list unless another live card shares the PAR).
-        ListKind::KnownHashes => "SELECT c.hpan AS v FROM card c WHERE c.active \
-             UNION ALL SELECT t.htoken FROM token t WHERE NOT t.deleted AND CASE \
+        ListKind::KnownHashes => vec![
+            "SELECT c.hpan AS v FROM card c WHERE c.active".to_owned(),
+            "SELECT t.htoken AS v FROM token t WHERE NOT t.deleted AND CASE \
                WHEN t.card_id IS NOT NULL THEN EXISTS (SELECT 1 FROM card c \
                  WHERE c.id = t.card_id AND c.active) \
                WHEN t.par_key IS NOT NULL THEN EXISTS (SELECT 1 FROM card c \
                  WHERE c.par_key = t.par_key AND c.active) \
                  OR NOT EXISTS (SELECT 1 FROM card c WHERE c.par_key = t.par_key) \
                ELSE true END"
-            .to_owned(),
-    };
+                .to_owned(),
+        ],
+    }
+}
+
+fn sorted_copy(query: &str) -> String {
     format!("COPY (SELECT v FROM ({query}) AS list ORDER BY v COLLATE \"C\") TO STDOUT")
+}
+
+/// The `COPY` statement that writes a whole list, sorted byte-wise (`COLLATE "C"`, whatever the
+/// database's collation), one value per line: the list's definition in one statement.
+pub fn copy_statement(kind: ListKind) -> String {
+    sorted_copy(&members(kind).join(" UNION ALL "))
+}
+
+/// The list as sorted streams, one per table (hashes stream from their unique indexes, which
+/// are in byte order); merged, they give [`copy_statement`]'s lines without a sort of the whole.
+pub fn copy_streams(kind: ListKind) -> Vec<String> {
+    members(kind).iter().map(|q| sorted_copy(q)).collect()
+}
+
+/// Runs one of [`copy_streams`] on `client` and hands its chunks to `out` as they come; stops
+/// early (without error) when `out` is closed. Sorting is off for the statement: the rows come
+/// in index order, so the first ones leave at once instead of after a sort of the whole table.
+pub async fn stream_sorted(
+    client: &deadpool_postgres::Object,
+    statement: &str,
+    out: tokio::sync::mpsc::Sender<bytes::Bytes>,
+) -> Result<(), DbError> {
+    use futures_util::StreamExt as _;
+    client
+        .batch_execute("BEGIN READ ONLY; SET LOCAL enable_sort = off; SET LOCAL jit = off")
+        .await?;
+    let streamed = async {
+        let stream = client.copy_out(statement).await?;
+        futures_util::pin_mut!(stream);
+        while let Some(chunk) = stream.next().await {
+            if out.send(chunk?).await.is_err() {
+                break;
+            }
+        }
+        Ok::<_, tokio_postgres::Error>(())
+    }
+    .await;
+    match streamed {
+        Ok(()) => client.batch_execute("COMMIT").await?,
+        Err(e) => {
+            // Best effort: a broken connection is dropped by the pool anyway.
+            let _ = client.batch_execute("ROLLBACK").await;
+            return Err(e.into());
+        }
+    }
+    Ok(())
 }
 
 /// How many lines the token BIN range list will have (to spread it over at most 10 parts).
@@ -431,7 +483,11 @@ mod tests {
         for kind in ListKind::ALL {
             let s = copy_statement(kind);
             assert!(s.starts_with("COPY (") && s.ends_with("ORDER BY v COLLATE \"C\") TO STDOUT"));
+            for stream in copy_streams(kind) {
+                assert!(stream.ends_with("ORDER BY v COLLATE \"C\") TO STDOUT"));
+            }
         }
+        assert_eq!(copy_streams(ListKind::Hpans).len(), 2);
         assert!(copy_statement(ListKind::Hpans).contains("cc.bpd_allowed"));
     }
 }

@@ -2,46 +2,79 @@
 //! what went, in value order — applied to the older list it gives the newer one exactly.
 
 use std::cmp::Ordering;
+use std::io;
+use std::iter::Peekable;
 
-/// Walks two ascending, duplicate-free sequences of lines and calls `emit` with each
-/// difference: `(true, v)` added in `new`, `(false, v)` removed from `old`, in ascending `v`.
-/// Returns how many differences there were. Errors of the readers stop the walk.
-pub fn diff<E>(
-    mut old: impl Iterator<Item = Result<Vec<u8>, E>>,
-    mut new: impl Iterator<Item = Result<Vec<u8>, E>>,
-    mut emit: impl FnMut(bool, &[u8]) -> Result<(), E>,
-) -> Result<u64, E> {
-    let mut count = 0u64;
-    let mut a = old.next().transpose()?;
-    let mut b = new.next().transpose()?;
-    loop {
-        match (&a, &b) {
-            (None, None) => return Ok(count),
-            (Some(x), None) => {
-                emit(false, x)?;
-                a = old.next().transpose()?;
-            }
-            (None, Some(y)) => {
-                emit(true, y)?;
-                b = new.next().transpose()?;
-            }
-            (Some(x), Some(y)) => match x.cmp(y) {
-                Ordering::Equal => {
-                    a = old.next().transpose()?;
-                    b = new.next().transpose()?;
-                    continue;
-                }
-                Ordering::Less => {
-                    emit(false, x)?;
-                    a = old.next().transpose()?;
-                }
-                Ordering::Greater => {
-                    emit(true, y)?;
-                    b = new.next().transpose()?;
-                }
-            },
+use super::zip_parts::{PartWriter, WrittenPart};
+
+/// Writes the delta from an older list while the newer one is being written: each new line is
+/// merged against the older list's lines (ascending, duplicate-free, read by a reader ahead), so
+/// the new list is never read back. Lines are `+value` (new) and `-value` (gone), in value order.
+pub struct StreamingDelta<I: Iterator<Item = io::Result<Vec<u8>>>> {
+    old: Peekable<I>,
+    out: PartWriter,
+    line: Vec<u8>,
+}
+
+impl<I: Iterator<Item = io::Result<Vec<u8>>>> StreamingDelta<I> {
+    /// A delta from the lines of `old`, written to `out`.
+    pub fn new(old: I, out: PartWriter) -> Self {
+        StreamingDelta {
+            old: old.peekable(),
+            out,
+            line: Vec::with_capacity(80),
         }
-        count = count.saturating_add(1);
+    }
+
+    fn emit(&mut self, sign: u8, value: &[u8]) -> io::Result<()> {
+        self.line.clear();
+        self.line.push(sign);
+        self.line.extend_from_slice(value);
+        self.out.line(&self.line)
+    }
+
+    fn next_old(&mut self) -> io::Result<Option<Vec<u8>>> {
+        self.old.next().transpose()
+    }
+
+    /// The next line of the new list (ascending).
+    pub fn next_new(&mut self, value: &[u8]) -> io::Result<()> {
+        loop {
+            let order = match self.old.peek() {
+                None => return self.emit(b'+', value),
+                Some(Err(_)) => {
+                    return match self.old.next() {
+                        Some(Err(e)) => Err(e),
+                        _ => Err(io::Error::other("the older list could not be read")),
+                    }
+                }
+                Some(Ok(old)) => old.as_slice().cmp(value),
+            };
+            match order {
+                Ordering::Less => {
+                    if let Some(gone) = self.next_old()? {
+                        self.emit(b'-', &gone)?;
+                    }
+                }
+                Ordering::Equal => {
+                    self.next_old()?;
+                    return Ok(());
+                }
+                Ordering::Greater => return self.emit(b'+', value),
+            }
+        }
+    }
+
+    /// The end of the new list: what is left of the old one is gone. Returns the delta file.
+    pub fn finish(mut self) -> io::Result<WrittenPart> {
+        while let Some(gone) = self.next_old()? {
+            self.emit(b'-', &gone)?;
+        }
+        self.out
+            .finish()?
+            .parts
+            .pop()
+            .ok_or_else(|| io::Error::other("no delta file written"))
     }
 }
 
@@ -61,24 +94,38 @@ pub fn apply(old: &[&str], delta: &[&str]) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use std::path::PathBuf;
 
-    fn lines<'a>(v: &'a [&'a str]) -> impl Iterator<Item = Result<Vec<u8>, ()>> + 'a {
-        v.iter().map(|s| Ok(s.as_bytes().to_vec()))
+    use super::*;
+    use crate::files::zip_parts::{read_lines, PartPlan};
+
+    fn plan() -> PartPlan {
+        PartPlan {
+            names: Box::new(|_| ("delta.zip".to_owned(), "delta.csv".to_owned())),
+            max_rows: u64::MAX,
+            level: 1,
+            stamp: chrono::NaiveDateTime::default(),
+        }
     }
 
     fn run(old: &[&str], new: &[&str]) -> Vec<String> {
+        let dir: PathBuf = std::env::temp_dir().join(format!("tkm-delta-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let old_lines: Vec<io::Result<Vec<u8>>> =
+            old.iter().map(|s| Ok(s.as_bytes().to_vec())).collect();
+        let mut d = StreamingDelta::new(old_lines.into_iter(), PartWriter::new(&dir, plan()));
+        for v in new {
+            d.next_new(v.as_bytes()).unwrap();
+        }
+        let file = d.finish().unwrap();
         let mut out = Vec::new();
-        let n = diff(lines(old), lines(new), |added, v| {
-            out.push(format!(
-                "{}{}",
-                if added { '+' } else { '-' },
-                String::from_utf8_lossy(v)
-            ));
+        read_lines(&[dir.join(&file.file_name)], |l| {
+            out.push(String::from_utf8_lossy(l).into_owned());
             Ok(())
         })
         .unwrap();
-        assert_eq!(n as usize, out.len());
+        assert_eq!(file.rows as usize, out.len());
+        std::fs::remove_dir_all(&dir).unwrap();
         out
     }
 
@@ -93,5 +140,6 @@ mod tests {
         assert!(run(&new, &new).is_empty());
         assert_eq!(run(&[], &["x"]), ["+x"]);
         assert_eq!(run(&["x"], &[]), ["-x"]);
+        assert_eq!(run(&["a", "b"], &["c", "d"]), ["-a", "-b", "+c", "+d"]);
     }
 }

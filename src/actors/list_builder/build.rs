@@ -11,14 +11,13 @@ use std::time::Instant;
 use chrono::{DateTime, Utc};
 use chrono_tz::Europe::Rome;
 use deadpool_postgres::Pool;
-use futures_util::StreamExt;
 
 use super::ListError;
 use crate::config::ListsSettings;
 use crate::db::lists::{self as store, ListFile};
 use crate::domain::lists::ListKind;
-use crate::files::delta;
-use crate::files::zip_parts::{self, LineSplitter, PartPlan, PartWriter, WrittenList, WrittenPart};
+use crate::files::delta::StreamingDelta;
+use crate::files::zip_parts::{self, ChunkLines, PartPlan, PartWriter, WrittenList, WrittenPart};
 
 /// What a build produced.
 #[derive(Clone, Debug)]
@@ -178,67 +177,99 @@ impl Builder {
             stamp: rome.naive_local(),
         };
 
-        // COPY streams chunks; a blocking thread cuts them into lines, compresses and hashes,
-        // so the query, the compression and the hashing overlap.
-        let (tx, mut rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(64);
+        // The deltas from the earlier generations still on disk are written in the same pass,
+        // each merging the new lines against its older list (read ahead by its own thread).
+        let with_deltas = matches!(kind, ListKind::Hpans | ListKind::Pars);
+        let sources = if with_deltas {
+            self.delta_sources(kind, generation).await?
+        } else {
+            Vec::new()
+        };
+        let delta_plans: Vec<(i64, Vec<PathBuf>, PartPlan)> = sources
+            .into_iter()
+            .map(|(since, paths)| (since, paths, self.delta_plan(kind, since)))
+            .collect();
+        let own_delta = with_deltas.then(|| self.delta_plan(kind, generation));
+
+        // Each table's rows stream out of PostgreSQL in index order (one COPY per table, on its
+        // own connection); a blocking thread merges them into lines, compresses and hashes, so
+        // the queries, the compression and the hashing overlap.
+        let statements = store::copy_streams(kind);
+        let mut senders = Vec::with_capacity(statements.len());
+        let mut receivers = Vec::with_capacity(statements.len());
+        for _ in &statements {
+            let (tx, rx) = tokio::sync::mpsc::channel::<bytes::Bytes>(32);
+            senders.push(tx);
+            receivers.push(rx);
+        }
         let dir = building.to_path_buf();
         let counter = progress.clone();
         let writer = tokio::task::spawn_blocking(move || -> std::io::Result<_> {
             let mut out = PartWriter::new(&dir, plan);
-            let mut lines = LineSplitter::new();
-            while let Some(chunk) = rx.blocking_recv() {
-                lines.feed(&chunk, &mut out)?;
-                counter.store(lines.lines, Ordering::Relaxed);
+            let mut deltas: Vec<(i64, StreamingDelta<_>)> = delta_plans
+                .into_iter()
+                .map(|(since, paths, plan)| {
+                    let old = zip_parts::lines(paths);
+                    (since, StreamingDelta::new(old, PartWriter::new(&dir, plan)))
+                })
+                .collect();
+            let mut count = 0u64;
+            let sources = receivers.into_iter().map(ChunkLines::new).collect();
+            zip_parts::merge(sources, |line| {
+                out.line(line)?;
+                for (_, d) in deltas.iter_mut() {
+                    d.next_new(line)?;
+                }
+                count += 1;
+                if count.is_multiple_of(4096) {
+                    counter.store(count, Ordering::Relaxed);
+                }
+                Ok(())
+            })?;
+            counter.store(count, Ordering::Relaxed);
+            let mut written = Vec::new();
+            for (since, d) in deltas {
+                written.push((since, d.finish()?));
             }
-            lines.end(&mut out)?;
-            counter.store(lines.lines, Ordering::Relaxed);
-            Ok((lines.lines, out.finish()?))
-        });
-        let copied = async {
-            let stream = conn
-                .copy_out(store::copy_statement(kind).as_str())
-                .await
-                .map_err(crate::db::DbError::from)?;
-            futures_util::pin_mut!(stream);
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(crate::db::DbError::from)?;
-                if tx.send(chunk).await.is_err() {
-                    // The writer stopped: its error is the one to report.
-                    break;
+            // From itself: nothing changes (one empty line).
+            if let Some(plan) = own_delta {
+                if let Some(part) = PartWriter::new(&dir, plan).finish()?.parts.pop() {
+                    written.push((generation, part));
                 }
             }
-            drop(tx);
-            Ok::<_, ListError>(())
+            Ok((count, out.finish()?, written))
+        });
+        let mut extra = Vec::new();
+        for _ in 1..statements.len() {
+            extra.push(self.pool.get().await.map_err(crate::db::DbError::from)?);
         }
-        .await;
+        let copies = statements
+            .iter()
+            .zip(senders)
+            .enumerate()
+            .map(|(i, (statement, tx))| {
+                let client = if i == 0 { conn } else { &extra[i - 1] };
+                store::stream_sorted(client, statement, tx)
+            });
+        let copied = futures_util::future::try_join_all(copies).await;
         let written = writer
             .await
             .map_err(|e| ListError::Io(std::io::Error::other(e.to_string())))?;
         copied?;
+        drop(extra);
         let (
             entries,
             WrittenList {
                 parts,
                 content_sha256,
             },
+            deltas,
         ) = written?;
 
         let mut files: Vec<(Option<i64>, ListFile)> =
             parts.iter().map(|p| (None, row(p))).collect();
-        let mut deltas_from = Vec::new();
-        if matches!(kind, ListKind::Hpans | ListKind::Pars) {
-            let mut sources = vec![generation];
-            sources.extend(store::ready_ids(&self.pool, kind, generation).await?);
-            for since in sources {
-                if let Some(f) = self
-                    .write_delta(kind, generation, since, building, &parts)
-                    .await?
-                {
-                    files.push((Some(since), f));
-                    deltas_from.push(since);
-                }
-            }
-        }
+        let deltas_from: Vec<i64> = deltas.iter().map(|(since, _)| *since).collect();
+        files.extend(deltas.iter().map(|(since, d)| (Some(*since), row(d))));
 
         // Publication: the directory under its final name, then the row that serves it.
         let done = generation_dir(&self.root, kind, generation);
@@ -266,57 +297,34 @@ impl Builder {
         })
     }
 
-    /// Writes the delta that turns generation `since` into the new one (an empty one from
-    /// itself); `None` when `since`'s files are gone.
-    async fn write_delta(
+    /// The earlier ready generations of the list whose files are all still on disk, with
+    /// their part files in order.
+    async fn delta_sources(
         &self,
         kind: ListKind,
         generation: i64,
-        since: i64,
-        building: &Path,
-        parts: &[WrittenPart],
-    ) -> Result<Option<ListFile>, ListError> {
-        let new_paths: Vec<PathBuf> = parts.iter().map(|p| building.join(&p.file_name)).collect();
-        let old_paths: Vec<PathBuf> = if since == generation {
-            new_paths.clone()
-        } else {
-            let old_dir = generation_dir(&self.root, kind, since);
-            let old = store::part_files(&self.pool, since).await?;
-            let paths: Vec<PathBuf> = old.iter().map(|f| old_dir.join(&f.file_name)).collect();
-            if old.is_empty() || !paths.iter().all(|p| p.exists()) {
-                return Ok(None);
+    ) -> Result<Vec<(i64, Vec<PathBuf>)>, ListError> {
+        let mut sources = Vec::new();
+        for since in store::ready_ids(&self.pool, kind, generation).await? {
+            let dir = generation_dir(&self.root, kind, since);
+            let files = store::part_files(&self.pool, since).await?;
+            let paths: Vec<PathBuf> = files.iter().map(|f| dir.join(&f.file_name)).collect();
+            if !paths.is_empty() && paths.iter().all(|p| p.exists()) {
+                sources.push((since, paths));
             }
-            paths
-        };
+        }
+        Ok(sources)
+    }
+
+    /// How the delta from `since` is written: one file, whatever its size.
+    fn delta_plan(&self, kind: ListKind, since: i64) -> PartPlan {
         let (file_name, entry) = delta_names(kind, since);
-        let plan = PartPlan {
+        PartPlan {
             names: Box::new(move |_| (file_name.clone(), entry.clone())),
             max_rows: u64::MAX,
             level: self.settings.zip_level,
             stamp: Utc::now().with_timezone(&Rome).naive_local(),
-        };
-        let dir = building.to_path_buf();
-        let written = tokio::task::spawn_blocking(move || -> std::io::Result<WrittenPart> {
-            let mut out = PartWriter::new(&dir, plan);
-            let mut line = Vec::with_capacity(80);
-            delta::diff(
-                zip_parts::lines(old_paths),
-                zip_parts::lines(new_paths),
-                |added, value| {
-                    line.clear();
-                    line.push(if added { b'+' } else { b'-' });
-                    line.extend_from_slice(value);
-                    out.line(&line)
-                },
-            )?;
-            let mut files = out.finish()?.parts;
-            files
-                .pop()
-                .ok_or_else(|| std::io::Error::other("no delta file written"))
-        })
-        .await
-        .map_err(|e| ListError::Io(std::io::Error::other(e.to_string())))??;
-        Ok(Some(row(&written)))
+        }
     }
 
     /// Drops generations past retention (and failed ones) with their directories, and any
