@@ -87,7 +87,7 @@ measure() {
   local pipe_s
   pipe_s=$(python3 -c "print(f'{$t1 - $t0:.1f}')")
   rows+=("$(python3 -c "
-b, p, w, rss = $build_s, $pipe_s, $wall, $rss_kb / 1024
+b, p, w, rss = max($build_s, 0.05), $pipe_s, $wall, $rss_kb / 1024
 print(f'| $label | {$lines:,} | $parts | {$zip_bytes / 1e6:.0f} MB | **{b:.1f}** | {w:.1f} | {rss:.0f} | {p:.1f} | **{p / b:.2f}** |')")")
   echo "bench: $label: tkm ${build_s} s (wall ${wall} s, peak RSS $((rss_kb / 1024)) MB), pipeline ${pipe_s} s" >&2
 }

@@ -7,15 +7,26 @@ macro_rules! consenting_link_sql {
     ($c:literal) => {
         concat!(
             "EXISTS (SELECT 1 FROM card_link l JOIN consent_citizen cc ON cc.tax_code = l.tax_code \
-             WHERE l.card_id = ", $c, ".id AND l.live AND ( \
-               COALESCE((SELECT o.allowed FROM consent_card_override o WHERE o.tax_code = l.tax_code \
-                         AND o.hpan = ", $c, ".hpan AND o.service = 'BPD'), cc.bpd_allowed) \
-            OR COALESCE((SELECT o.allowed FROM consent_card_override o WHERE o.tax_code = l.tax_code \
-                         AND o.hpan = ", $c, ".hpan AND o.service = 'FA'), cc.fa_allowed)))"
+             WHERE l.card_id = ", $c, ".id AND l.live AND ",
+            $crate::db::consent_of_link_sql!($c),
+            ")"
         )
     };
 }
 pub(crate) use consenting_link_sql;
+
+/// SQL: the citizen `cc` of link `l` of card `$c` consents to at least one service for it.
+macro_rules! consent_of_link_sql {
+    ($c:literal) => {
+        concat!(
+            "(COALESCE((SELECT o.allowed FROM consent_card_override o WHERE o.tax_code = l.tax_code \
+                        AND o.hpan = ", $c, ".hpan AND o.service = 'BPD'), cc.bpd_allowed) \
+           OR COALESCE((SELECT o.allowed FROM consent_card_override o WHERE o.tax_code = l.tax_code \
+                        AND o.hpan = ", $c, ".hpan AND o.service = 'FA'), cc.fa_allowed))"
+        )
+    };
+}
+pub(crate) use consent_of_link_sql;
 
 pub mod bin_ranges;
 pub mod cards;

@@ -63,7 +63,13 @@ struct OpenPart {
     part: usize,
     file_name: String,
     rows: u64,
+    /// Lines not yet compressed: the deflater and the hashes get large slices, not a call per
+    /// 65-byte line (which cost more than the compression itself).
+    pending: Vec<u8>,
 }
+
+/// How much text is gathered before it is compressed and hashed.
+const PENDING: usize = 256 * 1024;
 
 /// Writes lines (already sorted, without their newline) into parts in `dir`, and hashes the
 /// list's content (every part's lines, LF-terminated, in order) as a client rebuilds it.
@@ -135,10 +141,22 @@ impl PartWriter {
             part,
             file_name,
             rows: 0,
+            pending: Vec::with_capacity(PENDING + 128),
         })
     }
 
-    fn close(&mut self, open: OpenPart) -> io::Result<()> {
+    /// Compresses and hashes the gathered lines of the open part.
+    fn drain(content: &mut Sha256, open: &mut OpenPart) -> io::Result<()> {
+        if !open.pending.is_empty() {
+            open.zip.write_all(&open.pending)?;
+            content.update(&open.pending);
+            open.pending.clear();
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, mut open: OpenPart) -> io::Result<()> {
+        Self::drain(&mut self.content, &mut open)?;
         let stream = open.zip.finish().map_err(zip_error)?;
         let mut sink = stream.into_inner();
         sink.flush()?;
@@ -174,12 +192,13 @@ impl PartWriter {
             self.open = Some(self.start(next)?);
         }
         if let Some(open) = self.open.as_mut() {
-            open.zip.write_all(line)?;
-            open.zip.write_all(b"\n")?;
+            open.pending.extend_from_slice(line);
+            open.pending.push(b'\n');
             open.rows += 1;
+            if open.pending.len() >= PENDING {
+                Self::drain(&mut self.content, open)?;
+            }
         }
-        self.content.update(line);
-        self.content.update(b"\n");
         Ok(())
     }
 
@@ -189,8 +208,7 @@ impl PartWriter {
             Some(open) => self.close(open)?,
             None if self.done.is_empty() => {
                 let mut open = self.start(0)?;
-                open.zip.write_all(b"\n")?;
-                self.content.update(b"\n");
+                open.pending.push(b'\n');
                 self.close(open)?;
             }
             None => {}

@@ -247,9 +247,9 @@ impl Builder {
             .iter()
             .zip(senders)
             .enumerate()
-            .map(|(i, (statement, tx))| {
+            .map(|(i, (stream, tx))| {
                 let client = if i == 0 { conn } else { &extra[i - 1] };
-                store::stream_sorted(client, statement, tx)
+                store::stream_sorted(client, stream, tx)
             });
         let copied = futures_util::future::try_join_all(copies).await;
         let written = writer

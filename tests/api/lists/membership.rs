@@ -151,6 +151,19 @@ async fn each_list_holds_exactly_its_members() {
     );
     let (pars, _) = full_list(&app, "/rtd/payment-instrument-manager/par-list").await;
     assert_eq!(pars, vec![p1.to_owned()]);
+    let mut metrics = awc::Client::default()
+        .get(app.ops_url("/metrics"))
+        .send()
+        .await
+        .unwrap();
+    let metrics = String::from_utf8_lossy(&metrics.body().await.unwrap()).into_owned();
+    for line in [
+        "tkm_list_entries{list=\"hpans\"} 6",
+        "tkm_list_entries{list=\"pars\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line} in /metrics");
+    }
+    assert!(metrics.contains("tkm_list_build_seconds{list=\"known-hashes\"}"));
 
     let links = app
         .call("platform", Method::GET, "/known-hashes/links", &[], None)
