@@ -67,9 +67,11 @@ load() {
 
 sql=$(target/release/tkm-bench list-sql hpans)
 rows=()
+# measure LABEL [keep]: a build (from an empty storage.dir, or with `keep` the previous
+# generation still there, so the delta from it is written in the same pass).
 measure() {
   local label=$1
-  rm -rf "$out/storage"
+  [[ ${2:-} == keep ]] || rm -rf "$out/storage"
   /usr/bin/time -o "$out/time.txt" -f "%e %M" \
     target/release/tkm --config config/dev.toml build-lists --kinds hpans >"$out/build.txt" 2>/dev/null
   local wall rss_kb line build_s lines parts zip_bytes
@@ -78,7 +80,7 @@ measure() {
   build_s=$(sed -E 's/.* ([0-9.]+) s$/\1/' <<<"$line")
   lines=$(sed -E 's/.*, ([0-9]+) lines in.*/\1/' <<<"$line")
   parts=$(sed -E 's/.* in ([0-9]+) part.*/\1/' <<<"$line")
-  zip_bytes=$(du -cb "$out"/storage/lists/hpans/*/hashedPans_*.zip | tail -1 | cut -f1)
+  zip_bytes=$(du -cb "$out"/storage/lists/hpans/*/hashedPans_[0-9]*.zip | tail -1 | cut -f1)
   # The limit: the same query through psql, Info-ZIP and sha256sum (one file, no parts).
   local t0 t1
   t0=$(date +%s.%N)
@@ -96,6 +98,8 @@ load 0 "$SMALL_CARDS" 0 "$SMALL_TOKENS"
 measure "$SMALL_CARDS cards + $SMALL_TOKENS tokens"
 load "$SMALL_CARDS" "$CARDS" "$SMALL_TOKENS" "$TOKENS"
 measure "$CARDS cards + $TOKENS tokens"
+psql "$DB" -X -q -c "UPDATE card SET active = false WHERE id % 1000 = 0"
+measure "the same, a day later (0.1 % of cards gone), with the delta from the day before" keep
 
 {
   echo "### P5 — list build ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores)"

@@ -139,10 +139,17 @@ pub async fn stream_sorted(
     let streamed = async {
         let stream = client.copy_out(stream.statement.as_str()).await?;
         futures_util::pin_mut!(stream);
-        while let Some(chunk) = stream.next().await {
-            if out.send(chunk?).await.is_err() {
-                break;
+        // A COPY message is one row: hand over 64 KiB at a time, not a wake-up per row.
+        const BATCH: usize = 64 * 1024;
+        let mut batch = bytes::BytesMut::with_capacity(BATCH + 256);
+        while let Some(row) = stream.next().await {
+            batch.extend_from_slice(&row?);
+            if batch.len() >= BATCH && out.send(batch.split().freeze()).await.is_err() {
+                return Ok(());
             }
+        }
+        if !batch.is_empty() {
+            let _ = out.send(batch.freeze()).await;
         }
         Ok::<_, tokio_postgres::Error>(())
     }
