@@ -21,6 +21,8 @@ instance_env() {
   echo "TKM__PGP__PUBLIC_KEY_FILE=$PUB"
   echo "TKM__PGP__PASSPHRASE_FILE=$ROOT/target/bench/empty-passphrase"
   echo "TKM__TELEMETRY__JSON=true"
+  # A benchmark measures its own load: no list build of a prefilled database at start-up.
+  echo "TKM__LISTS__BUILD_ON_START=false"
   for q in card_events_queue:tkm-read-token-par-pan card_deletions_queue:tkm-delete-card \
            transactions_queue:tkm-transactions out_exchange:tkm.out \
            card_updates_queue:tkm-write-update-token outcomes_queue:tkm-transaction-outcomes \

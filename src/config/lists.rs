@@ -31,6 +31,9 @@ pub struct ListsSettings {
     pub env_name: String,
     /// Deflate level of the parts (1 fastest … 9 smallest).
     pub zip_level: i64,
+    /// Build, at start-up, the lists that have no generation yet (a fresh installation serves
+    /// them at once instead of answering 404 until the daily build).
+    pub build_on_start: bool,
 }
 
 impl ListsSettings {
@@ -89,6 +92,7 @@ mod tests {
             retention_days: 3,
             env_name: "PROD".into(),
             zip_level: 6,
+            build_on_start: true,
         }
     }
 

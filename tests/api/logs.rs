@@ -87,12 +87,7 @@ async fn canary_card_numbers_and_the_salt_never_leak() {
         );
         assert!(!b.contains(CANARY_PAN), "an error body echoes the PAN: {b}");
     }
-    let mut metrics = awc::Client::default()
-        .get(app.ops_url("/metrics"))
-        .send()
-        .await
-        .unwrap();
-    let metrics = String::from_utf8_lossy(&metrics.body().await.unwrap()).into_owned();
+    let metrics = app.metrics().await;
     assert!(!metrics.contains(CANARY_PAN));
 
     let logs = String::from_utf8_lossy(&captured_logs().lock().unwrap()).into_owned();

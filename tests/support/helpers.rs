@@ -336,6 +336,16 @@ impl TestApp {
         format!("https://localhost:{}{}", self.api_port, path)
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let mut res = awc::Client::default()
+            .get(self.ops_url("/metrics"))
+            .send()
+            .await
+            .expect("the ops listener answers");
+        String::from_utf8_lossy(&res.body().limit(16 << 20).await.unwrap()).into_owned()
+    }
+
     pub fn ops_url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{}", self.ops_port, path)
     }

@@ -41,6 +41,7 @@ pub struct ListBuilder {
     metrics: Metrics,
     salt: SecretString,
     build_at: chrono::NaiveTime,
+    build_on_start: bool,
     jobs: Option<Recipient<StartJob>>,
 }
 
@@ -56,12 +57,14 @@ impl ListBuilder {
         salt: SecretString,
         build_at: chrono::NaiveTime,
     ) -> Self {
+        let build_on_start = builder.settings().build_on_start;
         ListBuilder {
             builder,
             pool,
             metrics,
             salt,
             build_at,
+            build_on_start,
             jobs: None,
         }
     }
@@ -106,7 +109,7 @@ impl Handler<JobsAt> for ListBuilder {
         // answering 404 until the night.
         let pool = self.pool.clone();
         let metrics = self.metrics.clone();
-        let jobs = self.jobs.clone();
+        let jobs = self.jobs.clone().filter(|_| self.build_on_start);
         ctx.spawn(actix::fut::wrap_future(async move {
             let mut missing = Vec::new();
             for kind in ListKind::ALL {

@@ -151,12 +151,7 @@ async fn each_list_holds_exactly_its_members() {
     );
     let (pars, _) = full_list(&app, "/rtd/payment-instrument-manager/par-list").await;
     assert_eq!(pars, vec![p1.to_owned()]);
-    let mut metrics = awc::Client::default()
-        .get(app.ops_url("/metrics"))
-        .send()
-        .await
-        .unwrap();
-    let metrics = String::from_utf8_lossy(&metrics.body().await.unwrap()).into_owned();
+    let metrics = app.metrics().await;
     for line in [
         "tkm_list_entries{list=\"hpans\"} 6",
         "tkm_list_entries{list=\"pars\"} 1",
