@@ -21,11 +21,13 @@ use crate::actors::inflight::InFlight;
 use crate::actors::job_runner::{Executors, JobRunner};
 use crate::actors::list_builder::{Builder, JobsAt, ListBuilder};
 use crate::actors::par_resolver::ParResolver;
+use crate::actors::token_list_ingestor::TokenListIngestor;
 use crate::api;
 use crate::api::identity::ClientRegistry;
 use crate::api::ops::Readiness;
 use crate::api::state::{
     AdminDeps, ApiState, BrokerHandle, HandlerTimeout, JsonLimit, ListsHandle, PgpInput,
+    TokenListsHandle,
 };
 use crate::bridge::consumer::ConsumerDeps;
 use crate::bridge::relay::RelayDeps;
@@ -206,6 +208,12 @@ impl Application {
             lists: lists.clone(),
         });
         lists.do_send(JobsAt(jobs.clone().recipient()));
+        let public_key: Arc<str> = std::fs::read_to_string(&settings.pgp.public_key_file)
+            .context("cannot read pgp.public_key_file")?
+            .into();
+        let token_lists = Supervisor::start_in_arbiter(&lists_arbiter.handle(), move |_| {
+            TokenListIngestor::new(public_key)
+        });
 
         // Drills and tests on a development installation prove that a panic ends the process.
         if settings.dev {
@@ -229,6 +237,7 @@ impl Application {
                 (ParResolver::NAME, circuits.resolver.clone().recipient()),
                 (JobRunner::NAME, jobs.clone().recipient()),
                 (ListBuilder::NAME, lists.clone().recipient()),
+                (TokenListIngestor::NAME, token_lists.clone().recipient()),
             ],
             broker: broker.clone(),
         };
@@ -257,6 +266,9 @@ impl Application {
             lists: ListsHandle {
                 builder: lists.clone(),
                 public_url: settings.server.public_url.trim_end_matches('/').to_owned(),
+            },
+            token_lists: TokenListsHandle {
+                ingestor: token_lists.clone(),
             },
             input: PgpInput { pgp, hasher },
             timeout: HandlerTimeout(Duration::from_millis(settings.server.handler_timeout_ms)),

@@ -8,6 +8,7 @@ pub mod inflight;
 pub mod job_runner;
 pub mod list_builder;
 pub mod par_resolver;
+pub mod token_list_ingestor;
 
 use actix::Message;
 

@@ -18,6 +18,7 @@ pub mod state;
 pub mod tls;
 pub mod tls_material;
 pub mod tls_reload;
+pub mod token_lists;
 
 use actix_web::{web, HttpResponse, ResponseError};
 
@@ -69,6 +70,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(admin::routes)
         .configure(admin_queues::routes)
         .configure(lists::routes)
+        .configure(token_lists::routes)
         .service(resource("/openapi.json", "GET").route(web::get().to(openapi)))
         .service(resource("/health/live", "GET").route(web::get().to(live)))
         .default_service(web::to(not_found));

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use utoipa::OpenApi;
 
 use super::errors::ErrorBody;
-use super::{admin, admin_queues, cards, consent, lists};
+use super::{admin, admin_queues, cards, consent, lists, token_lists};
 
 /// The document.
 #[derive(OpenApi)]
@@ -41,6 +41,7 @@ use super::{admin, admin_queues, cards, consent, lists};
         lists::salt,
         lists::generate,
         lists::generate_alias,
+        token_lists::public_key,
     ),
     components(schemas(
         ErrorBody,

@@ -16,6 +16,7 @@ use crate::actors::consent_registry::ConsentRegistry;
 use crate::actors::job_runner::JobRunner;
 use crate::actors::list_builder::ListBuilder;
 use crate::actors::par_resolver::ParResolver;
+use crate::actors::token_list_ingestor::TokenListIngestor;
 use crate::actors::Ping;
 use crate::config::CircuitsMode;
 use crate::crypto::pgp::PgpKey;
@@ -82,6 +83,13 @@ pub struct ListsHandle {
     pub public_url: String,
 }
 
+/// What the token-list endpoints reach.
+#[derive(Clone)]
+pub struct TokenListsHandle {
+    /// The ingestor.
+    pub ingestor: Addr<TokenListIngestor>,
+}
+
 /// Everything the mTLS listener's handlers reach.
 #[derive(Clone)]
 pub struct ApiState {
@@ -93,6 +101,8 @@ pub struct ApiState {
     pub admin: AdminDeps,
     /// The published lists.
     pub lists: ListsHandle,
+    /// The acquirers' token lists.
+    pub token_lists: TokenListsHandle,
     /// PGP input keys.
     pub input: PgpInput,
     /// Handler timeout.
@@ -108,6 +118,7 @@ impl ApiState {
             .app_data(web::Data::new(self.cards.clone()))
             .app_data(web::Data::new(self.admin.clone()))
             .app_data(web::Data::new(self.lists.clone()))
+            .app_data(web::Data::new(self.token_lists.clone()))
             .app_data(web::Data::new(self.input.clone()))
             .app_data(web::Data::new(self.timeout))
             .app_data(web::Data::new(self.json_limit));

@@ -17,5 +17,6 @@ mod ops;
 mod simulator;
 mod tls;
 mod tls_reload;
+mod token_lists;
 
 use support::{broker, helpers};
