@@ -17,6 +17,7 @@ mod service;
 mod source;
 mod tax_code;
 mod timestamp;
+mod upload_name;
 
 pub use abi::Abi;
 pub use bin_range::BinRange;
@@ -39,6 +40,7 @@ pub use tax_code::TaxCode;
 pub use timestamp::{
     format_update_timestamp, next_update_timestamp, parse_event_timestamp, tick, truncate_to_tick,
 };
+pub use upload_name::{UploadKind, UploadName};
 
 /// Why a value from outside was refused; names what was wrong, never echoes the value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
