@@ -2,4 +2,5 @@
 //! generations); the acquirers' token lists and transaction files follow.
 
 pub mod delta;
+pub mod lines;
 pub mod zip_parts;

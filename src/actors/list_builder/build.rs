@@ -17,7 +17,8 @@ use crate::config::ListsSettings;
 use crate::db::lists::{self as store, ListFile};
 use crate::domain::lists::ListKind;
 use crate::files::delta::StreamingDelta;
-use crate::files::zip_parts::{self, ChunkLines, PartPlan, PartWriter, WrittenList, WrittenPart};
+use crate::files::lines::{self, ChunkLines};
+use crate::files::zip_parts::{self, PartPlan, PartWriter, WrittenList, WrittenPart};
 
 /// What a build produced.
 #[derive(Clone, Debug)]
@@ -215,7 +216,7 @@ impl Builder {
                 .collect();
             let mut count = 0u64;
             let sources = receivers.into_iter().map(ChunkLines::new).collect();
-            zip_parts::merge(sources, |line| {
+            lines::merge(sources, |line| {
                 out.line(line)?;
                 for (_, d) in deltas.iter_mut() {
                     d.next_new(line)?;
