@@ -2,7 +2,8 @@
 # Generates the development PKI in certs/dev/ (idempotent; git-ignored):
 #   ca.{crt,key}                 dev CA that signs the server and client certificates
 #   server.{crt,key}             server certificate for localhost and 127.0.0.1
-#   <role>.{crt,key,pem}         one client certificate per role (io issuer acquirer platform admin);
+#   <role>.{crt,key,pem}         one client certificate per role (io issuer acquirer platform admin),
+#                                and acquirer2 (a second acquirer, ABI 88888);
 #                                .pem = certificate + key, for tools such as `ab -E` and curl --cert
 #   unmapped.{crt,key}           signed by the dev CA but mapped to no client (→ 403)
 #   circuit-client.{crt,key}     tkm's client certificate towards the circuit simulator (Visa mTLS)
@@ -17,7 +18,7 @@ mkdir -p "$out"
 exec 9>"$out/.lock"
 flock 9
 
-roles=(io issuer acquirer platform admin)
+roles=(io issuer acquirer acquirer2 platform admin)
 want=(ca.crt ca.key server.crt server.key unmapped.crt unmapped.key circuit-client.crt circuit-client.key rogue-ca.crt rogue.crt rogue.key)
 for r in "${roles[@]}"; do want+=("$r.crt" "$r.key" "$r.pem"); done
 if [[ "${1:-}" != "--force" ]]; then

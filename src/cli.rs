@@ -67,6 +67,13 @@ pub enum Command {
         #[arg(long, value_delimiter = ',', value_parser = parse_kind)]
         kinds: Vec<crate::domain::lists::ListKind>,
     },
+    /// Ingest acquirers' token lists (PGP-encrypted TKM.<ABI>.TKNLST.… files) with the checks
+    /// and processing of an upload; exits non-zero when a file is refused or rejected.
+    IngestTokenList {
+        /// The files, processed in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn parse_kind(raw: &str) -> Result<crate::domain::lists::ListKind, String> {
@@ -177,6 +184,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::BuildLists { kinds } => {
             let settings = Settings::load(cli.config.as_deref())?;
             crate::cli_lists::run(&settings, &kinds)?;
+            Ok(())
+        }
+        Command::IngestTokenList { files } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            let rejected = crate::cli_token_lists::run(&settings, &files)?;
+            if rejected > 0 {
+                anyhow::bail!("{rejected} of {} file(s) refused or rejected", files.len());
+            }
             Ok(())
         }
         Command::PublishCardEvent => {

@@ -18,7 +18,7 @@ pub use circuits::{BinSource, CircuitSettings, CircuitsMode, CircuitsSettings, S
 pub use components::{
     CardSettings, ConsentSettings, OutboxSettings, RabbitSettings, TelemetrySettings,
 };
-pub use lists::{ListsSettings, StorageSettings};
+pub use lists::{ListsSettings, StorageSettings, UploadsSettings};
 pub use resolver::{BinRefreshSettings, ParResolverSettings};
 pub use secrets::{normalise_fingerprint, read_secret_file, VaultKeyMaterial};
 pub use server::{ClientSettings, Role, ServerSettings};
@@ -92,6 +92,8 @@ pub struct Settings {
     pub storage: StorageSettings,
     /// The published lists.
     pub lists: ListsSettings,
+    /// Acquirers' uploads.
+    pub uploads: UploadsSettings,
 }
 
 impl Settings {
@@ -169,6 +171,7 @@ impl Settings {
         self.bin_refresh.validate()?;
         self.par_resolver.validate()?;
         self.lists.validate()?;
+        self.uploads.validate()?;
         circuits::validate(&self.circuits)?;
         if self.circuits.mode == CircuitsMode::Simulator && !self.dev {
             return Err(invalid(

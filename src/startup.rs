@@ -21,6 +21,7 @@ use crate::actors::inflight::InFlight;
 use crate::actors::job_runner::{Executors, JobRunner};
 use crate::actors::list_builder::{Builder, JobsAt, ListBuilder};
 use crate::actors::par_resolver::ParResolver;
+use crate::actors::token_list_ingestor::ingest::IngestDeps;
 use crate::actors::token_list_ingestor::TokenListIngestor;
 use crate::api;
 use crate::api::identity::ClientRegistry;
@@ -36,6 +37,7 @@ use crate::config::Settings;
 use crate::crypto::pgp::PgpKey;
 use crate::db;
 use crate::domain::cards::Limits;
+use crate::files::uploads::UploadStore;
 use crate::metrics::Metrics;
 
 /// A built, bound application.
@@ -211,8 +213,20 @@ impl Application {
         let public_key: Arc<str> = std::fs::read_to_string(&settings.pgp.public_key_file)
             .context("cannot read pgp.public_key_file")?
             .into();
+        let upload_store = UploadStore::new(&settings.storage.dir);
+        upload_store
+            .prepare()
+            .context("cannot prepare the uploads directory under storage.dir")?;
+        let ingest_deps = IngestDeps {
+            pool: pool.clone(),
+            registry: cards.clone(),
+            pgp: pgp.clone(),
+            hasher: hasher.clone(),
+            store: upload_store.clone(),
+            settings: settings.uploads.clone(),
+        };
         let token_lists = Supervisor::start_in_arbiter(&lists_arbiter.handle(), move |_| {
-            TokenListIngestor::new(public_key)
+            TokenListIngestor::new(public_key.clone(), ingest_deps.clone())
         });
 
         // Drills and tests on a development installation prove that a panic ends the process.
@@ -269,6 +283,8 @@ impl Application {
             },
             token_lists: TokenListsHandle {
                 ingestor: token_lists.clone(),
+                store: upload_store,
+                max_bytes: settings.uploads.max_bytes,
             },
             input: PgpInput { pgp, hasher },
             timeout: HandlerTimeout(Duration::from_millis(settings.server.handler_timeout_ms)),

@@ -42,6 +42,8 @@ use super::{admin, admin_queues, cards, consent, lists, token_lists};
         lists::generate,
         lists::generate_alias,
         token_lists::public_key,
+        token_lists::upload,
+        token_lists::report,
     ),
     components(schemas(
         ErrorBody,
@@ -58,6 +60,9 @@ use super::{admin, admin_queues, cards, consent, lists, token_lists};
         admin_queues::ParkedView,
         admin_queues::DeadLetterView,
         lists::LinksResponse,
+        token_lists::Accepted,
+        token_lists::TokenListReport,
+        token_lists::DiscardedRow,
         crate::domain::Consent,
         crate::domain::Summary,
         crate::domain::Service,

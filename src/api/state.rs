@@ -88,6 +88,10 @@ pub struct ListsHandle {
 pub struct TokenListsHandle {
     /// The ingestor.
     pub ingestor: Addr<TokenListIngestor>,
+    /// Where uploads are streamed to.
+    pub store: crate::files::uploads::UploadStore,
+    /// `uploads.max_bytes`.
+    pub max_bytes: u64,
 }
 
 /// Everything the mTLS listener's handlers reach.

@@ -404,6 +404,8 @@ async fn process(
                     Outcome::UnknownLink => ("ignored", "UNKNOWN_LINK"),
                     Outcome::NoLiveLink => ("ignored", "NO_LIVE_LINK"),
                     Outcome::ParConflict => ("ignored", PAR_CONFLICT),
+                    Outcome::AlreadyKnown => ("ignored", "ALREADY_KNOWN"),
+                    Outcome::TokenLimit => ("ignored", "PAR_TOKEN_LIMIT"),
                 };
                 count(kind, reason);
                 last_ack = Some(delivery);

@@ -130,3 +130,36 @@ mod tests {
         assert!(lists().validate().is_ok());
     }
 }
+
+/// `[uploads]` (`files.md`, uploads): acquirers' token lists and transaction files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UploadsSettings {
+    /// The largest file accepted, in bytes (checked before anything is stored).
+    pub max_bytes: u64,
+    /// The decompressed content may be at most this many times the upload.
+    pub max_ratio: u64,
+    /// Rows applied per transaction.
+    pub batch_rows: usize,
+}
+
+impl UploadsSettings {
+    /// Checks every value, naming the key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_bytes == 0 {
+            return Err(invalid("uploads.max_bytes", "must be at least 1"));
+        }
+        if !(1..=1000).contains(&self.max_ratio) {
+            return Err(invalid("uploads.max_ratio", "must be 1 to 1000"));
+        }
+        if !(1..=100_000).contains(&self.batch_rows) {
+            return Err(invalid("uploads.batch_rows", "must be 1 to 100000"));
+        }
+        Ok(())
+    }
+
+    /// The most plaintext a stored file of `bytes` may decrypt to.
+    pub fn max_plaintext(&self, bytes: u64) -> u64 {
+        bytes.saturating_mul(self.max_ratio)
+    }
+}

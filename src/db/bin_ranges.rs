@@ -150,3 +150,23 @@ pub async fn all(pool: &Pool, circuit: Circuit) -> Result<Vec<BinRange>, DbError
         })
         .collect()
 }
+
+/// The token BIN ranges of every circuit (the range test of acquirers' token lists).
+pub async fn token_ranges(pool: &Pool) -> Result<Vec<BinRange>, DbError> {
+    let conn = pool.get().await?;
+    let rows = conn
+        .query(
+            "SELECT circuit, min_bound, max_bound FROM bin_range WHERE token",
+            &[],
+        )
+        .await?;
+    rows.iter()
+        .map(|r| {
+            let circuit: &str = r.try_get(0)?;
+            let circuit = Circuit::from_json_name(circuit)
+                .map_err(|e| DbError::Unexpected(anyhow::anyhow!("stored bin_range: {}", e.0)))?;
+            BinRange::parse(circuit, r.try_get(1)?, r.try_get(2)?, None, None)
+                .map_err(|e| DbError::Unexpected(anyhow::anyhow!("stored bin_range: {}", e.0)))
+        })
+        .collect()
+}

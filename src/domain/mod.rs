@@ -17,6 +17,7 @@ mod service;
 mod source;
 mod tax_code;
 mod timestamp;
+pub mod token_list;
 mod upload_name;
 
 pub use abi::Abi;

@@ -1,6 +1,8 @@
 //! Files tkm writes and reads: the published lists (ZIP parts with their SHA-256, deltas between
-//! generations); the acquirers' token lists and transaction files follow.
+//! generations), and the acquirers' uploads (stored encrypted, read as streams of lines).
 
 pub mod delta;
 pub mod lines;
+pub mod token_list;
+pub mod uploads;
 pub mod zip_parts;

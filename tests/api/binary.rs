@@ -17,18 +17,15 @@ fn free_port() -> u16 {
         .port()
 }
 
-/// Starts `tkm serve` on the dev configuration with this test's database, secrets and queues,
-/// plus `env`; waits until it is ready. Answers the child and its API and ops ports.
-async fn serve(env: &[(&str, &str)], wait_ready: bool) -> (std::process::Child, u16, u16) {
-    let s = test_settings().await;
-    let (api, ops) = (free_port(), free_port());
-    // The dev configuration plus this test's secrets.
+/// The dev configuration plus this test's secrets and queue names, written to a file for a
+/// `tkm` child process (`tag` makes its name unique).
+pub fn config_file(s: &tkm::config::Settings, tag: &str) -> std::path::PathBuf {
     let dev = std::fs::read_to_string(root().join("config/dev.toml")).unwrap();
     let key_file = s.vault.keys[0].key_file.clone().unwrap();
     let r = &s.rabbitmq;
-    let empty_passphrase = root().join(format!("target/test-secrets/empty-passphrase-{api}"));
+    let empty_passphrase = root().join(format!("target/test-secrets/empty-passphrase-{tag}"));
     std::fs::write(&empty_passphrase, "").unwrap();
-    let config = root().join(format!("target/test-secrets/serve-{api}.toml"));
+    let config = root().join(format!("target/test-secrets/serve-{tag}.toml"));
     std::fs::write(
         &config,
         format!(
@@ -54,6 +51,15 @@ async fn serve(env: &[(&str, &str)], wait_ready: bool) -> (std::process::Child, 
         ),
     )
     .unwrap();
+    config
+}
+
+/// Starts `tkm serve` on the dev configuration with this test's database, secrets and queues,
+/// plus `env`; waits until it is ready. Answers the child and its API and ops ports.
+async fn serve(env: &[(&str, &str)], wait_ready: bool) -> (std::process::Child, u16, u16) {
+    let s = test_settings().await;
+    let (api, ops) = (free_port(), free_port());
+    let config = config_file(&s, &api.to_string());
     let mut child = Command::new(env!("CARGO_BIN_EXE_tkm"))
         .current_dir(root())
         .arg("--config")

@@ -80,3 +80,29 @@ pub async fn job_end(app: &TestApp, id: &str) -> serde_json::Value {
     .await
     .expect("the job ends")
 }
+
+/// A `multipart/form-data` body with one file field: (content type, body).
+pub fn multipart(field: &str, filename: &str, content: &[u8]) -> (String, Vec<u8>) {
+    let boundary = format!("tkm-test-{}", uuid::Uuid::new_v4().simple());
+    let mut body = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"; filename=\"{filename}\"\r\n\
+         Content-Type: application/octet-stream\r\n\r\n"
+    )
+    .into_bytes();
+    body.extend_from_slice(content);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Uploads `content` as `filename` to `path` (`/token-list`, `/transactions`) as `role`.
+pub async fn upload(
+    app: &TestApp,
+    role: &str,
+    path: &str,
+    filename: &str,
+    content: &[u8],
+) -> crate::support::helpers::Reply {
+    let (content_type, body) = multipart("file", filename, content);
+    app.call_raw(role, awc::http::Method::POST, path, &content_type, body)
+        .await
+}

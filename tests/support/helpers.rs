@@ -385,6 +385,40 @@ impl TestApp {
     }
 }
 
+impl TestApp {
+    /// Sends raw bytes as `role` with a content type (multipart uploads).
+    pub async fn call_raw(
+        &self,
+        role: &str,
+        method: awc::http::Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> Reply {
+        let c = self
+            .clients
+            .borrow_mut()
+            .entry(role.to_owned())
+            .or_insert_with(|| client(Some(role)))
+            .clone();
+        let mut res = c
+            .request(method, self.url(path))
+            .insert_header(("content-type", content_type))
+            .timeout(Duration::from_secs(120))
+            .send_body(body)
+            .await
+            .expect("request reaches the server");
+        let bytes = res.body().limit(16 * 1024 * 1024).await.unwrap();
+        Reply {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes: bytes.to_vec(),
+        }
+    }
+}
+
 /// A response, read whole.
 pub struct Reply {
     pub status: u16,
@@ -443,4 +477,4 @@ pub async fn hold_relay_lock(settings: &Settings) -> tokio_postgres::Client {
 
 // Each test binary uses some of these.
 #[allow(unused_imports)]
-pub use crate::support::fixtures::{consent, hpan, job_end, sha, tax_code};
+pub use crate::support::fixtures::{consent, hpan, job_end, sha, tax_code, upload};

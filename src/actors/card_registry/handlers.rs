@@ -2,10 +2,12 @@
 
 use actix::{Handler, ResponseFuture};
 
-use super::messages::{ApplyCommands, BatchReport, CardError, CardView, ConsentChanged, GetCard};
+use super::messages::{
+    ApplyCommands, ApplyUploadRows, BatchReport, CardError, CardView, ConsentChanged, GetCard,
+};
 use super::CardRegistry;
 use crate::actors::{ActorHealth, Ping};
-use crate::db::cards::{apply_batch, reconcile_citizens, view};
+use crate::db::cards::{apply_batch, apply_upload_batch, reconcile_citizens, view, UploadStep};
 use crate::domain::truncated;
 
 impl Handler<ApplyCommands> for CardRegistry {
@@ -26,36 +28,75 @@ impl Handler<ApplyCommands> for CardRegistry {
         Box::pin(async move {
             let _ticket = ticket;
             let report = apply_batch(&pool, &ring, limits, &msg.commands, &msg.by).await?;
-            if report.lookups_queued > 0 {
-                resolver.notify_one();
-            }
-            for source in &report.conflicts {
-                metrics
-                    .par_conflicts
-                    .with_label_values(&[source.as_str()])
-                    .inc();
-            }
-            // A more trusted source replaced an association: counted with the conflicts, kept
-            // in history (association_event), published by the batch; logged by hashes only.
-            for moved in &report.replaced {
-                metrics
-                    .par_conflicts
-                    .with_label_values(&[moved.source.as_str()])
-                    .inc();
-                tracing::info!(
-                    subject = moved.subject,
-                    key = %truncated(&moved.key),
-                    from = %moved.from.as_deref().map(truncated).unwrap_or_default(),
-                    to = %truncated(&moved.to),
-                    source = moved.source.as_str(),
-                    "PAR association replaced by a more trusted source"
-                );
-            }
-            if report.updates > 0 {
-                relay.notify_one();
-            }
+            after_batch(&report, &metrics, &relay, &resolver);
             Ok(report)
         })
+    }
+}
+
+impl Handler<ApplyUploadRows> for CardRegistry {
+    type Result = ResponseFuture<Result<BatchReport, CardError>>;
+
+    fn handle(&mut self, msg: ApplyUploadRows, _: &mut Self::Context) -> Self::Result {
+        let Some(ticket) = self.inflight.enter() else {
+            return Box::pin(async { Err(CardError::Overloaded) });
+        };
+        let (pool, ring, limits, metrics) = (
+            self.pool.clone(),
+            self.ring.clone(),
+            self.limits,
+            self.metrics.clone(),
+        );
+        let relay = self.relay_wakeup.clone();
+        let resolver = self.resolver_wakeup.clone();
+        Box::pin(async move {
+            let _ticket = ticket;
+            let step = UploadStep {
+                upload: msg.upload,
+                account: msg.account.as_ref(),
+            };
+            let report =
+                apply_upload_batch(&pool, &ring, limits, &msg.commands, &msg.by, &step).await?;
+            after_batch(&report, &metrics, &relay, &resolver);
+            Ok(report)
+        })
+    }
+}
+
+/// Wakes who has work from a committed batch, and counts and logs its conflicts.
+fn after_batch(
+    report: &BatchReport,
+    metrics: &crate::metrics::Metrics,
+    relay: &tokio::sync::Notify,
+    resolver: &tokio::sync::Notify,
+) {
+    if report.lookups_queued > 0 {
+        resolver.notify_one();
+    }
+    for source in &report.conflicts {
+        metrics
+            .par_conflicts
+            .with_label_values(&[source.as_str()])
+            .inc();
+    }
+    // A more trusted source replaced an association: counted with the conflicts, kept in
+    // history (association_event), published by the batch; logged by hashes only.
+    for moved in &report.replaced {
+        metrics
+            .par_conflicts
+            .with_label_values(&[moved.source.as_str()])
+            .inc();
+        tracing::info!(
+            subject = moved.subject,
+            key = %truncated(&moved.key),
+            from = %moved.from.as_deref().map(truncated).unwrap_or_default(),
+            to = %truncated(&moved.to),
+            source = moved.source.as_str(),
+            "PAR association replaced by a more trusted source"
+        );
+    }
+    if report.updates > 0 {
+        relay.notify_one();
     }
 }
 

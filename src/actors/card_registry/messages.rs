@@ -3,7 +3,8 @@
 use actix::Message;
 
 pub use crate::db::cards::BatchReport;
-pub use crate::domain::cards::CardView;
+use crate::db::uploads::{DiscardedLine, Progress};
+pub use crate::domain::cards::{CardView, Outcome};
 use crate::domain::{Hpan, Sourced, TaxCode};
 
 /// Why a card request failed (never a card value).
@@ -37,6 +38,26 @@ pub struct ApplyCommands {
     pub commands: Vec<Sourced>,
     /// Who (for audit columns).
     pub by: String,
+}
+
+/// Turns the outcomes of an upload's batch into the upload's counters after it and the lines it
+/// discarded (pure: it runs again when a lost lock race retries the batch).
+pub type UploadAccount =
+    std::sync::Arc<dyn Fn(&[Outcome]) -> (Progress, Vec<DiscardedLine>) + Send + Sync>;
+
+/// Request: apply the rows of an acquirer's upload (one command per kept row) and record the
+/// rows as done in the same transaction, so each line is applied exactly once.
+#[derive(Message)]
+#[rtype(result = "Result<BatchReport, CardError>")]
+pub struct ApplyUploadRows {
+    /// The commands of the kept rows, in file order.
+    pub commands: Vec<Sourced>,
+    /// Who (for audit columns).
+    pub by: String,
+    /// The upload.
+    pub upload: uuid::Uuid,
+    /// Outcomes → counters.
+    pub account: UploadAccount,
 }
 
 /// Request: publish what the consent changes of these citizens mean for their cards, and delete

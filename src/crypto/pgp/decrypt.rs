@@ -2,7 +2,7 @@
 //! with the MDC checked first, at most two compression layers, a bounded read of the literal.
 
 use std::fmt::Display;
-use std::io::{ErrorKind, Read};
+use std::io::{BufRead, ErrorKind, Read};
 
 use pgp::composed::{DecryptionOptions, Esk, Message, PlainSessionKey, TheRing};
 use pgp::crypto::sym::SymmetricKeyAlgorithm;
@@ -29,12 +29,12 @@ pub(super) enum RsaEngine {
     RustCrypto,
 }
 
-enum Failure {
+pub(super) enum Failure {
     TooLarge,
     Bad(String),
 }
 
-fn bad(cause: impl Display) -> Failure {
+pub(super) fn bad(cause: impl Display) -> Failure {
     Failure::Bad(cause.to_string())
 }
 
@@ -87,6 +87,26 @@ fn decrypt_message(
     max_plaintext: usize,
     engine: RsaEngine,
 ) -> Result<Zeroizing<Vec<u8>>, Failure> {
+    // SEIPD v1 is read whole and its MDC checked before a byte is released.
+    let mode = Seipdv1ReadMode::CheckFirst {
+        max_message_size: input.len(),
+    };
+    let mut message = open_literal(inner, input, mode, engine)?;
+    read_bounded(&mut message, max_plaintext)
+}
+
+/// Opens an encrypted message down to its literal data: the session key from our PKESK, the
+/// SEIPD v1 packet read in `mode` (legacy SED, tag 9, and GnuPG's AEAD packets stay disabled),
+/// at most [`MAX_COMPRESSION_LAYERS`] compression layers and one signature layer.
+pub(super) fn open_literal<'a, R>(
+    inner: &Inner,
+    input: R,
+    mode: Seipdv1ReadMode,
+    engine: RsaEngine,
+) -> Result<Message<'a>, Failure>
+where
+    R: BufRead + std::fmt::Debug + Send + 'a,
+{
     let (message, _headers) = Message::from_reader(input).map_err(bad)?;
     let Message::Encrypted {
         esk,
@@ -97,11 +117,7 @@ fn decrypt_message(
         return Err(bad("not an encrypted message"));
     };
     let session_key = session_key(inner, &esk, engine)?;
-    // SEIPD v1 is read whole and its MDC checked before a byte is released; legacy SED
-    // (tag 9) and GnuPG's AEAD packets stay disabled.
-    let options = DecryptionOptions::new().set_seipdv1_read_mode(Seipdv1ReadMode::CheckFirst {
-        max_message_size: input.len(),
-    });
+    let options = DecryptionOptions::new().set_seipdv1_read_mode(mode);
     let ring = TheRing {
         session_keys: vec![session_key],
         decrypt_options: options,
@@ -130,7 +146,7 @@ fn decrypt_message(
     if !literal {
         return Err(bad("the encrypted packet holds no literal data"));
     }
-    read_bounded(&mut message, max_plaintext)
+    Ok(message)
 }
 
 /// The session key from the first of our PKESKs that decrypts to an AES key. When one for an

@@ -20,6 +20,7 @@ mod encrypt;
 mod generate;
 mod key;
 mod openssl_rsa;
+mod stream;
 
 #[cfg(test)]
 mod bench;
@@ -35,6 +36,7 @@ mod tests_inner;
 pub use encrypt::{encrypt_to, PgpPublicKey};
 pub use generate::{generate, PgpKeyKind};
 pub use key::PgpKey;
+pub use stream::{PlainStream, StreamError};
 
 /// Failures of the OpenPGP layer. Variants carry no message content and no key material.
 #[derive(Debug, thiserror::Error)]

@@ -6,6 +6,7 @@ use deadpool_postgres::Pool;
 
 use super::{load_unlocked, lock_and_load, save, Keys};
 use crate::crypto::KeyRing;
+use crate::db::uploads::{DiscardedLine, Progress};
 use crate::db::DbError;
 use crate::domain::cards::{apply, reconcile, CardView, Limits, Outcome, Reassociation};
 use crate::domain::{CardCommand, CardEvent, Hpan, MessageOrigin, Sourced, TaxCode};
@@ -60,7 +61,7 @@ pub async fn apply_batch(
     commands: &[Sourced],
     by: &str,
 ) -> Result<BatchReport, DbError> {
-    (|| try_batch(pool, ring, limits, commands, by))
+    (|| try_batch(pool, ring, limits, commands, by, None))
         .retry(retry::LOST_LOCK_RACE.builder())
         .when(|e| matches!(e, DbError::Unavailable(e) if is_race(e)))
         .await
@@ -82,6 +83,7 @@ async fn try_batch(
     limits: Limits,
     commands: &[Sourced],
     by: &str,
+    upload: Option<&UploadStep<'_>>,
 ) -> Result<BatchReport, DbError> {
     let t0 = std::time::Instant::now();
     let mut conn = pool.get().await?;
@@ -113,7 +115,25 @@ async fn try_batch(
     let t_rules = t0.elapsed();
     let written = save(&tx, &snap, &outgoing, ring, by).await?;
     // Cards that became owed a PAR lookup are queued in the same transaction.
-    let lookups_queued = crate::db::par_lookups::enqueue_cards(&tx, &written).await?;
+    let mut lookups_queued = crate::db::par_lookups::enqueue_cards(&tx, &written).await?;
+    if let Some(step) = upload {
+        // Tokens from an acquirer's file are owed a check with their circuit; the rows are
+        // recorded as done in the same transaction, so each line is applied exactly once.
+        let htokens: Vec<String> = commands
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, o)| matches!(o, Outcome::Applied))
+            .filter_map(|(c, _)| match &c.command {
+                CardCommand::Event(e) => Some(e.tokens()),
+                CardCommand::Delete(_) => None,
+            })
+            .flatten()
+            .map(|t| t.htoken.to_string())
+            .collect();
+        lookups_queued += crate::db::par_lookups::enqueue_tokens(&tx, &htokens).await?;
+        let (progress, discarded) = (step.account)(&outcomes);
+        crate::db::uploads::record_progress(&tx, step.upload, &progress, &discarded, by).await?;
+    }
     let t_save = t0.elapsed();
     tx.commit().await?;
     tracing::debug!(
@@ -132,6 +152,32 @@ async fn try_batch(
         replaced: snap.reassociations.clone(),
         lookups_queued,
     })
+}
+
+/// The rows of an acquirer's upload a batch carries: recorded as done in the batch's
+/// transaction (`account` turns the commands' outcomes into the upload's new counters and
+/// discarded lines; it runs again when a lost lock race retries the batch).
+pub struct UploadStep<'a> {
+    /// The upload.
+    pub upload: uuid::Uuid,
+    /// Outcomes → counters after this batch, and its discarded lines.
+    pub account: &'a (dyn Fn(&[Outcome]) -> (Progress, Vec<DiscardedLine>) + Sync),
+}
+
+/// Applies the commands of one batch of an upload's rows and records the rows as done, in one
+/// transaction (retrying lost lock races like [`apply_batch`]).
+pub async fn apply_upload_batch(
+    pool: &Pool,
+    ring: &KeyRing,
+    limits: Limits,
+    commands: &[Sourced],
+    by: &str,
+    step: &UploadStep<'_>,
+) -> Result<BatchReport, DbError> {
+    (|| try_batch(pool, ring, limits, commands, by, Some(step)))
+        .retry(retry::LOST_LOCK_RACE.builder())
+        .when(|e| matches!(e, DbError::Unavailable(e) if is_race(e)))
+        .await
 }
 
 /// Re-examines every card of the given citizens after their consent changed (`consent.changed`

@@ -7,7 +7,9 @@ mod apply;
 mod load;
 mod save;
 
-pub use apply::{apply_batch, reconcile_citizens, view, BatchReport};
+pub use apply::{
+    apply_batch, apply_upload_batch, reconcile_citizens, view, BatchReport, UploadStep,
+};
 pub use load::{load_unlocked, lock_and_load, Keys};
 pub use save::save;
 

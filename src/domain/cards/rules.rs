@@ -34,6 +34,12 @@ pub enum Outcome {
     ParConflict,
     /// A redelivery of a message already applied (same queue and `message_id`): ignored.
     Duplicate,
+    /// A provisional source's tokens that are all attached to that PAR already (nothing new,
+    /// not even a clear token PAN).
+    AlreadyKnown,
+    /// A provisional source's tokens, none attached: the PAR has
+    /// `cards.max_learnt_tokens_per_par` provisional tokens already.
+    TokenLimit,
 }
 
 /// Where the tokens of an event go.
@@ -175,19 +181,34 @@ fn event(
             par,
             circuit,
             tokens,
-        } => add_tokens(
-            snap,
-            tokens,
-            &Target::Par(par.clone()),
-            *circuit,
-            source,
-            limits,
-        ),
+        } => {
+            let live = tokens.iter().filter(|t| !t.deleted).count();
+            if source.is_provisional() && live > 0 && all_known(snap, par, tokens) {
+                return Outcome::AlreadyKnown;
+            }
+            let target = Target::Par(par.clone());
+            let capped = add_tokens(snap, tokens, &target, *circuit, source, limits);
+            if live > 0 && capped == live {
+                return Outcome::TokenLimit;
+            }
+        }
         CardEvent::Tokens { circuit, tokens } => {
-            add_tokens(snap, tokens, &Target::Unattached, *circuit, source, limits)
+            add_tokens(snap, tokens, &Target::Unattached, *circuit, source, limits);
         }
     }
     Outcome::Applied
+}
+
+/// Every token is live on `par` already, with its clear PAN when the event brings one.
+fn all_known(snap: &Snapshot, par: &Par, tokens: &[TokenRef]) -> bool {
+    let key = par.key();
+    tokens.iter().filter(|t| !t.deleted).all(|t| {
+        snap.tokens.get(&t.htoken).is_some_and(|r| {
+            !r.deleted
+                && r.par_key().as_deref() == Some(key.as_str())
+                && (r.has_clear || t.token.is_none())
+        })
+    })
 }
 
 fn card_target(snap: &Snapshot, hpan: &Hpan) -> Target {
@@ -301,7 +322,8 @@ fn add_tokens(
     circuit: Circuit,
     source: Source,
     limits: Limits,
-) {
+) -> usize {
+    let mut capped = 0;
     for t in tokens {
         if t.deleted {
             // Only an issuer-ranked source removes a token; lists never do.
@@ -325,6 +347,7 @@ fn add_tokens(
                 if !known
                     && snap.provisional_tokens_of(&p.key()) >= limits.max_learnt_tokens_per_par
                 {
+                    capped += 1;
                     continue;
                 }
             }
@@ -366,6 +389,7 @@ fn add_tokens(
         }
         attach(row, target, source, &mut snap.reassociations);
     }
+    capped
 }
 
 /// Attaches a token to the target, moving it when the source outranks the current one

@@ -181,3 +181,4 @@ mod faults;
 mod lanes;
 mod pars;
 mod retry_after;
+mod token_lists;

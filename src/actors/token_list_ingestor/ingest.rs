@@ -1,0 +1,343 @@
+//! The processing of one stored token list: a first pass decrypts the whole file (the MDC is
+//! checked at its end, the plaintext capped at `uploads.max_ratio` × the upload) and counts its
+//! rows, so a damaged or oversized file is rejected before a row is applied; the second pass
+//! decrypts again on a blocking thread, checks each row and hands batches to the card registry,
+//! which applies the kept rows and records the batch's lines as done in one transaction. A
+//! restart resumes after the last committed line.
+
+use std::collections::BTreeMap;
+use std::io::BufReader;
+use std::sync::Arc;
+
+use actix::Addr;
+use deadpool_postgres::Pool;
+use uuid::Uuid;
+
+use crate::actors::card_registry::messages::{ApplyUploadRows, CardError, Outcome};
+use crate::actors::card_registry::CardRegistry;
+use crate::config::UploadsSettings;
+use crate::crypto::pgp::{PgpKey, StreamError};
+use crate::crypto::Hasher;
+use crate::db::uploads::{self, DiscardedLine, Progress, UploadRecord};
+use crate::db::DbError;
+use crate::domain::token_list::{Discard, Discarded, TokenRanges};
+use crate::domain::{CardCommand, CardEvent, Source, Sourced, TokenRef};
+use crate::files::token_list::TokenListReader;
+use crate::files::uploads::UploadStore;
+
+/// What processing needs.
+#[derive(Clone)]
+pub struct IngestDeps {
+    /// The database.
+    pub pool: Pool,
+    /// Applies the kept rows.
+    pub registry: Addr<CardRegistry>,
+    /// tkm's PGP key (acquirers encrypt to it).
+    pub pgp: PgpKey,
+    /// The salted hash of token PANs.
+    pub hasher: Hasher,
+    /// Where uploads are stored.
+    pub store: UploadStore,
+    /// Limits and batch size.
+    pub settings: UploadsSettings,
+}
+
+/// How an ingestion ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// Processed (now or before): the final record.
+    Finished(Box<UploadRecord>),
+    /// Another process is working on it.
+    Busy,
+    /// No such upload.
+    Unknown,
+}
+
+/// Failures that leave the upload to be resumed (the database or the registry was away).
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// The card registry refused or failed the batch.
+    #[error(transparent)]
+    Registry(#[from] CardError),
+    /// The registry actor is gone.
+    #[error("the card registry is not running")]
+    Mailbox(#[from] actix::MailboxError),
+}
+
+/// Called after each committed batch with the counters and the total rows of the file.
+pub type OnProgress = Arc<dyn Fn(&Progress, u64) + Send + Sync>;
+
+const BY: &str = "token-list";
+
+/// Why a whole file is rejected, from a failure of reading it.
+fn rejection(e: &std::io::Error) -> String {
+    match StreamError::of(e) {
+        Some(StreamError::TooLarge(_)) => {
+            "the decompressed content is larger than uploads.max_ratio times the upload".into()
+        }
+        Some(StreamError::Undecryptable) => {
+            "the file cannot be decrypted with tkm's key, or it is damaged".into()
+        }
+        None => format!("the stored file cannot be read: {}", e.kind()),
+    }
+}
+
+/// Processes upload `id` to its end (or resumes it).
+pub async fn ingest(
+    deps: &IngestDeps,
+    id: Uuid,
+    on_progress: OnProgress,
+) -> Result<Ended, IngestError> {
+    let claim = deps.pool.get().await.map_err(DbError::from)?;
+    if !uploads::try_claim(&claim, id).await? {
+        return Ok(Ended::Busy);
+    }
+    let Some(record) = uploads::start(&deps.pool, id, BY).await? else {
+        return match uploads::get(&deps.pool, id).await? {
+            Some(r) => Ok(Ended::Finished(Box::new(r))),
+            None => Ok(Ended::Unknown),
+        };
+    };
+    let ranges = crate::db::bin_ranges::token_ranges(&deps.pool).await?;
+    let ranges = Arc::new(TokenRanges::new(&ranges));
+    let max_plain = deps.settings.max_plaintext(record.bytes);
+    let path = deps.store.path(id);
+
+    // Pass 1: the whole file decrypts, its MDC holds and it stays under the cap.
+    let (pgp, p) = (deps.pgp.clone(), path.clone());
+    let verified = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+        let file = std::fs::File::open(&p).map_err(|e| rejection(&e))?;
+        let plain = pgp
+            .decrypt_stream(BufReader::with_capacity(256 * 1024, file), max_plain)
+            .map_err(|_| {
+                "the file cannot be decrypted with tkm's key, or it is damaged".to_owned()
+            })?;
+        TokenListReader::new(BufReader::with_capacity(256 * 1024, plain))
+            .count_rows()
+            .map_err(|e| rejection(&e))
+    })
+    .await
+    .unwrap_or_else(|_| Err("the file could not be read".into()));
+    let total = match verified {
+        Ok(total) => total,
+        Err(reason) => return reject(deps, id, &reason).await,
+    };
+
+    // Pass 2: rows in batches, applied after the last committed line.
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Prepared, String>>(2);
+    let (pgp, hasher, batch_rows) = (
+        deps.pgp.clone(),
+        deps.hasher.clone(),
+        deps.settings.batch_rows,
+    );
+    let resume_after = record.progress.last_line;
+    let by = format!("{BY}:{id}");
+    let producer_by = by.clone();
+    let producer = tokio::task::spawn_blocking(move || {
+        let open = || -> Result<_, String> {
+            let file = std::fs::File::open(&path).map_err(|e| rejection(&e))?;
+            let plain = pgp
+                .decrypt_stream(BufReader::with_capacity(256 * 1024, file), max_plain)
+                .map_err(|_| "the file cannot be decrypted with tkm's key".to_owned())?;
+            Ok(TokenListReader::new(BufReader::with_capacity(
+                256 * 1024,
+                plain,
+            )))
+        };
+        let mut reader = match open() {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        loop {
+            let next = reader
+                .next_batch(batch_rows, &ranges, resume_after)
+                .map_err(|e| rejection(&e));
+            let prepared = match next {
+                Ok(Some(batch)) => prepare(batch, &hasher, &producer_by),
+                Ok(None) => return,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            };
+            if tx.blocking_send(Ok(prepared)).is_err() {
+                return;
+            }
+        }
+    });
+
+    let mut progress = record.progress.clone();
+    on_progress(&progress, total);
+    while let Some(item) = rx.recv().await {
+        let prepared = match item {
+            Ok(p) => p,
+            Err(reason) => {
+                drop(rx);
+                let _ = producer.await;
+                return reject(deps, id, &reason).await;
+            }
+        };
+        progress = apply(deps, id, &by, &progress, prepared).await?;
+        on_progress(&progress, total);
+    }
+    let _ = producer.await;
+    uploads::finish(&deps.pool, id, None, BY).await?;
+    deps.store.remove(id);
+    finished(deps, id).await
+}
+
+async fn reject(deps: &IngestDeps, id: Uuid, reason: &str) -> Result<Ended, IngestError> {
+    tracing::warn!(upload = %id, reason, "token list rejected");
+    uploads::finish(&deps.pool, id, Some(reason), BY).await?;
+    deps.store.remove(id);
+    finished(deps, id).await
+}
+
+async fn finished(deps: &IngestDeps, id: Uuid) -> Result<Ended, IngestError> {
+    Ok(match uploads::get(&deps.pool, id).await? {
+        Some(r) => Ended::Finished(Box::new(r)),
+        None => Ended::Unknown,
+    })
+}
+
+/// A batch ready to apply: the kept rows as commands and every row's line and fate.
+struct Prepared {
+    commands: Vec<Sourced>,
+    /// `(line, None)` for a kept row (its command is the next one), `(line, Some(discard))`.
+    fates: Vec<(u64, Option<Discarded>)>,
+    last_line: u64,
+}
+
+fn prepare(batch: crate::files::token_list::Batch, hasher: &Hasher, by: &str) -> Prepared {
+    let mut commands = Vec::with_capacity(batch.rows.len());
+    let mut fates = Vec::with_capacity(batch.rows.len());
+    for (line, row) in batch.rows {
+        match row {
+            Ok(row) => {
+                let htoken = hasher.htoken(&row.token);
+                commands.push(Sourced {
+                    command: CardCommand::Event(CardEvent::ParTokens {
+                        par: row.par,
+                        circuit: row.circuit,
+                        tokens: vec![TokenRef {
+                            htoken,
+                            token: Some(row.token),
+                            deleted: false,
+                        }],
+                    }),
+                    source: Source::TokenList,
+                    by: by.to_owned(),
+                    origin: None,
+                });
+                fates.push((line, None));
+            }
+            Err(d) => fates.push((line, Some(d))),
+        }
+    }
+    Prepared {
+        commands,
+        fates,
+        last_line: batch.last_line,
+    }
+}
+
+/// The counters after a batch whose kept rows had `outcomes`, and its discarded lines.
+fn account(
+    before: &Progress,
+    fates: &[(u64, Option<Discarded>)],
+    last_line: u64,
+    outcomes: &[Outcome],
+) -> (Progress, Vec<DiscardedLine>) {
+    let mut after = before.clone();
+    let mut lines = Vec::new();
+    let mut outcomes = outcomes.iter();
+    let mut discard = |after: &mut Progress, line: u64, reason: Discard, field| {
+        *after
+            .discarded
+            .entry(reason.as_str().to_owned())
+            .or_insert(0) += 1;
+        lines.push(DiscardedLine {
+            line,
+            reason: reason.as_str(),
+            field,
+        });
+    };
+    for (line, fate) in fates {
+        after.rows = after.rows.saturating_add(1);
+        match fate {
+            Some(d) => discard(&mut after, *line, d.reason, d.field),
+            None => match outcomes.next() {
+                Some(Outcome::ParConflict) => {
+                    discard(&mut after, *line, Discard::ParConflict, None)
+                }
+                Some(Outcome::AlreadyKnown | Outcome::Duplicate) => {
+                    discard(&mut after, *line, Discard::AlreadyKnown, None)
+                }
+                Some(Outcome::TokenLimit) => {
+                    discard(&mut after, *line, Discard::ParTokenLimit, None)
+                }
+                _ => after.accepted = after.accepted.saturating_add(1),
+            },
+        }
+    }
+    after.last_line = last_line;
+    (after, lines)
+}
+
+async fn apply(
+    deps: &IngestDeps,
+    id: Uuid,
+    by: &str,
+    before: &Progress,
+    prepared: Prepared,
+) -> Result<Progress, IngestError> {
+    let Prepared {
+        commands,
+        fates,
+        last_line,
+    } = prepared;
+    let fates = Arc::new(fates);
+    let before = before.clone();
+    let accounting = {
+        let (fates, before) = (fates.clone(), before.clone());
+        move |outcomes: &[Outcome]| account(&before, &fates, last_line, outcomes)
+    };
+    if commands.is_empty() {
+        // Only discards or comments: no card work, the progress alone.
+        let (after, lines) = accounting(&[]);
+        let mut conn = deps.pool.get().await.map_err(DbError::from)?;
+        let tx = conn.transaction().await.map_err(DbError::from)?;
+        uploads::record_progress(&tx, id, &after, &lines, by).await?;
+        tx.commit().await.map_err(DbError::from)?;
+        return Ok(after);
+    }
+    let report = deps
+        .registry
+        .send(ApplyUploadRows {
+            commands,
+            by: by.to_owned(),
+            upload: id,
+            account: Arc::new(accounting.clone()),
+        })
+        .await??;
+    Ok(accounting(&report.outcomes).0)
+}
+
+/// Counts by reason, every reason present (zeros included) for reports.
+pub fn counts_by_reason(p: &Progress) -> BTreeMap<String, u64> {
+    Discard::ALL
+        .iter()
+        .map(|d| {
+            (
+                d.as_str().to_owned(),
+                p.discarded.get(d.as_str()).copied().unwrap_or(0),
+            )
+        })
+        .collect()
+}
