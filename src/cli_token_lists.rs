@@ -2,7 +2,7 @@
 //! line with the checks of the upload (name, size, PGP content) and the same processing as the
 //! server, showing rows/s; the exit code is non-zero when a file is rejected.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -66,11 +66,7 @@ pub fn run(settings: &Settings, files: &[PathBuf]) -> anyhow::Result<usize> {
 }
 
 /// Ingests one file; false when it is refused or rejected.
-async fn ingest_one(
-    deps: &IngestDeps,
-    store: &UploadStore,
-    file: &PathBuf,
-) -> anyhow::Result<bool> {
+async fn ingest_one(deps: &IngestDeps, store: &UploadStore, file: &Path) -> anyhow::Result<bool> {
     let shown = file.display();
     let Some(filename) = file.file_name().and_then(|n| n.to_str()) else {
         eprintln!("{shown}: refused: the file name is not valid UTF-8");

@@ -29,8 +29,6 @@ pub struct ServerSettings {
     pub crl_file: Option<PathBuf>,
     /// Largest JSON body.
     pub json_limit_bytes: usize,
-    /// Largest upload.
-    pub upload_limit_bytes: u64,
     /// Time a handler waits for an actor before answering 503.
     pub handler_timeout_ms: u64,
     /// Keep-alive of idle connections.

@@ -291,14 +291,61 @@ pub async fn start(pool: &Pool, id: Uuid, by: &str) -> Result<Option<UploadRecor
     row.as_ref().map(record).transpose()
 }
 
-/// Records, in the caller's transaction, the rows up to `progress.last_line` and their discards.
+/// One batch's share of an upload: its lines and what became of its rows.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchProgress {
+    /// The last line of the batch before (where this one starts).
+    pub after_line: u64,
+    /// The batch's last physical line.
+    pub last_line: u64,
+    /// Data rows in the batch.
+    pub rows: u64,
+    /// Rows applied.
+    pub accepted: u64,
+    /// Discarded rows by reason name.
+    pub discarded: BTreeMap<String, u64>,
+    /// The discarded lines.
+    pub lines: Vec<DiscardedLine>,
+}
+
+impl Progress {
+    /// The counters once `batch` is added.
+    pub fn plus(&self, batch: &BatchProgress) -> Progress {
+        let mut after = self.clone();
+        after.rows = after.rows.saturating_add(batch.rows);
+        after.accepted = after.accepted.saturating_add(batch.accepted);
+        for (reason, n) in &batch.discarded {
+            let slot = after.discarded.entry(reason.clone()).or_insert(0);
+            *slot = slot.saturating_add(*n);
+        }
+        after.last_line = batch.last_line;
+        after
+    }
+}
+
+/// A batch whose predecessor in the file is not committed (yet, or ever): its transaction must
+/// be rolled back and the batch sent again after the one before it.
+#[derive(Debug, thiserror::Error)]
+#[error("the batch before this one is not committed")]
+pub struct OutOfOrder;
+
+/// Whether a database error is [`OutOfOrder`].
+pub fn is_out_of_order(e: &DbError) -> bool {
+    let (DbError::Unavailable(e) | DbError::Unexpected(e)) = e;
+    e.chain().any(|c| c.downcast_ref::<OutOfOrder>().is_some())
+}
+
+/// Records, in the caller's transaction, a batch's rows as done: its discarded lines, and the
+/// upload's counters advanced to its last line — only if the upload stands at the batch's
+/// first line, so batches in flight together commit in file order (the later one waits for the
+/// earlier one's row lock, and fails with [`OutOfOrder`] when that one did not commit).
 pub async fn record_progress(
     client: &impl GenericClient,
     id: Uuid,
-    progress: &Progress,
-    discarded: &[DiscardedLine],
+    batch: &BatchProgress,
     by: &str,
 ) -> Result<(), DbError> {
+    let discarded = &batch.lines;
     if !discarded.is_empty() {
         let lines: Vec<i64> = discarded.iter().map(|d| signed(d.line)).collect();
         let reasons: Vec<&str> = discarded.iter().map(|d| d.reason).collect();
@@ -313,21 +360,31 @@ pub async fn record_progress(
             .await?;
     }
     let counts =
-        serde_json::to_value(&progress.discarded).map_err(|e| DbError::Unexpected(e.into()))?;
-    client
+        serde_json::to_value(&batch.discarded).map_err(|e| DbError::Unexpected(e.into()))?;
+    let updated = client
         .execute(
-            "UPDATE upload SET rows = $2, accepted = $3, discarded = $4, last_line = $5, \
-             updated_at = now(), updated_by = $6 WHERE id = $1",
+            "UPDATE upload SET rows = rows + $2, accepted = accepted + $3, \
+             discarded = (SELECT coalesce(jsonb_object_agg(k, n), '{}') FROM ( \
+                 SELECT k, sum(v::bigint) AS n FROM ( \
+                     SELECT * FROM jsonb_each_text(discarded) \
+                     UNION ALL SELECT * FROM jsonb_each_text($4::jsonb)) AS e(k, v) \
+                 GROUP BY k) AS s), \
+             last_line = $5, updated_at = now(), updated_by = $6 \
+             WHERE id = $1 AND last_line = $7",
             &[
                 &id,
-                &signed(progress.rows),
-                &signed(progress.accepted),
+                &signed(batch.rows),
+                &signed(batch.accepted),
                 &counts,
-                &signed(progress.last_line),
+                &signed(batch.last_line),
                 &by,
+                &signed(batch.after_line),
             ],
         )
         .await?;
+    if updated == 0 {
+        return Err(DbError::Unavailable(OutOfOrder.into()));
+    }
     Ok(())
 }
 

@@ -247,6 +247,18 @@ mod tests {
         );
     }
 
+    #[test]
+    fn a_full_volume_or_quota_is_disk_full() {
+        for errno in [28, 122] {
+            let e = io_error(io::Error::from_raw_os_error(errno));
+            assert!(matches!(e, UploadError::DiskFull), "errno {errno}");
+        }
+        assert!(matches!(
+            io_error(io::Error::from_raw_os_error(13)),
+            UploadError::Io(_)
+        ));
+    }
+
     #[tokio::test]
     async fn a_refused_upload_leaves_nothing_and_a_finished_one_is_in_place() {
         let dir = std::env::temp_dir().join(format!("tkm-upload-test-{}", Uuid::new_v4()));

@@ -359,12 +359,7 @@ impl TestApp {
         headers: &[(&str, &str)],
         body: Option<serde_json::Value>,
     ) -> Reply {
-        let c = self
-            .clients
-            .borrow_mut()
-            .entry(role.to_owned())
-            .or_insert_with(|| client(Some(role)))
-            .clone();
+        let c = self.client_of(role);
         let mut req = c.request(method, self.url(path));
         for (k, v) in headers {
             req = req.insert_header((*k, *v));
@@ -374,18 +369,20 @@ impl TestApp {
             None => req.send().await,
         }
         .expect("request reaches the server");
-        let bytes = res.body().limit(16 * 1024 * 1024).await.unwrap();
-        Reply {
-            status: res.status().as_u16(),
-            headers: res.headers().clone(),
-            json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-            bytes: bytes.to_vec(),
-        }
+        Reply::read(&mut res).await
     }
 }
 
 impl TestApp {
+    /// The keep-alive client of `role` (made at its first use).
+    fn client_of(&self, role: &str) -> awc::Client {
+        self.clients
+            .borrow_mut()
+            .entry(role.to_owned())
+            .or_insert_with(|| client(Some(role)))
+            .clone()
+    }
+
     /// Sends raw bytes as `role` with a content type (multipart uploads).
     pub async fn call_raw(
         &self,
@@ -395,12 +392,7 @@ impl TestApp {
         content_type: &str,
         body: Vec<u8>,
     ) -> Reply {
-        let c = self
-            .clients
-            .borrow_mut()
-            .entry(role.to_owned())
-            .or_insert_with(|| client(Some(role)))
-            .clone();
+        let c = self.client_of(role);
         let mut res = c
             .request(method, self.url(path))
             .insert_header(("content-type", content_type))
@@ -408,14 +400,7 @@ impl TestApp {
             .send_body(body)
             .await
             .expect("request reaches the server");
-        let bytes = res.body().limit(16 * 1024 * 1024).await.unwrap();
-        Reply {
-            status: res.status().as_u16(),
-            headers: res.headers().clone(),
-            json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
-            text: String::from_utf8_lossy(&bytes).into_owned(),
-            bytes: bytes.to_vec(),
-        }
+        Reply::read(&mut res).await
     }
 }
 
@@ -429,6 +414,21 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Reads a response whole.
+    pub async fn read<S>(res: &mut awc::ClientResponse<S>) -> Reply
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
+    {
+        let bytes = res.body().limit(16 * 1024 * 1024).await.unwrap();
+        Reply {
+            status: res.status().as_u16(),
+            headers: res.headers().clone(),
+            json: serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null),
+            text: String::from_utf8_lossy(&bytes).into_owned(),
+            bytes: bytes.to_vec(),
+        }
+    }
+
     /// Asserts an error answer: HTTP status and the spec's code.
     #[track_caller]
     pub fn assert_error(&self, status: u16, code: u64) {

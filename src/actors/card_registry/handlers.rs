@@ -4,11 +4,36 @@ use actix::{Handler, ResponseFuture};
 
 use super::messages::{
     ApplyCommands, ApplyUploadRows, BatchReport, CardError, CardView, ConsentChanged, GetCard,
+    Outcome,
 };
 use super::CardRegistry;
 use crate::actors::{ActorHealth, Ping};
 use crate::db::cards::{apply_batch, apply_upload_batch, reconcile_citizens, view, UploadStep};
 use crate::domain::truncated;
+
+/// What a batch's future takes from the registry: its connections, keys, limits, metrics and
+/// the wake-ups of those its commits give work to.
+struct BatchDeps {
+    pool: deadpool_postgres::Pool,
+    ring: std::sync::Arc<crate::crypto::KeyRing>,
+    limits: crate::domain::cards::Limits,
+    metrics: crate::metrics::Metrics,
+    relay: std::sync::Arc<tokio::sync::Notify>,
+    resolver: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl CardRegistry {
+    fn batch_deps(&self) -> BatchDeps {
+        BatchDeps {
+            pool: self.pool.clone(),
+            ring: self.ring.clone(),
+            limits: self.limits,
+            metrics: self.metrics.clone(),
+            relay: self.relay_wakeup.clone(),
+            resolver: self.resolver_wakeup.clone(),
+        }
+    }
+}
 
 impl Handler<ApplyCommands> for CardRegistry {
     type Result = ResponseFuture<Result<BatchReport, CardError>>;
@@ -17,18 +42,11 @@ impl Handler<ApplyCommands> for CardRegistry {
         let Some(ticket) = self.inflight.enter() else {
             return Box::pin(async { Err(CardError::Overloaded) });
         };
-        let (pool, ring, limits, metrics) = (
-            self.pool.clone(),
-            self.ring.clone(),
-            self.limits,
-            self.metrics.clone(),
-        );
-        let relay = self.relay_wakeup.clone();
-        let resolver = self.resolver_wakeup.clone();
+        let d = self.batch_deps();
         Box::pin(async move {
             let _ticket = ticket;
-            let report = apply_batch(&pool, &ring, limits, &msg.commands, &msg.by).await?;
-            after_batch(&report, &metrics, &relay, &resolver);
+            let report = apply_batch(&d.pool, &d.ring, d.limits, &msg.commands, &msg.by).await?;
+            after_batch(&report, &d.metrics, &d.relay, &d.resolver);
             Ok(report)
         })
     }
@@ -41,14 +59,7 @@ impl Handler<ApplyUploadRows> for CardRegistry {
         let Some(ticket) = self.inflight.enter() else {
             return Box::pin(async { Err(CardError::Overloaded) });
         };
-        let (pool, ring, limits, metrics) = (
-            self.pool.clone(),
-            self.ring.clone(),
-            self.limits,
-            self.metrics.clone(),
-        );
-        let relay = self.relay_wakeup.clone();
-        let resolver = self.resolver_wakeup.clone();
+        let d = self.batch_deps();
         Box::pin(async move {
             let _ticket = ticket;
             let step = UploadStep {
@@ -56,8 +67,17 @@ impl Handler<ApplyUploadRows> for CardRegistry {
                 account: msg.account.as_ref(),
             };
             let report =
-                apply_upload_batch(&pool, &ring, limits, &msg.commands, &msg.by, &step).await?;
-            after_batch(&report, &metrics, &relay, &resolver);
+                apply_upload_batch(&d.pool, &d.ring, d.limits, &msg.commands, &msg.by, &step)
+                    .await?;
+            after_batch(&report, &d.metrics, &d.relay, &d.resolver);
+            // New provisional tokens are owed a check: the resolver's cycle sweeps them in.
+            if report
+                .outcomes
+                .iter()
+                .any(|o| matches!(o, Outcome::Applied))
+            {
+                d.resolver.notify_one();
+            }
             Ok(report)
         })
     }

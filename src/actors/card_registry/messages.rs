@@ -3,7 +3,7 @@
 use actix::Message;
 
 pub use crate::db::cards::BatchReport;
-use crate::db::uploads::{DiscardedLine, Progress};
+use crate::db::uploads::BatchProgress;
 pub use crate::domain::cards::{CardView, Outcome};
 use crate::domain::{Hpan, Sourced, TaxCode};
 
@@ -40,10 +40,9 @@ pub struct ApplyCommands {
     pub by: String,
 }
 
-/// Turns the outcomes of an upload's batch into the upload's counters after it and the lines it
+/// Turns the outcomes of an upload's batch into the batch's counters and the lines it
 /// discarded (pure: it runs again when a lost lock race retries the batch).
-pub type UploadAccount =
-    std::sync::Arc<dyn Fn(&[Outcome]) -> (Progress, Vec<DiscardedLine>) + Send + Sync>;
+pub type UploadAccount = std::sync::Arc<dyn Fn(&[Outcome]) -> BatchProgress + Send + Sync>;
 
 /// Request: apply the rows of an acquirer's upload (one command per kept row) and record the
 /// rows as done in the same transaction, so each line is applied exactly once.

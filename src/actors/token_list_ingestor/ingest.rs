@@ -5,7 +5,7 @@
 //! which applies the kept rows and records the batch's lines as done in one transaction. A
 //! restart resumes after the last committed line.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::BufReader;
 use std::sync::Arc;
 
@@ -13,15 +13,15 @@ use actix::Addr;
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
-use crate::actors::card_registry::messages::{ApplyUploadRows, CardError, Outcome};
+use super::batches::{prepare, Flight, Prepared};
+use crate::actors::card_registry::messages::CardError;
 use crate::actors::card_registry::CardRegistry;
 use crate::config::UploadsSettings;
 use crate::crypto::pgp::{PgpKey, StreamError};
 use crate::crypto::Hasher;
-use crate::db::uploads::{self, DiscardedLine, Progress, UploadRecord};
+use crate::db::uploads::{self, Progress, UploadRecord};
 use crate::db::DbError;
-use crate::domain::token_list::{Discard, Discarded, TokenRanges};
-use crate::domain::{CardCommand, CardEvent, Source, Sourced, TokenRef};
+use crate::domain::token_list::{Discard, TokenRanges};
 use crate::files::token_list::TokenListReader;
 use crate::files::uploads::UploadStore;
 
@@ -70,7 +70,9 @@ pub enum IngestError {
 /// Called after each committed batch with the counters and the total rows of the file.
 pub type OnProgress = Arc<dyn Fn(&Progress, u64) + Send + Sync>;
 
-const BY: &str = "token-list";
+pub(super) const BY: &str = "token-list";
+/// Batches applied at once (see the loop in [`ingest`]).
+const IN_FLIGHT: usize = 2;
 
 /// Why a whole file is rejected, from a failure of reading it.
 fn rejection(e: &std::io::Error) -> String {
@@ -159,6 +161,8 @@ pub async fn ingest(
                 .next_batch(batch_rows, &ranges, resume_after)
                 .map_err(|e| rejection(&e));
             let prepared = match next {
+                // Only lines committed before a restart: nothing to do.
+                Ok(Some(batch)) if batch.last_line <= resume_after => continue,
                 Ok(Some(batch)) => prepare(batch, &hasher, &producer_by),
                 Ok(None) => return,
                 Err(e) => {
@@ -174,17 +178,34 @@ pub async fn ingest(
 
     let mut progress = record.progress.clone();
     on_progress(&progress, total);
-    while let Some(item) = rx.recv().await {
-        let prepared = match item {
-            Ok(p) => p,
-            Err(reason) => {
-                drop(rx);
-                let _ = producer.await;
-                return reject(deps, id, &reason).await;
+    // Two batches in flight: while PostgreSQL applies one, the next is applied on another
+    // connection (2 cores); they commit in file order (`db::uploads::record_progress`).
+    let mut flights: VecDeque<Flight> = VecDeque::new();
+    let mut after_line = progress.last_line;
+    let mut failure = None;
+    loop {
+        while failure.is_none() && flights.len() < IN_FLIGHT {
+            match rx.recv().await {
+                Some(Ok(p)) => {
+                    let flight = Flight::start(deps, id, &by, p.after(after_line));
+                    after_line = flight.last_line();
+                    flights.push_back(flight);
+                }
+                Some(Err(reason)) => failure = Some(reason),
+                None => break,
             }
+        }
+        let Some(flight) = flights.pop_front() else {
+            break;
         };
-        progress = apply(deps, id, &by, &progress, prepared).await?;
+        let batch = flight.land(deps, id, &by).await?;
+        progress = progress.plus(&batch);
         on_progress(&progress, total);
+    }
+    if let Some(reason) = failure {
+        drop(rx);
+        let _ = producer.await;
+        return reject(deps, id, &reason).await;
     }
     let _ = producer.await;
     uploads::finish(&deps.pool, id, None, BY).await?;
@@ -204,129 +225,6 @@ async fn finished(deps: &IngestDeps, id: Uuid) -> Result<Ended, IngestError> {
         Some(r) => Ended::Finished(Box::new(r)),
         None => Ended::Unknown,
     })
-}
-
-/// A batch ready to apply: the kept rows as commands and every row's line and fate.
-struct Prepared {
-    commands: Vec<Sourced>,
-    /// `(line, None)` for a kept row (its command is the next one), `(line, Some(discard))`.
-    fates: Vec<(u64, Option<Discarded>)>,
-    last_line: u64,
-}
-
-fn prepare(batch: crate::files::token_list::Batch, hasher: &Hasher, by: &str) -> Prepared {
-    let mut commands = Vec::with_capacity(batch.rows.len());
-    let mut fates = Vec::with_capacity(batch.rows.len());
-    for (line, row) in batch.rows {
-        match row {
-            Ok(row) => {
-                let htoken = hasher.htoken(&row.token);
-                commands.push(Sourced {
-                    command: CardCommand::Event(CardEvent::ParTokens {
-                        par: row.par,
-                        circuit: row.circuit,
-                        tokens: vec![TokenRef {
-                            htoken,
-                            token: Some(row.token),
-                            deleted: false,
-                        }],
-                    }),
-                    source: Source::TokenList,
-                    by: by.to_owned(),
-                    origin: None,
-                });
-                fates.push((line, None));
-            }
-            Err(d) => fates.push((line, Some(d))),
-        }
-    }
-    Prepared {
-        commands,
-        fates,
-        last_line: batch.last_line,
-    }
-}
-
-/// The counters after a batch whose kept rows had `outcomes`, and its discarded lines.
-fn account(
-    before: &Progress,
-    fates: &[(u64, Option<Discarded>)],
-    last_line: u64,
-    outcomes: &[Outcome],
-) -> (Progress, Vec<DiscardedLine>) {
-    let mut after = before.clone();
-    let mut lines = Vec::new();
-    let mut outcomes = outcomes.iter();
-    let mut discard = |after: &mut Progress, line: u64, reason: Discard, field| {
-        *after
-            .discarded
-            .entry(reason.as_str().to_owned())
-            .or_insert(0) += 1;
-        lines.push(DiscardedLine {
-            line,
-            reason: reason.as_str(),
-            field,
-        });
-    };
-    for (line, fate) in fates {
-        after.rows = after.rows.saturating_add(1);
-        match fate {
-            Some(d) => discard(&mut after, *line, d.reason, d.field),
-            None => match outcomes.next() {
-                Some(Outcome::ParConflict) => {
-                    discard(&mut after, *line, Discard::ParConflict, None)
-                }
-                Some(Outcome::AlreadyKnown | Outcome::Duplicate) => {
-                    discard(&mut after, *line, Discard::AlreadyKnown, None)
-                }
-                Some(Outcome::TokenLimit) => {
-                    discard(&mut after, *line, Discard::ParTokenLimit, None)
-                }
-                _ => after.accepted = after.accepted.saturating_add(1),
-            },
-        }
-    }
-    after.last_line = last_line;
-    (after, lines)
-}
-
-async fn apply(
-    deps: &IngestDeps,
-    id: Uuid,
-    by: &str,
-    before: &Progress,
-    prepared: Prepared,
-) -> Result<Progress, IngestError> {
-    let Prepared {
-        commands,
-        fates,
-        last_line,
-    } = prepared;
-    let fates = Arc::new(fates);
-    let before = before.clone();
-    let accounting = {
-        let (fates, before) = (fates.clone(), before.clone());
-        move |outcomes: &[Outcome]| account(&before, &fates, last_line, outcomes)
-    };
-    if commands.is_empty() {
-        // Only discards or comments: no card work, the progress alone.
-        let (after, lines) = accounting(&[]);
-        let mut conn = deps.pool.get().await.map_err(DbError::from)?;
-        let tx = conn.transaction().await.map_err(DbError::from)?;
-        uploads::record_progress(&tx, id, &after, &lines, by).await?;
-        tx.commit().await.map_err(DbError::from)?;
-        return Ok(after);
-    }
-    let report = deps
-        .registry
-        .send(ApplyUploadRows {
-            commands,
-            by: by.to_owned(),
-            upload: id,
-            account: Arc::new(accounting.clone()),
-        })
-        .await??;
-    Ok(accounting(&report.outcomes).0)
 }
 
 /// Counts by reason, every reason present (zeros included) for reports.

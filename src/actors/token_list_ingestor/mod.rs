@@ -3,6 +3,7 @@
 //! answered with the first one's id), processes them one at a time and resumes unfinished ones
 //! after a restart.
 
+mod batches;
 pub mod ingest;
 
 use std::collections::VecDeque;

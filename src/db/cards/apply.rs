@@ -6,7 +6,7 @@ use deadpool_postgres::Pool;
 
 use super::{load_unlocked, lock_and_load, save, Keys};
 use crate::crypto::KeyRing;
-use crate::db::uploads::{DiscardedLine, Progress};
+use crate::db::uploads::BatchProgress;
 use crate::db::DbError;
 use crate::domain::cards::{apply, reconcile, CardView, Limits, Outcome, Reassociation};
 use crate::domain::{CardCommand, CardEvent, Hpan, MessageOrigin, Sourced, TaxCode};
@@ -115,24 +115,15 @@ async fn try_batch(
     let t_rules = t0.elapsed();
     let written = save(&tx, &snap, &outgoing, ring, by).await?;
     // Cards that became owed a PAR lookup are queued in the same transaction.
-    let mut lookups_queued = crate::db::par_lookups::enqueue_cards(&tx, &written).await?;
+    let lookups_queued = crate::db::par_lookups::enqueue_cards(&tx, &written).await?;
     if let Some(step) = upload {
-        // Tokens from an acquirer's file are owed a check with their circuit; the rows are
-        // recorded as done in the same transaction, so each line is applied exactly once.
-        let htokens: Vec<String> = commands
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, o)| matches!(o, Outcome::Applied))
-            .filter_map(|(c, _)| match &c.command {
-                CardCommand::Event(e) => Some(e.tokens()),
-                CardCommand::Delete(_) => None,
-            })
-            .flatten()
-            .map(|t| t.htoken.to_string())
-            .collect();
-        lookups_queued += crate::db::par_lookups::enqueue_tokens(&tx, &htokens).await?;
-        let (progress, discarded) = (step.account)(&outcomes);
-        crate::db::uploads::record_progress(&tx, step.upload, &progress, &discarded, by).await?;
+        // The rows of an acquirer's file are recorded as done in the same transaction, so each
+        // line is applied exactly once. Their tokens are not queued here: the resolver's sweep
+        // finds them (they are eligible by `TOKEN_ELIGIBLE`), a page at a time — queueing a
+        // million lookups in the file's transactions cost as much as storing the tokens, for
+        // checks the circuits' rate spreads over days anyway.
+        let batch = (step.account)(&outcomes);
+        crate::db::uploads::record_progress(&tx, step.upload, &batch, by).await?;
     }
     let t_save = t0.elapsed();
     tx.commit().await?;
@@ -155,13 +146,13 @@ async fn try_batch(
 }
 
 /// The rows of an acquirer's upload a batch carries: recorded as done in the batch's
-/// transaction (`account` turns the commands' outcomes into the upload's new counters and
+/// transaction (`account` turns the commands' outcomes into the batch's counters and
 /// discarded lines; it runs again when a lost lock race retries the batch).
 pub struct UploadStep<'a> {
     /// The upload.
     pub upload: uuid::Uuid,
-    /// Outcomes → counters after this batch, and its discarded lines.
-    pub account: &'a (dyn Fn(&[Outcome]) -> (Progress, Vec<DiscardedLine>) + Sync),
+    /// Outcomes → the batch's counters and discarded lines.
+    pub account: &'a (dyn Fn(&[Outcome]) -> BatchProgress + Sync),
 }
 
 /// Applies the commands of one batch of an upload's rows and records the rows as done, in one

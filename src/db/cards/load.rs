@@ -68,7 +68,10 @@ async fn load_closure(
     // Below ~40 000 rows the planner's model (pages fetched from disk) prices 512 probes above
     // hashing the whole table, so a growing registry was read whole by every batch; the pages
     // are cached, and the probes cost a fraction of that.
-    tx.batch_execute("SET LOCAL enable_seqscan = off").await?;
+    // JIT compiles for the planner's row estimates, which are far off for key lists (a PAR's
+    // tokens are estimated in thousands): pure overhead on lookups of a few rows.
+    tx.batch_execute("SET LOCAL enable_seqscan = off; SET LOCAL jit = off")
+        .await?;
     let mut locked: BTreeSet<i64> = BTreeSet::new();
     for _ in 0..6 {
         let new: Vec<i64> = keys.locks().difference(&locked).copied().collect();
@@ -106,6 +109,20 @@ fn keys_of(snap: &Snapshot) -> Keys {
     k
 }
 
+/// `select` (`SELECT … FROM <table> <alias>`) for every key of `$1`, one index lookup per key
+/// on a non-unique column. A plain join with the unnested keys is hashed against the whole
+/// table as soon as the column's distinct values are underestimated (ten tokens per PAR read
+/// as thousands: a 1 M-row token list read the token table whole for every batch); the
+/// `OFFSET 0` fence keeps the per-key lookup.
+fn by_each_key(select: &str, alias: &str, column: &str, key_type: &str) -> String {
+    let (columns, from) = select.split_once(" FROM ").unwrap_or((select, ""));
+    let columns = columns.trim_start_matches("SELECT ");
+    format!(
+        "SELECT {columns} FROM unnest($1::{key_type}[]) AS k(v) \
+         CROSS JOIN LATERAL (SELECT * FROM {from} WHERE {column} = k.v OFFSET 0) {alias}"
+    )
+}
+
 async fn load(tx: &Transaction<'_>, keys: &Keys) -> Result<Snapshot, DbError> {
     let hpans: Vec<&str> = keys.hpans.iter().map(String::as_str).collect();
     let htokens: Vec<&str> = keys.htokens.iter().map(String::as_str).collect();
@@ -120,9 +137,7 @@ async fn load(tx: &Transaction<'_>, keys: &Keys) -> Result<Snapshot, DbError> {
         ))
         .await?;
     let by_par = tx
-        .prepare_cached(&format!(
-            "{CARD_COLUMNS} JOIN unnest($1::text[]) AS k(v) ON c.par_key = k.v"
-        ))
+        .prepare_cached(&by_each_key(CARD_COLUMNS, "c", "c.par_key", "text"))
         .await?;
     let mut card_rows = tx.query(&by_hpan, &[&hpans]).await?;
     if !pars.is_empty() {
@@ -173,17 +188,13 @@ async fn load(tx: &Transaction<'_>, keys: &Keys) -> Result<Snapshot, DbError> {
     }
     if !pars.is_empty() {
         let s = tx
-            .prepare_cached(&format!(
-                "{TOKEN_COLUMNS} JOIN unnest($1::text[]) AS k(v) ON t.par_key = k.v"
-            ))
+            .prepare_cached(&by_each_key(TOKEN_COLUMNS, "t", "t.par_key", "text"))
             .await?;
         token_rows.extend(tx.query(&s, &[&pars]).await?);
     }
     if !ids.is_empty() {
         let s = tx
-            .prepare_cached(&format!(
-                "{TOKEN_COLUMNS} JOIN unnest($1::bigint[]) AS k(v) ON t.card_id = k.v"
-            ))
+            .prepare_cached(&by_each_key(TOKEN_COLUMNS, "t", "t.card_id", "bigint"))
             .await?;
         token_rows.extend(tx.query(&s, &[&ids]).await?);
     }

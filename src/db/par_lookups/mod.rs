@@ -16,9 +16,7 @@ const BY: &str = "par-resolver";
 mod queue;
 mod stats;
 
-pub use queue::{
-    drop_unowed, enqueue_cards, enqueue_citizens, enqueue_page, enqueue_tokens, sweep,
-};
+pub use queue::{drop_unowed, enqueue_cards, enqueue_citizens, enqueue_page, sweep};
 pub use stats::{backlog, calls_today, count_calls, pending, Pending};
 
 /// A live card (alias `c`) without PAR, with consent, that can be asked about: by its PAN or,

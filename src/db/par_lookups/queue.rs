@@ -88,27 +88,6 @@ pub async fn enqueue_cards(client: &impl GenericClient, ids: &[i64]) -> Result<u
         .await?)
 }
 
-/// Queues the given tokens that are owed a check (an acquirer's file attached them with a
-/// provisional PAR), in the caller's transaction.
-pub async fn enqueue_tokens(
-    client: &impl GenericClient,
-    htokens: &[String],
-) -> Result<u64, DbError> {
-    if htokens.is_empty() {
-        return Ok(0);
-    }
-    Ok(client
-        .execute(
-            &format!(
-                "INSERT INTO par_lookup (subject, subject_id, circuit, created_by, updated_by) \
-                 SELECT 'token', t.id, t.circuit, $2, $2 FROM token t \
-                 WHERE t.htoken = ANY($1) AND {TOKEN_ELIGIBLE} ON CONFLICT DO NOTHING"
-            ),
-            &[&htokens, &"token-list"],
-        )
-        .await?)
-}
-
 /// Queues at once the cards of these citizens that have no PAR (a consent change), in the
 /// caller's transaction: first in their lane (priority 0), due now even when a "no PAR yet"
 /// answer made them wait (but not while leased: that lookup is being asked already).

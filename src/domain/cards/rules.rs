@@ -276,6 +276,7 @@ fn set_card_par(snap: &mut Snapshot, hpan: &Hpan, par: &Par, source: Source) {
             t.par = Some(par.clone());
             t.card = None;
             t.dirty = true;
+            snap.provisional_by_par = None;
         }
     }
 }
@@ -333,6 +334,7 @@ fn add_tokens(
                         row.deleted = true;
                         row.source = source;
                         row.dirty = true;
+                        snap.provisional_by_par = None;
                     }
                 }
             }
@@ -351,6 +353,11 @@ fn add_tokens(
                     continue;
                 }
             }
+        }
+        let is_new = !snap.tokens.contains_key(&t.htoken);
+        // Any change to a known token may move it between PARs or sources: count again.
+        if !is_new {
+            snap.provisional_by_par = None;
         }
         let row = snap
             .tokens
@@ -388,6 +395,11 @@ fn add_tokens(
             row.dirty = true;
         }
         attach(row, target, source, &mut snap.reassociations);
+        if is_new && source.is_provisional() {
+            if let Some(key) = row.par_key() {
+                snap.count_provisional(key);
+            }
+        }
     }
     capped
 }

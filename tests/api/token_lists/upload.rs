@@ -157,3 +157,52 @@ async fn a_cut_off_upload_leaves_nothing_behind() {
     let r = upload(&app, "acquirer", "/token-list", &list_name(1), &content).await;
     assert_eq!(r.status, 202, "{}", r.text);
 }
+
+/// Unmounts a test's tmpfs when dropped (also when the test fails).
+struct Mounted(std::path::PathBuf);
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[actix_web::test]
+async fn a_full_disk_answers_503_and_leaves_nothing() {
+    let mut s = test_settings().await;
+    let dir = s.storage.dir.clone();
+    std::fs::create_dir_all(&dir).unwrap();
+    // A 256 KiB tmpfs as storage.dir (root only: CI and the development machines run as root).
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=256k", "tmpfs"])
+        .arg(&dir)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|st| st.success());
+    if !mounted {
+        eprintln!(
+            "a_full_disk_answers_503_and_leaves_nothing: cannot mount a tmpfs (not root); skipped"
+        );
+        return;
+    }
+    let _guard = Mounted(dir.clone());
+    s.lists.build_on_start = false;
+    let app = spawn_app_with(s).await;
+    let content = encrypt(&app, &rand_bytes(600 * 1024));
+    let r = upload(&app, "acquirer", "/token-list", &list_name(1), &content).await;
+    r.assert_error(503, 9503);
+    assert_eq!(
+        stored(&app).await,
+        (0, 0),
+        "nothing left on the full volume"
+    );
+    // Room again: the same upload is taken.
+    let small = encrypt(&app, b"# a small list\n");
+    let r = upload(&app, "acquirer", "/token-list", &list_name(1), &small).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+}
+
+/// Incompressible bytes (PGP compresses what it encrypts).
+fn rand_bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|_| rand::random::<u8>()).collect()
+}
