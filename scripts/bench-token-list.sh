@@ -6,12 +6,15 @@
 #   gpg --decrypt of the same file                  (decryption and decompression alone)
 #   psql \copy of the same rows into a token table  (the database writing them alone)
 # Goal: tkm's rate ≥ 0.5 × the slower limit's.
-# Usage: scripts/bench-token-list.sh      ROWS=1000000   KEEP=1 (keep the database)
+# It also reports PostgreSQL's statements during tkm's run (pg_stat_statements, switched on for
+# the benchmark and off again; PGSS=0 skips it and the restart it needs).
+# Usage: scripts/bench-token-list.sh      ROWS=1000000   KEEP=1 (keep the database)   PGSS=0
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
 ROWS=${ROWS:-1000000}
 KEEP=${KEEP:-0}
+PGSS=${PGSS:-1}
 ADMIN_DB=${ADMIN_DB:-postgres://postgres@127.0.0.1:5432/postgres}
 DB_NAME=tkm_bench_tokens
 DB=${ADMIN_DB%/*}/$DB_NAME
@@ -21,11 +24,13 @@ for tool in gpg python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "bench-token-list: $tool is needed (apt-get install gnupg python3 time)" >&2; exit 1; }
 done
 
+source scripts/lib-bench-profile.sh
 scripts/services.sh
 scripts/build-release.sh --quiet --features simulator
 scripts/dev-secrets.sh target/release/tkm >/dev/null
 home=$(mktemp -d)
 cleanup() {
+  pgss_off
   ((KEEP == 1)) || psql "$ADMIN_DB" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)"
   rm -rf "$home" "$out/storage" "$out/in"
 }
@@ -79,6 +84,10 @@ copy_s=$(python3 -c "print(f'{$t1 - $t0:.2f}')")
 psql "$DB" -X -q -c "DROP TABLE bench_copy" -c "VACUUM ANALYZE"
 
 # tkm end to end.
+if ((PGSS == 1)); then
+  pgss_on
+  pgss_reset "$DB"
+fi
 /usr/bin/time -o "$out/time.txt" -f "%e %M" \
   target/release/tkm --config config/dev.toml ingest-token-list "$out/in/$name.pgp" >"$out/ingest.txt" 2>/dev/null
 read -r tkm_s rss_kb <"$out/time.txt"
@@ -97,4 +106,10 @@ echo "bench: gpg --decrypt ${gpg_s} s, COPY ${copy_s} s, tkm ${tkm_s} s (peak RS
   python3 -c "
 t, g, c = $tkm_s, $gpg_s, $copy_s
 print(f'| {$ROWS:,} | **{t:.1f}** | {$ROWS / t:,.0f} | {$rss_kb / 1024:.0f} | {g:.1f} | {c:.1f} | **{max(g, c) / t:.2f}** |')"
+  if ((PGSS == 1)); then
+    echo
+    echo "PostgreSQL during tkm's run (µs per event = per row):"
+    echo
+    pgss_report "$DB" "$ROWS"
+  fi
 } | tee "$out/report.md"

@@ -111,14 +111,16 @@ type Landing = Pin<Box<dyn Future<Output = Result<BatchProgress, IngestError>>>>
 /// A batch on its way to the database.
 pub(super) struct Flight {
     prepared: Arc<Prepared>,
-    landing: Landing,
+    /// Spawned, so that it runs while the batch ahead of it is awaited (a future that is not
+    /// polled would not even send its message).
+    landing: actix_rt::task::JoinHandle<Result<BatchProgress, IngestError>>,
 }
 
 impl Flight {
     /// Sends the batch.
     pub(super) fn start(deps: &IngestDeps, id: Uuid, by: &str, prepared: Prepared) -> Self {
         let prepared = Arc::new(prepared);
-        let landing = send(deps, id, by, prepared.clone());
+        let landing = actix_rt::spawn(send(deps, id, by, prepared.clone()));
         Flight { prepared, landing }
     }
 
@@ -135,7 +137,8 @@ impl Flight {
         id: Uuid,
         by: &str,
     ) -> Result<BatchProgress, IngestError> {
-        match self.landing.await {
+        let landed = self.landing.await.unwrap_or(Err(IngestError::Lost));
+        match landed {
             Err(e) if out_of_order(&e) => send(deps, id, by, self.prepared).await,
             other => other,
         }
