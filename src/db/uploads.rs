@@ -323,6 +323,80 @@ impl Progress {
     }
 }
 
+/// Orders two batches of one upload in flight together: this batch takes its locks only once
+/// the batch ahead holds all of its own, and records its progress only once that one has
+/// committed (or failed: then the guard of [`record_progress`] refuses this one).
+#[derive(Debug)]
+pub struct BatchGate {
+    ahead_locked: Option<tokio::sync::watch::Receiver<bool>>,
+    ahead_done: Option<tokio::sync::watch::Receiver<bool>>,
+    locked: tokio::sync::watch::Sender<bool>,
+}
+
+/// How long a batch waits for the commit of the batch ahead before it steps back.
+pub const GATE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What the batch behind waits on: this batch's "locked" and "done" signals.
+#[derive(Debug, Clone)]
+pub struct GateSignals {
+    locked: tokio::sync::watch::Receiver<bool>,
+    done: tokio::sync::watch::Receiver<bool>,
+}
+
+impl BatchGate {
+    /// The gate of a batch behind `ahead` (`None`: the first in flight), the "done" receiver
+    /// its caller fires (once the batch committed or failed), and the signals for the batch
+    /// behind this one.
+    pub fn new(
+        ahead: Option<GateSignals>,
+        done: tokio::sync::watch::Receiver<bool>,
+    ) -> (Self, GateSignals) {
+        let (locked, locked_rx) = tokio::sync::watch::channel(false);
+        let gate = BatchGate {
+            ahead_locked: ahead.as_ref().map(|a| a.locked.clone()),
+            ahead_done: ahead.map(|a| a.done),
+            locked,
+        };
+        (
+            gate,
+            GateSignals {
+                locked: locked_rx,
+                done,
+            },
+        )
+    }
+
+    async fn wait(rx: &Option<tokio::sync::watch::Receiver<bool>>) {
+        if let Some(rx) = rx {
+            let mut rx = rx.clone();
+            // A dropped sender means the batch ahead is gone: nothing to wait for.
+            let _ = rx.wait_for(|v| *v).await;
+        }
+    }
+
+    /// Waits until the batch ahead holds its locks (or is done, having failed before).
+    pub async fn wait_ahead_locked(&self) {
+        tokio::select! {
+            () = Self::wait(&self.ahead_locked) => {}
+            () = Self::wait(&self.ahead_done) => {}
+        }
+    }
+
+    /// Signals that this batch holds its locks.
+    pub fn locked(&self) {
+        self.locked.send_replace(true);
+    }
+
+    /// Waits until the batch ahead committed or failed. A batch ahead that a lost lock race
+    /// makes start over may need a lock this one holds: after [`GATE_PATIENCE`] this one gives
+    /// up ([`OutOfOrder`]: rolled back, its locks released, sent again after the one ahead).
+    pub async fn wait_ahead_committed(&self) -> Result<(), DbError> {
+        tokio::time::timeout(GATE_PATIENCE, Self::wait(&self.ahead_done))
+            .await
+            .map_err(|_| DbError::Unavailable(OutOfOrder.into()))
+    }
+}
+
 /// A batch whose predecessor in the file is not committed (yet, or ever): its transaction must
 /// be rolled back and the batch sent again after the one before it.
 #[derive(Debug, thiserror::Error)]

@@ -65,6 +65,7 @@ impl Handler<ApplyUploadRows> for CardRegistry {
             let step = UploadStep {
                 upload: msg.upload,
                 account: msg.account.as_ref(),
+                gate: msg.gate.as_deref(),
             };
             let report =
                 apply_upload_batch(&d.pool, &d.ring, d.limits, &msg.commands, &msg.by, &step)

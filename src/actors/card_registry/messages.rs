@@ -57,6 +57,8 @@ pub struct ApplyUploadRows {
     pub upload: uuid::Uuid,
     /// Outcomes → counters.
     pub account: UploadAccount,
+    /// Its order against the batch ahead of it in flight.
+    pub gate: Option<std::sync::Arc<crate::db::uploads::BatchGate>>,
 }
 
 /// Request: publish what the consent changes of these citizens mean for their cards, and delete

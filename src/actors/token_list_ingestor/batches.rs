@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::ingest::{IngestDeps, IngestError};
 use crate::actors::card_registry::messages::{ApplyUploadRows, CardError, Outcome};
 use crate::crypto::Hasher;
-use crate::db::uploads::{self, BatchProgress, DiscardedLine};
+use crate::db::uploads::{self, BatchGate, BatchProgress, DiscardedLine, GateSignals};
 use crate::db::DbError;
 use crate::domain::token_list::{Discard, Discarded};
 use crate::domain::{CardCommand, CardEvent, Source, Sourced, TokenRef};
@@ -117,11 +117,25 @@ pub(super) struct Flight {
 }
 
 impl Flight {
-    /// Sends the batch.
-    pub(super) fn start(deps: &IngestDeps, id: Uuid, by: &str, prepared: Prepared) -> Self {
+    /// Sends the batch behind the one whose signals are `ahead` (if that one is in flight);
+    /// answers the batch and the signals for the batch behind it.
+    pub(super) fn start(
+        deps: &IngestDeps,
+        id: Uuid,
+        by: &str,
+        prepared: Prepared,
+        ahead: Option<GateSignals>,
+    ) -> (Self, GateSignals) {
         let prepared = Arc::new(prepared);
-        let landing = actix_rt::spawn(send(deps, id, by, prepared.clone()));
-        Flight { prepared, landing }
+        let (done, done_rx) = tokio::sync::watch::channel(false);
+        let (gate, signals) = BatchGate::new(ahead, done_rx);
+        let landing = send(deps, id, by, prepared.clone(), Some(Arc::new(gate)));
+        let landing = actix_rt::spawn(async move {
+            let landed = landing.await;
+            done.send_replace(true);
+            landed
+        });
+        (Flight { prepared, landing }, signals)
     }
 
     /// The batch's last line.
@@ -139,7 +153,7 @@ impl Flight {
     ) -> Result<BatchProgress, IngestError> {
         let landed = self.landing.await.unwrap_or(Err(IngestError::Lost));
         match landed {
-            Err(e) if out_of_order(&e) => send(deps, id, by, self.prepared).await,
+            Err(e) if out_of_order(&e) => send(deps, id, by, self.prepared, None).await,
             other => other,
         }
     }
@@ -156,12 +170,22 @@ fn out_of_order(e: &IngestError) -> bool {
     }
 }
 
-fn send(deps: &IngestDeps, id: Uuid, by: &str, prepared: Arc<Prepared>) -> Landing {
+fn send(
+    deps: &IngestDeps,
+    id: Uuid,
+    by: &str,
+    prepared: Arc<Prepared>,
+    gate: Option<Arc<BatchGate>>,
+) -> Landing {
     let (pool, registry, by) = (deps.pool.clone(), deps.registry.clone(), by.to_owned());
     Box::pin(async move {
         if prepared.commands.is_empty() {
             // Only discards or comments: no card work, the progress alone.
             let batch = account(&prepared, &[]);
+            if let Some(gate) = &gate {
+                gate.locked();
+                gate.wait_ahead_committed().await?;
+            }
             let mut conn = pool.get().await.map_err(DbError::from)?;
             let tx = conn.transaction().await.map_err(DbError::from)?;
             uploads::record_progress(&tx, id, &batch, &by).await?;
@@ -175,6 +199,7 @@ fn send(deps: &IngestDeps, id: Uuid, by: &str, prepared: Arc<Prepared>) -> Landi
                 by,
                 upload: id,
                 account: Arc::new(move |outcomes: &[Outcome]| account(&p, outcomes)),
+                gate,
             })
             .await??;
         Ok(account(&prepared, &report.outcomes))

@@ -89,7 +89,15 @@ async fn try_batch(
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
     let t_begin = t0.elapsed();
+    if let Some(gate) = upload.and_then(|u| u.gate) {
+        // The batch ahead in the file holds all its locks before this one takes any: it never
+        // waits for this one, so waiting for its commit below cannot deadlock.
+        gate.wait_ahead_locked().await;
+    }
     let mut snap = lock_and_load(&tx, keys_of(commands)).await?;
+    if let Some(gate) = upload.and_then(|u| u.gate) {
+        gate.locked();
+    }
     let t_load = t0.elapsed();
     let now = Utc::now();
     // Redeliveries of messages applied before (or twice in this batch) are not applied again:
@@ -123,6 +131,9 @@ async fn try_batch(
         // million lookups in the file's transactions cost as much as storing the tokens, for
         // checks the circuits' rate spreads over days anyway.
         let batch = (step.account)(&outcomes);
+        if let Some(gate) = step.gate {
+            gate.wait_ahead_committed().await?;
+        }
         crate::db::uploads::record_progress(&tx, step.upload, &batch, by).await?;
     }
     let t_save = t0.elapsed();
@@ -153,6 +164,9 @@ pub struct UploadStep<'a> {
     pub upload: uuid::Uuid,
     /// Outcomes → the batch's counters and discarded lines.
     pub account: &'a (dyn Fn(&[Outcome]) -> BatchProgress + Sync),
+    /// The order of this batch's transaction against the batch ahead of it, when both are in
+    /// flight.
+    pub gate: Option<&'a crate::db::uploads::BatchGate>,
 }
 
 /// Applies the commands of one batch of an upload's rows and records the rows as done, in one
