@@ -80,17 +80,33 @@ pub(super) const BY: &str = "token-list";
 /// well under PostgreSQL's lock table.
 const IN_FLIGHT: usize = 2;
 
+const UNDECRYPTABLE: &str = "the file cannot be decrypted with tkm's key, or it is damaged";
+
 /// Why a whole file is rejected, from a failure of reading it.
 fn rejection(e: &std::io::Error) -> String {
     match StreamError::of(e) {
         Some(StreamError::TooLarge(_)) => {
             "the decompressed content is larger than uploads.max_ratio times the upload".into()
         }
-        Some(StreamError::Undecryptable) => {
-            "the file cannot be decrypted with tkm's key, or it is damaged".into()
-        }
+        Some(StreamError::Undecryptable) => UNDECRYPTABLE.into(),
         None => format!("the stored file cannot be read: {}", e.kind()),
     }
+}
+
+/// The rows of a stored upload, decrypted as they are read (both passes open it this way).
+fn open_rows(
+    pgp: &PgpKey,
+    path: &std::path::Path,
+    max_plain: u64,
+) -> Result<TokenListReader<BufReader<crate::crypto::pgp::PlainStream<'static>>>, String> {
+    let file = std::fs::File::open(path).map_err(|e| rejection(&e))?;
+    let plain = pgp
+        .decrypt_stream(BufReader::with_capacity(256 * 1024, file), max_plain)
+        .map_err(|_| UNDECRYPTABLE.to_owned())?;
+    Ok(TokenListReader::new(BufReader::with_capacity(
+        256 * 1024,
+        plain,
+    )))
 }
 
 /// Processes upload `id` to its end (or resumes it).
@@ -117,13 +133,7 @@ pub async fn ingest(
     // Pass 1: the whole file decrypts, its MDC holds and it stays under the cap.
     let (pgp, p) = (deps.pgp.clone(), path.clone());
     let verified = tokio::task::spawn_blocking(move || -> Result<u64, String> {
-        let file = std::fs::File::open(&p).map_err(|e| rejection(&e))?;
-        let plain = pgp
-            .decrypt_stream(BufReader::with_capacity(256 * 1024, file), max_plain)
-            .map_err(|_| {
-                "the file cannot be decrypted with tkm's key, or it is damaged".to_owned()
-            })?;
-        TokenListReader::new(BufReader::with_capacity(256 * 1024, plain))
+        open_rows(&pgp, &p, max_plain)?
             .count_rows()
             .map_err(|e| rejection(&e))
     })
@@ -145,17 +155,7 @@ pub async fn ingest(
     let by = format!("{BY}:{id}");
     let producer_by = by.clone();
     let producer = tokio::task::spawn_blocking(move || {
-        let open = || -> Result<_, String> {
-            let file = std::fs::File::open(&path).map_err(|e| rejection(&e))?;
-            let plain = pgp
-                .decrypt_stream(BufReader::with_capacity(256 * 1024, file), max_plain)
-                .map_err(|_| "the file cannot be decrypted with tkm's key".to_owned())?;
-            Ok(TokenListReader::new(BufReader::with_capacity(
-                256 * 1024,
-                plain,
-            )))
-        };
-        let mut reader = match open() {
+        let mut reader = match open_rows(&pgp, &path, max_plain) {
             Ok(r) => r,
             Err(e) => {
                 let _ = tx.blocking_send(Err(e));
