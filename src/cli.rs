@@ -74,6 +74,14 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Match acquirers' transaction files (CSTAR.<ABI>.TRNLOG.….csv[.pgp]) as the server does:
+    /// name and size checks, a progress bar with rows/s, a report per file; the exit code is
+    /// non-zero when a file is refused or rejected. Run it again to resume an interrupted file.
+    IngestTransactions {
+        /// The files, processed in order.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
 }
 
 fn parse_kind(raw: &str) -> Result<crate::domain::lists::ListKind, String> {
@@ -191,6 +199,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let rejected = crate::cli_token_lists::run(&settings, &files)?;
             if rejected > 0 {
                 anyhow::bail!("{rejected} of {} file(s) refused or rejected", files.len());
+            }
+            Ok(())
+        }
+        Command::IngestTransactions { files } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            let refused = crate::cli_transactions::run(&settings, &files)?;
+            if refused > 0 {
+                anyhow::bail!("{refused} of {} file(s) refused or rejected", files.len());
             }
             Ok(())
         }

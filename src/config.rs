@@ -8,6 +8,7 @@ use serde::Deserialize;
 mod circuits;
 mod components;
 mod lists;
+mod matching;
 mod resolver;
 mod secrets;
 mod server;
@@ -19,6 +20,7 @@ pub use components::{
     CardSettings, ConsentSettings, OutboxSettings, RabbitSettings, TelemetrySettings,
 };
 pub use lists::{ListsSettings, StorageSettings, UploadsSettings};
+pub use matching::{MatchingSettings, PeriodSetting};
 pub use resolver::{BinRefreshSettings, ParResolverSettings};
 pub use secrets::{normalise_fingerprint, read_secret_file, VaultKeyMaterial};
 pub use server::{ClientSettings, Role, ServerSettings};
@@ -94,6 +96,8 @@ pub struct Settings {
     pub lists: ListsSettings,
     /// Acquirers' uploads.
     pub uploads: UploadsSettings,
+    /// Transaction matching.
+    pub matching: MatchingSettings,
 }
 
 impl Settings {
@@ -172,6 +176,7 @@ impl Settings {
         self.par_resolver.validate()?;
         self.lists.validate()?;
         self.uploads.validate()?;
+        self.matching.validate()?;
         circuits::validate(&self.circuits)?;
         if self.circuits.mode == CircuitsMode::Simulator && !self.dev {
             return Err(invalid(

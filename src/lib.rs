@@ -13,6 +13,7 @@ pub mod cli;
 pub mod cli_lists;
 pub mod cli_publish;
 pub mod cli_token_lists;
+pub mod cli_transactions;
 pub mod config;
 pub mod crypto;
 pub mod csv_dialect;

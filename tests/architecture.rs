@@ -22,7 +22,7 @@ fn layer(module: &str) -> Option<u8> {
         "api" | "bridge" => 5,
         // The assembly: start-up wires everything; the command line and tools sit on top.
         "startup_circuits" | "bench" => 6,
-        "startup" | "cli_publish" | "cli_lists" | "cli_token_lists" => 7,
+        "startup" | "cli_publish" | "cli_lists" | "cli_token_lists" | "cli_transactions" => 7,
         "cli" => 8,
         "bin" | "main" | "lib" => 9,
         _ => return None,

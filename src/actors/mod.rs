@@ -9,6 +9,7 @@ pub mod job_runner;
 pub mod list_builder;
 pub mod par_resolver;
 pub mod token_list_ingestor;
+pub mod transaction_matcher;
 
 use actix::Message;
 

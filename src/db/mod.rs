@@ -39,6 +39,7 @@ mod migrations;
 pub mod outbox;
 pub mod par_lookups;
 pub(crate) mod pool;
+pub mod transactions;
 pub mod uploads;
 
 pub use migrations::{applied_version, expected_version, run_migrations};

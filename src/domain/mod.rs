@@ -11,6 +11,7 @@ mod hashes;
 mod jobs;
 pub mod lists;
 mod masking;
+pub mod matching;
 mod pan;
 mod par;
 mod service;
@@ -18,6 +19,7 @@ mod source;
 mod tax_code;
 mod timestamp;
 pub mod token_list;
+pub mod transactions;
 mod upload_name;
 
 pub use abi::Abi;

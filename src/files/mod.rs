@@ -4,5 +4,6 @@
 pub mod delta;
 pub mod lines;
 pub mod token_list;
+pub mod trnlog;
 pub mod uploads;
 pub mod zip_parts;

@@ -1,0 +1,241 @@
+//! Turns rows into what a batch writes: payments and invalid rows first (pass 1), reversals
+//! after every payment of the file (pass 2), and waiting reversals of earlier files that this
+//! file's payments now correlate. The decisions are `domain::matching`'s; this only assembles.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::{NaiveDate, Utc};
+
+use crate::db::transactions::outcomes::{
+    Batch, Correlated, Movement, OutcomeRow, PaymentRow, RecordRef, ReversalRow,
+};
+use crate::db::transactions::reads::Waiting;
+use crate::domain::matching::{apply, correlate, MatchKind, Outcome, Payment, Reason, Rules};
+use crate::domain::transactions::{DupKey, Operation, Record};
+use crate::domain::Abi;
+use crate::files::trnlog::Row;
+
+/// What every batch of one file shares.
+#[derive(Debug, Clone, Copy)]
+pub struct FileContext<'a> {
+    /// The rules and the snapshot.
+    pub rules: Rules<'a>,
+    /// The file's ABI.
+    pub abi: &'a Abi,
+    /// The processing day (the day the file was received).
+    pub day: NaiveDate,
+}
+
+fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn movement(line: i64, r: &Record, period: i32) -> Movement {
+    Movement {
+        line,
+        hash: r.hash,
+        acquirer_id: r.acquirer_id.clone(),
+        period,
+        correlation_id: r.correlation_id.clone(),
+        amount: signed(r.amount),
+        merchant_id: r.merchant_id.clone(),
+        terminal_id: r.terminal_id.clone(),
+        at: r.at.with_timezone(&Utc),
+    }
+}
+
+fn count(batch: &mut Batch, outcome: Outcome) {
+    let key = match outcome.reason() {
+        Some(r) => r.code().to_owned(),
+        None if outcome == Outcome::Accepted => {
+            batch.progress.accepted = batch.progress.accepted.saturating_add(1);
+            return;
+        }
+        None => outcome.name().to_owned(),
+    };
+    let slot = batch.progress.discarded.entry(key).or_insert(0);
+    *slot = slot.saturating_add(1);
+}
+
+fn push(
+    batch: &mut Batch,
+    line: u64,
+    id: Option<String>,
+    outcome: Outcome,
+    kind: MatchKind,
+    detail: Option<&'static str>,
+) {
+    count(batch, outcome);
+    batch.outcomes.push(OutcomeRow {
+        line: signed(line),
+        id_trx_acquirer: id,
+        outcome,
+        kind,
+        detail,
+    });
+}
+
+/// The duplicate keys of the valid rows of `rows` that pass `keep`.
+pub fn keys_of(abi: &Abi, rows: &[Row], keep: impl Fn(&Record) -> bool) -> Vec<DupKey> {
+    rows.iter()
+        .filter_map(|r| r.parsed.as_ref().ok())
+        .filter(|r| keep(r))
+        .map(|r| DupKey::of(abi, r))
+        .collect()
+}
+
+/// Pass 1 over `rows` (after line `after`): every row's outcome but valid reversals'.
+pub fn payments(
+    ctx: &FileContext<'_>,
+    rows: &[Row],
+    after: u64,
+    known: &HashMap<DupKey, RecordRef>,
+    seen: &mut HashSet<DupKey>,
+) -> Batch {
+    let mut batch = Batch::default();
+    batch.progress.after_line = after;
+    batch.progress.last_line = rows.last().map_or(after, |r| r.line);
+    batch.progress.rows = rows.len() as u64;
+    for row in rows {
+        let record = match &row.parsed {
+            Err(invalid) => {
+                let outcome = Outcome::Discarded(Reason::Invalid);
+                push(
+                    &mut batch,
+                    row.line,
+                    invalid.id_trx_acquirer.clone(),
+                    outcome,
+                    MatchKind::None,
+                    Some(invalid.field),
+                );
+                continue;
+            }
+            Ok(r) if r.operation == Operation::Reversal => continue,
+            Ok(r) => r,
+        };
+        let id = Some(record.id_trx_acquirer.clone());
+        let key = DupKey::of(ctx.abi, record);
+        if known.contains_key(&key) || !seen.insert(key) {
+            push(
+                &mut batch,
+                row.line,
+                id,
+                Outcome::Discarded(Reason::Duplicate),
+                MatchKind::None,
+                None,
+            );
+            continue;
+        }
+        batch.keys.push((key, signed(row.line)));
+        let d = ctx.rules.payment(record, ctx.day);
+        push(&mut batch, row.line, id, d.outcome, d.kind, None);
+        if let (Outcome::Accepted, Some(period)) = (d.outcome, d.period) {
+            batch.payments.push(PaymentRow {
+                facts: movement(signed(row.line), record, period),
+                operation: record.operation.code(),
+                kind: d.kind,
+                par: d
+                    .par
+                    .and_then(|p| ctx.rules.snapshot.par(p))
+                    .map(|p| p.as_str().to_owned()),
+            });
+        }
+    }
+    batch
+}
+
+/// Pass 2: the file's reversals (`rows` holds reversals only, none decided yet), correlated with
+/// `payments` (every stored payment on their hashes, this file's included), which it updates.
+pub fn reversals(
+    ctx: &FileContext<'_>,
+    rows: &[(u64, Record)],
+    known: &HashMap<DupKey, RecordRef>,
+    seen: &mut HashSet<DupKey>,
+    payments: &mut [Payment<RecordRef>],
+) -> Batch {
+    let mut batch = Batch::default();
+    let mut reversed: HashMap<RecordRef, i64> = HashMap::new();
+    for (line, record) in rows {
+        let id = Some(record.id_trx_acquirer.clone());
+        let key = DupKey::of(ctx.abi, record);
+        if known.contains_key(&key) || !seen.insert(key) {
+            push(
+                &mut batch,
+                *line,
+                id,
+                Outcome::Discarded(Reason::Duplicate),
+                MatchKind::None,
+                None,
+            );
+            continue;
+        }
+        batch.keys.push((key, signed(*line)));
+        let day = ctx.rules.day(record);
+        let Some(period) = ctx.rules.periods.find(day, ctx.day).copied() else {
+            let kind = ctx.rules.reversal_kind(record);
+            push(
+                &mut batch,
+                *line,
+                id,
+                Outcome::Discarded(Reason::OutsidePeriod),
+                kind,
+                None,
+            );
+            continue;
+        };
+        let correlation = correlate(record, ctx.abi.as_str(), period.id, payments);
+        let (kind, payment) = match correlation.payment().and_then(|i| payments.get_mut(i)) {
+            Some(p) => {
+                apply(p, record.amount);
+                reversed.insert(p.id, signed(p.reversed));
+                (p.kind, Some(p.id))
+            }
+            None => (ctx.rules.reversal_kind(record), None),
+        };
+        push(&mut batch, *line, id, correlation.outcome(), kind, None);
+        batch.reversals.push(ReversalRow {
+            facts: movement(signed(*line), record, period.id),
+            retry_until: period.last_processing_day(),
+            payment,
+        });
+    }
+    batch.reversed = reversed.into_iter().collect();
+    batch
+}
+
+/// Waiting reversals of earlier files, tried again against `payments` (this file's accepted
+/// payments on their hashes among them).
+pub fn retry_waiting(abi: &Abi, waiting: &[Waiting], payments: &mut [Payment<RecordRef>]) -> Batch {
+    let mut batch = Batch::default();
+    let mut reversed: HashMap<RecordRef, i64> = HashMap::new();
+    for w in waiting {
+        let record = Record {
+            operation: Operation::Reversal,
+            circuit: 0,
+            hash: w.hash,
+            at: w.at.fixed_offset(),
+            id_trx_acquirer: String::new(),
+            id_trx_issuer: String::new(),
+            correlation_id: w.correlation_id.clone(),
+            amount: w.amount,
+            acquirer_id: w.acquirer_id.clone(),
+            merchant_id: w.merchant_id.clone(),
+            terminal_id: w.terminal_id.clone(),
+            bin: String::new(),
+            mcc: String::new(),
+            par: None,
+        };
+        let correlation = correlate(&record, abi.as_str(), w.period, payments);
+        if let Some(p) = correlation.payment().and_then(|i| payments.get_mut(i)) {
+            apply(p, record.amount);
+            reversed.insert(p.id, signed(p.reversed));
+            batch.correlated.push(Correlated {
+                reversal: w.id,
+                outcome: correlation.outcome(),
+                payment: p.id,
+            });
+        }
+    }
+    batch.reversed = reversed.into_iter().collect();
+    batch
+}

@@ -1,0 +1,246 @@
+//! Matches one transaction file end to end, resumably: pass 1 decides every row but reversals in
+//! batches (each committed with the upload's resume point); pass 2 reads the file again for its
+//! reversals, once every payment of the file is stored; then waiting reversals of earlier files
+//! are tried against this file's payments. The enrolment snapshot is loaded after the file's
+//! receipt, so it holds every change committed before it.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use deadpool_postgres::Pool;
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use super::judge::{self, FileContext};
+use crate::config::{MatchingSettings, UploadsSettings};
+use crate::crypto::pgp::PgpKey;
+use crate::crypto::Hasher;
+use crate::db::transactions::{outcomes, periods, reads, snapshot};
+use crate::db::uploads::{self, UploadRecord};
+use crate::db::DbError;
+use crate::domain::matching::{day_of, Rules};
+use crate::domain::transactions::{Operation, Record};
+use crate::domain::Abi;
+use crate::files::trnlog::{Row, TrnlogError, TrnlogReader};
+
+const BY: &str = "transaction-matcher";
+
+/// What matching a file needs.
+#[derive(Clone)]
+pub struct MatchDeps {
+    /// The database.
+    pub pool: Pool,
+    /// tkm's acquirer key (PGP files).
+    pub pgp: PgpKey,
+    /// The salt (clear PANs in column 4).
+    pub hasher: Hasher,
+    /// `[matching]`.
+    pub matching: MatchingSettings,
+    /// `[uploads]` (the decompression cap).
+    pub uploads: UploadsSettings,
+}
+
+impl std::fmt::Debug for MatchDeps {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MatchDeps").finish_non_exhaustive()
+    }
+}
+
+/// How a run ended.
+#[derive(Debug)]
+pub enum Ended {
+    /// Done or rejected: its record.
+    Finished(Box<UploadRecord>),
+    /// Another process is matching it.
+    Busy,
+    /// No such upload.
+    Unknown,
+}
+
+/// Why a run stopped before the file's end (it is retried; the file is not rejected).
+#[derive(Debug, thiserror::Error)]
+pub enum MatchError {
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] DbError),
+    /// A configuration value is unusable.
+    #[error("matching configuration: {0}")]
+    Config(String),
+    /// The reading thread stopped.
+    #[error("the file reader stopped unexpectedly")]
+    Reader,
+}
+
+/// Called with the rows read so far.
+pub type OnProgress = Arc<dyn Fn(u64) + Send + Sync>;
+
+/// Streams batches of rows after `after` from a blocking thread (decryption and parsing stay off
+/// the async workers); at most two batches wait.
+fn read_batches(
+    deps: &MatchDeps,
+    path: PathBuf,
+    max_plain: u64,
+    abi: Abi,
+    after: u64,
+) -> mpsc::Receiver<Result<Vec<Row>, TrnlogError>> {
+    let (tx, rx) = mpsc::channel(2);
+    let (pgp, hasher, batch) = (
+        deps.pgp.clone(),
+        deps.hasher.clone(),
+        deps.matching.batch_rows,
+    );
+    tokio::task::spawn_blocking(move || {
+        let mut reader = match TrnlogReader::open(&path, &pgp, max_plain, abi, hasher) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx.blocking_send(Err(e));
+                return;
+            }
+        };
+        loop {
+            let next = reader.next_batch(batch, after);
+            let end = matches!(&next, Ok(rows) if rows.is_empty()) || next.is_err();
+            if tx.blocking_send(next).is_err() || end {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Matches upload `id`, whose bytes are at `path`, to its end (or resumes it).
+pub async fn match_file(
+    deps: &MatchDeps,
+    id: Uuid,
+    path: PathBuf,
+    on_progress: OnProgress,
+) -> Result<Ended, MatchError> {
+    let claim = deps.pool.get().await.map_err(DbError::from)?;
+    if !uploads::try_claim(&claim, id).await? {
+        return Ok(Ended::Busy);
+    }
+    let Some(record) = uploads::start(&deps.pool, id, BY).await? else {
+        return finished(deps, id).await;
+    };
+    let zone = deps
+        .matching
+        .zone()
+        .map_err(|e| MatchError::Config(e.to_string()))?;
+    let received = reads::received_at(&deps.pool, id)
+        .await?
+        .unwrap_or_else(chrono::Utc::now);
+    let abi = Abi::parse(&record.abi).map_err(|e| MatchError::Config(e.0.to_owned()))?;
+    let award = periods::load(&deps.pool).await?;
+    let snap = snapshot::load(&deps.pool, zone).await?;
+    let (cards, tokens, pars) = snap.sizes();
+    tracing::info!(upload = %id, cards, tokens, pars, "enrolment snapshot loaded");
+    let rules = Rules {
+        snapshot: &snap,
+        periods: &award,
+        rule: deps.matching.date_rule,
+        service: deps.matching.service,
+        zone,
+    };
+    let ctx = FileContext {
+        rules,
+        abi: &abi,
+        day: day_of(received, zone),
+    };
+    let max_plain = deps.uploads.max_plaintext(record.bytes);
+
+    // A damaged or oversized PGP file is rejected before any row is decided (a file sent again
+    // after a rejection must not find its own rows as duplicates).
+    if record.progress.last_line == 0 {
+        let mut check = read_batches(deps, path.clone(), max_plain, abi.clone(), u64::MAX);
+        loop {
+            match check.recv().await.ok_or(MatchError::Reader)? {
+                Ok(rows) if rows.is_empty() => break,
+                Ok(_) => {}
+                Err(e) => return reject(deps, id, &e).await,
+            }
+        }
+    }
+
+    // Pass 1: every row but reversals, from the resume point.
+    let mut seen = HashSet::new();
+    let mut after = record.progress.last_line;
+    let mut read = record.progress.rows;
+    let mut batches = read_batches(deps, path.clone(), max_plain, abi.clone(), after);
+    loop {
+        let rows = match batches.recv().await.ok_or(MatchError::Reader)? {
+            Ok(rows) if rows.is_empty() => break,
+            Ok(rows) => rows,
+            Err(e) => return reject(deps, id, &e).await,
+        };
+        let keys = judge::keys_of(&abi, &rows, |r| r.operation != Operation::Reversal);
+        let known = reads::known_keys(&deps.pool, &keys).await?;
+        let batch = judge::payments(&ctx, &rows, after, &known, &mut seen);
+        outcomes::write(&deps.pool, id, ctx.day, &batch).await?;
+        after = batch.progress.last_line;
+        read = read.saturating_add(batch.progress.rows);
+        on_progress(read);
+    }
+
+    // Pass 2: the reversals, once every payment of the file is stored.
+    let mut seen = HashSet::new();
+    let mut batches = read_batches(deps, path, max_plain, abi.clone(), 0);
+    loop {
+        let rows = match batches.recv().await.ok_or(MatchError::Reader)? {
+            Ok(rows) if rows.is_empty() => break,
+            Ok(rows) => rows,
+            Err(e) => return reject(deps, id, &e).await,
+        };
+        let mut reversals: Vec<(u64, Record)> = rows
+            .into_iter()
+            .filter_map(|r| {
+                r.parsed
+                    .ok()
+                    .filter(|p| p.operation == Operation::Reversal)
+                    .map(|p| (r.line, p))
+            })
+            .collect();
+        let lines: Vec<i64> = reversals
+            .iter()
+            .map(|(l, _)| i64::try_from(*l).unwrap_or(i64::MAX))
+            .collect();
+        let decided = reads::decided_lines(&deps.pool, id, &lines).await?;
+        reversals.retain(|(l, _)| !decided.contains(&i64::try_from(*l).unwrap_or(i64::MAX)));
+        if reversals.is_empty() {
+            continue;
+        }
+        let keys: Vec<_> = reversals
+            .iter()
+            .map(|(_, r)| crate::domain::transactions::DupKey::of(&abi, r))
+            .collect();
+        let known = reads::known_keys(&deps.pool, &keys).await?;
+        let hashes: Vec<_> = reversals.iter().map(|(_, r)| r.hash).collect();
+        let mut payments = reads::payments_for(&deps.pool, abi.as_str(), &hashes).await?;
+        let batch = judge::reversals(&ctx, &reversals, &known, &mut seen, &mut payments);
+        outcomes::write(&deps.pool, id, ctx.day, &batch).await?;
+    }
+
+    // Reversals of earlier files waiting for a payment this file brought.
+    let waiting = reads::waiting_reversals(&deps.pool, abi.as_str(), id, ctx.day).await?;
+    if !waiting.is_empty() {
+        let hashes: Vec<_> = waiting.iter().map(|w| w.hash).collect();
+        let mut payments = reads::payments_for(&deps.pool, abi.as_str(), &hashes).await?;
+        let batch = judge::retry_waiting(&abi, &waiting, &mut payments);
+        outcomes::write(&deps.pool, id, ctx.day, &batch).await?;
+    }
+    uploads::finish(&deps.pool, id, None, BY).await?;
+    finished(deps, id).await
+}
+
+async fn reject(deps: &MatchDeps, id: Uuid, e: &TrnlogError) -> Result<Ended, MatchError> {
+    tracing::warn!(upload = %id, error = %e, "transaction file rejected");
+    uploads::finish(&deps.pool, id, Some(&e.to_string()), BY).await?;
+    finished(deps, id).await
+}
+
+async fn finished(deps: &MatchDeps, id: Uuid) -> Result<Ended, MatchError> {
+    Ok(match uploads::get(&deps.pool, id).await? {
+        Some(r) => Ended::Finished(Box::new(r)),
+        None => Ended::Unknown,
+    })
+}

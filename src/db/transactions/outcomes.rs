@@ -1,0 +1,348 @@
+//! Writes a batch of decided records in one transaction: outcomes, duplicate keys and accepted
+//! payments by binary `COPY`, reversals and their payments' reversed sums, and the upload's
+//! progress (ordered by `db::uploads::record_progress`, so a batch is written once).
+
+use chrono::{DateTime, NaiveDate, Utc};
+use deadpool_postgres::Pool;
+use futures_util::pin_mut;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
+use uuid::Uuid;
+
+use crate::db::uploads::{record_progress, BatchProgress};
+use crate::db::DbError;
+use crate::domain::matching::{MatchKind, Outcome};
+use crate::domain::transactions::{DupKey, HashKey};
+
+/// Where a stored record is: its source (upload) and line.
+pub type RecordRef = (Uuid, i64);
+
+/// One record's outcome.
+#[derive(Debug, Clone)]
+pub struct OutcomeRow {
+    /// 1-based physical line.
+    pub line: i64,
+    /// `id_trx_acquirer`, when readable.
+    pub id_trx_acquirer: Option<String>,
+    /// The outcome.
+    pub outcome: Outcome,
+    /// The match kind.
+    pub kind: MatchKind,
+    /// The failing field of an invalid record.
+    pub detail: Option<&'static str>,
+}
+
+/// The facts of a payment or reversal kept for correlation.
+#[derive(Debug, Clone)]
+pub struct Movement {
+    /// Line.
+    pub line: i64,
+    /// `hash_pan`.
+    pub hash: HashKey,
+    /// `acquirer_id`.
+    pub acquirer_id: String,
+    /// Award period.
+    pub period: i32,
+    /// `correlation_id`.
+    pub correlation_id: Option<String>,
+    /// `total_amount`.
+    pub amount: i64,
+    /// `merchant_id`.
+    pub merchant_id: String,
+    /// `terminal_id`.
+    pub terminal_id: String,
+    /// `date_time`.
+    pub at: DateTime<Utc>,
+}
+
+/// An accepted payment.
+#[derive(Debug, Clone)]
+pub struct PaymentRow {
+    /// Its facts.
+    pub facts: Movement,
+    /// `tipo_operazione`.
+    pub operation: &'static str,
+    /// How it matched.
+    pub kind: MatchKind,
+    /// The PAR it matched through, if any.
+    pub par: Option<String>,
+}
+
+/// A reversal, correlated with `payment` or waiting until `retry_until`.
+#[derive(Debug, Clone)]
+pub struct ReversalRow {
+    /// Its facts.
+    pub facts: Movement,
+    /// The last processing day on which a later payment may still correlate it.
+    pub retry_until: NaiveDate,
+    /// Its payment, when correlated.
+    pub payment: Option<RecordRef>,
+}
+
+/// A waiting reversal of an earlier source, correlated now.
+#[derive(Debug, Clone)]
+pub struct Correlated {
+    /// The reversal.
+    pub reversal: RecordRef,
+    /// Its new outcome.
+    pub outcome: Outcome,
+    /// The payment.
+    pub payment: RecordRef,
+}
+
+/// Everything one batch writes.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Outcomes of the batch's records.
+    pub outcomes: Vec<OutcomeRow>,
+    /// Duplicate keys of its valid records.
+    pub keys: Vec<(DupKey, i64)>,
+    /// Its accepted payments.
+    pub payments: Vec<PaymentRow>,
+    /// Its reversals.
+    pub reversals: Vec<ReversalRow>,
+    /// Payments' new reversed sums.
+    pub reversed: Vec<(RecordRef, i64)>,
+    /// Waiting reversals of earlier sources correlated by this batch.
+    pub correlated: Vec<Correlated>,
+    /// The upload's counters for the batch.
+    pub progress: BatchProgress,
+}
+
+const BY: &str = "transaction-matcher";
+
+/// Writes `batch` of upload `source`, processed on `day`, in one transaction.
+pub async fn write(
+    pool: &Pool,
+    source: Uuid,
+    day: NaiveDate,
+    batch: &Batch,
+) -> Result<(), DbError> {
+    let mut conn = pool.get().await?;
+    let tx = conn.transaction().await?;
+    copy_outcomes(&tx, source, day, &batch.outcomes).await?;
+    copy_keys(&tx, source, &batch.keys).await?;
+    copy_payments(&tx, source, &batch.payments).await?;
+    insert_reversals(&tx, source, &batch.reversals).await?;
+    update_reversed(&tx, &batch.reversed).await?;
+    for c in &batch.correlated {
+        tx.execute(
+            "UPDATE txn_reversal SET payment_source = $3, payment_line = $4, updated_at = now(), \
+             updated_by = $5 WHERE source_id = $1 AND line = $2",
+            &[
+                &c.reversal.0,
+                &c.reversal.1,
+                &c.payment.0,
+                &c.payment.1,
+                &BY,
+            ],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE txn_outcome SET outcome = $3, reason = NULL, updated_at = now(), updated_by = $4 \
+             WHERE source_id = $1 AND line = $2",
+            &[&c.reversal.0, &c.reversal.1, &c.outcome.name(), &BY],
+        )
+        .await?;
+    }
+    if batch.progress.last_line > batch.progress.after_line {
+        record_progress(&tx, source, &batch.progress, BY).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+async fn copy_outcomes(
+    tx: &deadpool_postgres::Transaction<'_>,
+    source: Uuid,
+    day: NaiveDate,
+    rows: &[OutcomeRow],
+) -> Result<(), DbError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sink = tx
+        .copy_in(
+            "COPY txn_outcome (source_id, line, processing_day, id_trx_acquirer, outcome, reason, \
+             match, detail) FROM STDIN BINARY",
+        )
+        .await?;
+    let types = [
+        Type::UUID,
+        Type::INT8,
+        Type::DATE,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+    ];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    pin_mut!(writer);
+    for r in rows {
+        let reason = r.outcome.reason().map(|r| r.code());
+        let values: [&(dyn ToSql + Sync); 8] = [
+            &source,
+            &r.line,
+            &day,
+            &r.id_trx_acquirer,
+            &r.outcome.name(),
+            &reason,
+            &r.kind.name(),
+            &r.detail,
+        ];
+        writer.as_mut().write(&values).await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+async fn copy_keys(
+    tx: &deadpool_postgres::Transaction<'_>,
+    source: Uuid,
+    keys: &[(DupKey, i64)],
+) -> Result<(), DbError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let sink = tx
+        .copy_in("COPY txn_key (key, source_id, line) FROM STDIN BINARY")
+        .await?;
+    let writer = BinaryCopyInWriter::new(sink, &[Type::BYTEA, Type::UUID, Type::INT8]);
+    pin_mut!(writer);
+    for (key, line) in keys {
+        let bytes: &[u8] = &key.0;
+        writer.as_mut().write(&[&bytes, &source, line]).await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+async fn copy_payments(
+    tx: &deadpool_postgres::Transaction<'_>,
+    source: Uuid,
+    rows: &[PaymentRow],
+) -> Result<(), DbError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let abi = abi_of(tx, source).await?;
+    let sink = tx
+        .copy_in(
+            "COPY txn_payment (source_id, line, hash_pan, abi, acquirer_id, period_id, correlation_id, \
+             amount, merchant_id, terminal_id, at, operation, match, par) FROM STDIN BINARY",
+        )
+        .await?;
+    let types = [
+        Type::UUID,
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT4,
+        Type::TEXT,
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TIMESTAMPTZ,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+    ];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    pin_mut!(writer);
+    for p in rows {
+        let f = &p.facts;
+        let hash = f.hash.to_hex();
+        let values: [&(dyn ToSql + Sync); 14] = [
+            &source,
+            &f.line,
+            &hash,
+            &abi,
+            &f.acquirer_id,
+            &f.period,
+            &f.correlation_id,
+            &f.amount,
+            &f.merchant_id,
+            &f.terminal_id,
+            &f.at,
+            &p.operation,
+            &p.kind.name(),
+            &p.par,
+        ];
+        writer.as_mut().write(&values).await?;
+    }
+    writer.finish().await?;
+    Ok(())
+}
+
+async fn abi_of(tx: &deadpool_postgres::Transaction<'_>, source: Uuid) -> Result<String, DbError> {
+    Ok(tx
+        .query_one("SELECT abi FROM upload WHERE id = $1", &[&source])
+        .await?
+        .try_get(0)?)
+}
+
+async fn insert_reversals(
+    tx: &deadpool_postgres::Transaction<'_>,
+    source: Uuid,
+    rows: &[ReversalRow],
+) -> Result<(), DbError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let abi = abi_of(tx, source).await?;
+    let stmt = tx
+        .prepare(
+            "INSERT INTO txn_reversal (source_id, line, hash_pan, abi, acquirer_id, period_id, \
+             correlation_id, amount, merchant_id, terminal_id, at, retry_until, payment_source, payment_line) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        )
+        .await?;
+    for r in rows {
+        let f = &r.facts;
+        let hash = f.hash.to_hex();
+        let (ps, pl) = (r.payment.map(|p| p.0), r.payment.map(|p| p.1));
+        tx.execute(
+            &stmt,
+            &[
+                &source,
+                &f.line,
+                &hash,
+                &abi,
+                &f.acquirer_id,
+                &f.period,
+                &f.correlation_id,
+                &f.amount,
+                &f.merchant_id,
+                &f.terminal_id,
+                &f.at,
+                &r.retry_until,
+                &ps,
+                &pl,
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+async fn update_reversed(
+    tx: &deadpool_postgres::Transaction<'_>,
+    rows: &[(RecordRef, i64)],
+) -> Result<(), DbError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sources: Vec<Uuid> = rows.iter().map(|((s, _), _)| *s).collect();
+    let lines: Vec<i64> = rows.iter().map(|((_, l), _)| *l).collect();
+    let sums: Vec<i64> = rows.iter().map(|(_, v)| *v).collect();
+    tx.execute(
+        "UPDATE txn_payment p SET reversed = x.v, updated_at = now(), updated_by = $4 \
+         FROM unnest($1::uuid[], $2::bigint[], $3::bigint[]) AS x(s, l, v) \
+         WHERE p.source_id = x.s AND p.line = x.l",
+        &[&sources, &lines, &sums, &BY],
+    )
+    .await?;
+    Ok(())
+}

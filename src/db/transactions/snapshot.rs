@@ -1,0 +1,88 @@
+//! Loads the matcher's enrolment snapshot (`matching.md`) from one consistent database snapshot:
+//! cards, live tokens, enrolment intervals and the consent history, streamed row by row.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use deadpool_postgres::Pool;
+use futures_util::{pin_mut, TryStreamExt};
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{IsolationLevel, Row};
+
+use crate::db::DbError;
+use crate::domain::matching::{Snapshot, SnapshotBuilder};
+use crate::domain::transactions::HashKey;
+use crate::domain::{ConsentState, Par};
+
+fn unexpected(e: impl Into<anyhow::Error>) -> DbError {
+    DbError::Unexpected(e.into())
+}
+
+fn hash(row: &Row, i: usize) -> Result<HashKey, DbError> {
+    let s: &str = row.try_get(i)?;
+    HashKey::from_hex(s).ok_or_else(|| unexpected(anyhow::anyhow!("a stored hash is not 64 hex")))
+}
+
+fn par(row: &Row, i: usize) -> Result<Option<Par>, DbError> {
+    let s: Option<&str> = row.try_get(i)?;
+    // Stored PARs were parsed on the way in; one that no longer parses is left out, not fatal.
+    Ok(s.and_then(|s| Par::parse(s).ok()))
+}
+
+/// Reads the whole snapshot in one REPEATABLE READ transaction, so that it reflects every
+/// change committed before it started (the caller starts it after a file's receipt).
+pub async fn load(pool: &Pool, zone: Tz) -> Result<Snapshot, DbError> {
+    let mut conn = pool.get().await?;
+    let tx = conn
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await?;
+    let mut b = SnapshotBuilder::new(zone);
+    let none: [&(dyn ToSql + Sync); 0] = [];
+
+    let rows = tx.query_raw("SELECT id, hpan, par FROM card", none).await?;
+    pin_mut!(rows);
+    while let Some(row) = rows.try_next().await? {
+        b.card(row.try_get(0)?, hash(&row, 1)?, par(&row, 2)?.as_ref())
+            .map_err(unexpected)?;
+    }
+    let rows = tx
+        .query_raw("SELECT htoken, par FROM token WHERE NOT deleted", none)
+        .await?;
+    pin_mut!(rows);
+    while let Some(row) = rows.try_next().await? {
+        b.token(hash(&row, 0)?, par(&row, 1)?.as_ref())
+            .map_err(unexpected)?;
+    }
+    let rows = tx
+        .query_raw(
+            "SELECT card_id, tax_code, opened_at, closed_at FROM card_link_interval",
+            none,
+        )
+        .await?;
+    pin_mut!(rows);
+    while let Some(row) = rows.try_next().await? {
+        let opened: DateTime<Utc> = row.try_get(2)?;
+        let closed: Option<DateTime<Utc>> = row.try_get(3)?;
+        b.interval(row.try_get(0)?, row.try_get(1)?, opened, closed)
+            .map_err(unexpected)?;
+    }
+    // Only citizens linked to a card: nobody else's consent can decide a record.
+    let rows = tx
+        .query_raw(
+            "SELECT h.tax_code, h.version, h.at, h.after FROM consent_history h \
+             WHERE EXISTS (SELECT 1 FROM card_link l WHERE l.tax_code = h.tax_code)",
+            none,
+        )
+        .await?;
+    pin_mut!(rows);
+    while let Some(row) = rows.try_next().await? {
+        let after: serde_json::Value = row.try_get(3)?;
+        let state: ConsentState = serde_json::from_value(after).map_err(unexpected)?;
+        b.consent(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, &state)
+            .map_err(unexpected)?;
+    }
+    tx.commit().await?;
+    Ok(b.build())
+}

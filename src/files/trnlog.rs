@@ -1,0 +1,130 @@
+//! Reads a TRNLOG file (`files.md`): plain or PGP-encrypted, `;`-separated, 15/16/19 fields, `#`
+//! comments, LF or CRLF; rows come out in batches with their 1-based physical line, already
+//! parsed into records (a clear PAN in column 4 hashed on reading, never kept).
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+
+use crate::crypto::pgp::{PgpKey, StreamError};
+use crate::crypto::Hasher;
+use crate::domain::transactions::{parse_row, HashKey, Invalid, Record};
+use crate::domain::Abi;
+use crate::files::uploads::looks_like_pgp;
+
+/// A row as read: its line and its record, or why it is invalid.
+#[derive(Debug)]
+pub struct Row {
+    /// 1-based physical line.
+    pub line: u64,
+    /// The record, or the first bad field.
+    pub parsed: Result<Record, Invalid>,
+}
+
+/// Why a file cannot be read at all (the upload is rejected with this).
+#[derive(Debug, thiserror::Error)]
+pub enum TrnlogError {
+    /// The file cannot be opened or read.
+    #[error("the stored file cannot be read")]
+    Io(#[from] std::io::Error),
+    /// PGP content that does not decrypt with tkm's key, or a damaged message.
+    #[error("the file cannot be decrypted with tkm's key or is damaged")]
+    Undecryptable,
+    /// The decrypted content passed `uploads.max_ratio` times the upload.
+    #[error("the decompressed content is larger than uploads.max_ratio times the upload")]
+    TooLarge,
+}
+
+/// Streams the rows of one file.
+pub struct TrnlogReader {
+    records: csv::ByteRecordsIntoIter<Box<dyn Read + Send>>,
+    abi: Abi,
+    hasher: Hasher,
+}
+
+impl std::fmt::Debug for TrnlogReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrnlogReader")
+            .field("abi", &self.abi)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TrnlogReader {
+    /// Opens `path` (PGP content is decrypted with `pgp`, its plaintext capped at `max_plain`).
+    pub fn open(
+        path: &Path,
+        pgp: &PgpKey,
+        max_plain: u64,
+        abi: Abi,
+        hasher: Hasher,
+    ) -> Result<Self, TrnlogError> {
+        let mut file = BufReader::with_capacity(256 * 1024, std::fs::File::open(path)?);
+        let encrypted = looks_like_pgp(file.fill_buf()?).unwrap_or(false);
+        let input: Box<dyn Read + Send> = if encrypted {
+            let plain = pgp
+                .decrypt_stream(file, max_plain)
+                .map_err(|_| TrnlogError::Undecryptable)?;
+            Box::new(BufReader::with_capacity(256 * 1024, plain))
+        } else {
+            Box::new(file)
+        };
+        Ok(Self::from_reader(input, abi, hasher))
+    }
+
+    /// Reads rows from any stream.
+    pub fn from_reader(input: Box<dyn Read + Send>, abi: Abi, hasher: Hasher) -> Self {
+        let records = csv::ReaderBuilder::new()
+            .delimiter(b';')
+            .has_headers(false)
+            .flexible(true)
+            .quoting(false)
+            .comment(Some(b'#'))
+            .from_reader(input)
+            .into_byte_records();
+        Self {
+            records,
+            abi,
+            hasher,
+        }
+    }
+
+    /// Up to `max` rows after line `after` (rows at or before it are skipped: a resumed file).
+    /// An empty batch means the end of the file.
+    pub fn next_batch(&mut self, max: usize, after: u64) -> Result<Vec<Row>, TrnlogError> {
+        let mut out = Vec::with_capacity(max.min(65_536));
+        while out.len() < max {
+            let Some(next) = self.records.next() else {
+                break;
+            };
+            let record = next.map_err(|e| match e.into_kind() {
+                csv::ErrorKind::Io(io) => classify(io),
+                // Not UTF-8 is a field error, and flexible records have no length error: any
+                // other csv failure is the stream's.
+                _ => TrnlogError::Undecryptable,
+            })?;
+            let line = record.position().map_or(0, |p| p.line());
+            if line <= after {
+                continue;
+            }
+            let fields: Vec<&[u8]> = record.iter().collect();
+            let parsed = parse_row(&fields, &self.abi).map(|mut p| {
+                if let Some(clear) = p.clear.take() {
+                    let hashed = self.hasher.htoken(&clear);
+                    p.record.hash = HashKey::from_hex(hashed.as_str()).unwrap_or(HashKey([0; 32]));
+                }
+                p.record
+            });
+            out.push(Row { line, parsed });
+        }
+        Ok(out)
+    }
+}
+
+fn classify(e: std::io::Error) -> TrnlogError {
+    // The PGP stream reports a bad message, a broken MDC or the size cap inside an io::Error.
+    match StreamError::of(&e) {
+        Some(StreamError::TooLarge(_)) => TrnlogError::TooLarge,
+        Some(StreamError::Undecryptable) => TrnlogError::Undecryptable,
+        None => TrnlogError::Io(e),
+    }
+}
