@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{GenericClient, Object, Pool};
+use deadpool_postgres::{GenericClient, Pool};
 use uuid::Uuid;
 
 use super::DbError;
@@ -262,17 +262,29 @@ pub async fn unfinished(pool: &Pool, kind: UploadKind) -> Result<Vec<Uuid>, DbEr
     rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
 }
 
-/// Takes the processing of an upload for this process: a session advisory lock held on `conn`
-/// for as long as it lives (a crashed process's lock goes with its connection). False when
-/// another process holds it.
-pub async fn try_claim(conn: &Object, id: Uuid) -> Result<bool, DbError> {
+/// The processing of one upload by this process: a session advisory lock on a connection taken
+/// out of the pool, so that the lock goes when the claim is dropped (the connection closes) or
+/// the process dies — never left behind on a pooled connection.
+pub struct Claim(#[allow(dead_code)] deadpool_postgres::ClientWrapper);
+
+impl std::fmt::Debug for Claim {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Claim")
+    }
+}
+
+/// Takes the processing of upload `id`; `None` when another process (or another task of this
+/// one) holds it.
+pub async fn try_claim(pool: &Pool, id: Uuid) -> Result<Option<Claim>, DbError> {
+    let conn = deadpool_postgres::Object::take(pool.get().await?);
     let row = conn
         .query_one(
             "SELECT pg_try_advisory_lock(hashtextextended('upload:' || $1::uuid::text, 0))",
             &[&id],
         )
         .await?;
-    Ok(row.try_get(0)?)
+    let held: bool = row.try_get(0)?;
+    Ok(held.then_some(Claim(conn)))
 }
 
 /// Marks an upload as being processed and returns it (its progress is where to resume).

@@ -3,6 +3,7 @@
 
 pub mod delta;
 pub mod lines;
+pub mod physical;
 pub mod token_list;
 pub mod trnlog;
 pub mod uploads;

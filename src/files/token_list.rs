@@ -2,9 +2,9 @@
 //! `#` comments and blank lines skipped, each row checked into a kept row or a discard, handed
 //! out in batches; a resumed file skips the lines already committed without parsing them.
 
-use std::io::{self, BufRead, Read};
+use std::io::{self, BufRead};
 
-use zeroize::Zeroizing;
+use super::physical::{Physical, PhysicalLines};
 
 use crate::domain::token_list::{parse_row, Discarded, TokenListRow, TokenRanges};
 
@@ -23,14 +23,12 @@ pub struct Batch {
 
 /// A token list's lines, read from a decrypted stream.
 pub struct TokenListReader<R> {
-    input: R,
-    line: u64,
-    buf: Zeroizing<Vec<u8>>,
+    lines: PhysicalLines<R>,
     done: bool,
 }
 
 /// What one physical line is.
-enum Physical<'a> {
+enum Line<'a> {
     Skip,
     Row(&'a str),
     Unreadable(&'static str),
@@ -40,56 +38,24 @@ impl<R: BufRead> TokenListReader<R> {
     /// A reader at line 0.
     pub fn new(input: R) -> Self {
         TokenListReader {
-            input,
-            line: 0,
-            buf: Zeroizing::new(Vec::with_capacity(256)),
+            lines: PhysicalLines::new(input, MAX_LINE),
             done: false,
         }
     }
 
     /// The physical lines read so far.
     pub fn lines_read(&self) -> u64 {
-        self.line
+        self.lines.line()
     }
 
-    /// Reads the next physical line into `buf`; false at the end.
-    fn next_line(&mut self) -> io::Result<bool> {
-        self.buf.clear();
-        let limit = u64::try_from(MAX_LINE)
-            .unwrap_or(u64::MAX)
-            .saturating_add(1);
-        let n = Read::take(&mut self.input, limit).read_until(b'\n', &mut self.buf)?;
-        if n == 0 {
-            return Ok(false);
-        }
-        if self.buf.last() != Some(&b'\n') && self.buf.len() > MAX_LINE {
-            // Skip the rest of an overlong line.
-            let mut sink = Zeroizing::new(Vec::new());
-            loop {
-                sink.clear();
-                let m = Read::take(&mut self.input, limit).read_until(b'\n', &mut sink)?;
-                if m == 0 || sink.last() == Some(&b'\n') {
-                    break;
-                }
-            }
-        }
-        self.line = self.line.saturating_add(1);
-        Ok(true)
-    }
-
-    fn classify(&self) -> Physical<'_> {
-        if self.buf.len() > MAX_LINE {
-            return Physical::Unreadable("line");
-        }
-        let bytes = self.buf.strip_suffix(b"\n").unwrap_or(&self.buf);
-        let bytes = bytes.strip_suffix(b"\r").unwrap_or(bytes);
-        let Ok(text) = std::str::from_utf8(bytes) else {
-            return Physical::Unreadable("encoding");
-        };
-        if text.trim().is_empty() || text.starts_with('#') {
-            Physical::Skip
-        } else {
-            Physical::Row(text)
+    fn classify(&self) -> Line<'_> {
+        match self.lines.current() {
+            Physical::Skip => Line::Skip,
+            Physical::Overlong => Line::Unreadable("line"),
+            Physical::Row(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => Line::Row(text),
+                Err(_) => Line::Unreadable("encoding"),
+            },
         }
     }
 
@@ -107,24 +73,25 @@ impl<R: BufRead> TokenListReader<R> {
         let mut batch = Batch::default();
         let mut any = false;
         while batch.rows.len() < max_rows {
-            if !self.next_line()? {
+            if !self.lines.advance()? {
                 self.done = true;
                 break;
             }
             any = true;
-            batch.last_line = self.line;
-            if self.line <= resume_after {
+            let line = self.lines.line();
+            batch.last_line = line;
+            if line <= resume_after {
                 continue;
             }
             let row = match self.classify() {
-                Physical::Skip => continue,
-                Physical::Row(text) => parse_row(text, ranges),
-                Physical::Unreadable(field) => Err(Discarded {
+                Line::Skip => continue,
+                Line::Row(text) => parse_row(text, ranges),
+                Line::Unreadable(field) => Err(Discarded {
                     reason: crate::domain::token_list::Discard::InvalidRecord,
                     field: Some(field),
                 }),
             };
-            batch.rows.push((self.line, row));
+            batch.rows.push((line, row));
         }
         Ok(any.then_some(batch))
     }
@@ -132,8 +99,8 @@ impl<R: BufRead> TokenListReader<R> {
     /// Reads to the end (the MDC check of a PGP stream happens there), counting data rows.
     pub fn count_rows(&mut self) -> io::Result<u64> {
         let mut rows: u64 = 0;
-        while self.next_line()? {
-            if !matches!(self.classify(), Physical::Skip) {
+        while self.lines.advance()? {
+            if !matches!(self.lines.current(), Physical::Skip) {
                 rows = rows.saturating_add(1);
             }
         }

@@ -1,6 +1,7 @@
 //! Reads a TRNLOG file (`files.md`): plain or PGP-encrypted, `;`-separated, 15/16/19 fields, `#`
 //! comments, LF or CRLF; rows come out in batches with their 1-based physical line, already
-//! parsed into records (a clear PAN in column 4 hashed on reading, never kept).
+//! parsed into records (a clear PAN in column 4 hashed on reading, never kept: the line buffer
+//! is zeroized).
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
@@ -9,6 +10,7 @@ use crate::crypto::pgp::{PgpKey, StreamError};
 use crate::crypto::Hasher;
 use crate::domain::transactions::{parse_row, HashKey, Invalid, Record};
 use crate::domain::Abi;
+use crate::files::physical::{Physical, PhysicalLines};
 use crate::files::uploads::looks_like_pgp;
 
 /// A row as read: its line and its record, or why it is invalid.
@@ -34,9 +36,13 @@ pub enum TrnlogError {
     TooLarge,
 }
 
+/// No valid row comes near this (19 fields, six of at most 255 characters); longer lines are
+/// invalid rows, cut off without being held.
+const MAX_LINE: usize = 8192;
+
 /// Streams the rows of one file.
 pub struct TrnlogReader {
-    records: csv::ByteRecordsIntoIter<Box<dyn Read + Send>>,
+    lines: PhysicalLines<BufReader<Box<dyn Read + Send>>>,
     abi: Abi,
     hasher: Hasher,
 }
@@ -64,7 +70,7 @@ impl TrnlogReader {
             let plain = pgp
                 .decrypt_stream(file, max_plain)
                 .map_err(|_| TrnlogError::Undecryptable)?;
-            Box::new(BufReader::with_capacity(256 * 1024, plain))
+            Box::new(plain)
         } else {
             Box::new(file)
         };
@@ -73,47 +79,40 @@ impl TrnlogReader {
 
     /// Reads rows from any stream.
     pub fn from_reader(input: Box<dyn Read + Send>, abi: Abi, hasher: Hasher) -> Self {
-        let records = csv::ReaderBuilder::new()
-            .delimiter(b';')
-            .has_headers(false)
-            .flexible(true)
-            .quoting(false)
-            .comment(Some(b'#'))
-            .from_reader(input)
-            .into_byte_records();
-        Self {
-            records,
-            abi,
-            hasher,
-        }
+        let lines = PhysicalLines::new(BufReader::with_capacity(256 * 1024, input), MAX_LINE);
+        Self { lines, abi, hasher }
     }
 
-    /// Up to `max` rows after line `after` (rows at or before it are skipped: a resumed file).
-    /// An empty batch means the end of the file.
+    /// Up to `max` rows after line `after` (lines at or before it are skipped unparsed: a
+    /// resumed file). An empty batch means the end of the file.
     pub fn next_batch(&mut self, max: usize, after: u64) -> Result<Vec<Row>, TrnlogError> {
         let mut out = Vec::with_capacity(max.min(65_536));
         while out.len() < max {
-            let Some(next) = self.records.next() else {
+            if !self.lines.advance().map_err(classify)? {
                 break;
-            };
-            let record = next.map_err(|e| match e.into_kind() {
-                csv::ErrorKind::Io(io) => classify(io),
-                // Not UTF-8 is a field error, and flexible records have no length error: any
-                // other csv failure is the stream's.
-                _ => TrnlogError::Undecryptable,
-            })?;
-            let line = record.position().map_or(0, |p| p.line());
+            }
+            let line = self.lines.line();
             if line <= after {
                 continue;
             }
-            let fields: Vec<&[u8]> = record.iter().collect();
-            let parsed = parse_row(&fields, &self.abi).map(|mut p| {
-                if let Some(clear) = p.clear.take() {
-                    let hashed = self.hasher.htoken(&clear);
-                    p.record.hash = HashKey::from_hex(hashed.as_str()).unwrap_or(HashKey([0; 32]));
+            let parsed = match self.lines.current() {
+                Physical::Skip => continue,
+                Physical::Overlong => Err(Invalid {
+                    field: "line",
+                    id_trx_acquirer: None,
+                }),
+                Physical::Row(bytes) => {
+                    let fields: Vec<&[u8]> = bytes.split(|b| *b == b';').collect();
+                    parse_row(&fields, &self.abi).map(|mut p| {
+                        if let Some(clear) = p.clear.take() {
+                            let hashed = self.hasher.htoken(&clear);
+                            p.record.hash =
+                                HashKey::from_hex(hashed.as_str()).unwrap_or(HashKey([0; 32]));
+                        }
+                        p.record
+                    })
                 }
-                p.record
-            });
+            };
             out.push(Row { line, parsed });
         }
         Ok(out)

@@ -18,5 +18,6 @@ mod simulator;
 mod tls;
 mod tls_reload;
 mod token_lists;
+mod transactions;
 
 use support::{broker, helpers};

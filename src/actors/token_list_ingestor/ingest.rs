@@ -115,10 +115,9 @@ pub async fn ingest(
     id: Uuid,
     on_progress: OnProgress,
 ) -> Result<Ended, IngestError> {
-    let claim = deps.pool.get().await.map_err(DbError::from)?;
-    if !uploads::try_claim(&claim, id).await? {
+    let Some(_claim) = uploads::try_claim(&deps.pool, id).await? else {
         return Ok(Ended::Busy);
-    }
+    };
     let Some(record) = uploads::start(&deps.pool, id, BY).await? else {
         return match uploads::get(&deps.pool, id).await? {
             Some(r) => Ok(Ended::Finished(Box::new(r))),

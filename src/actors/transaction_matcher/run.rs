@@ -116,10 +116,9 @@ pub async fn match_file(
     path: PathBuf,
     on_progress: OnProgress,
 ) -> Result<Ended, MatchError> {
-    let claim = deps.pool.get().await.map_err(DbError::from)?;
-    if !uploads::try_claim(&claim, id).await? {
+    let Some(_claim) = uploads::try_claim(&deps.pool, id).await? else {
         return Ok(Ended::Busy);
-    }
+    };
     let Some(record) = uploads::start(&deps.pool, id, BY).await? else {
         return finished(deps, id).await;
     };

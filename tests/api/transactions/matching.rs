@@ -1,0 +1,184 @@
+//! A mixed file decided line by line (every outcome and reason, payments before reversals, clear
+//! PANs hashed and never stored), a later file correlating a waiting reversal, and the same file
+//! sent again answered with its stored outcomes.
+
+use super::{env, row, when, ABI};
+use crate::helpers::sha;
+
+const P1: &str = "V0010013816180398947283651111";
+const CLEAR_PAN: &str = "4111111111111111";
+
+#[actix_web::test]
+async fn a_mixed_file_gets_every_outcome_on_its_line() {
+    let e = env().await;
+    e.period(1, -200, 100, 30).await;
+    let a = e
+        .citizen(&[(super::noon(-120), false), (super::noon(-40), true)])
+        .await;
+    let c1 = e
+        .card("card-1", &a, Some(P1), super::noon(-100), None)
+        .await;
+    let c2 = e
+        .card(
+            "card-2",
+            &a,
+            None,
+            super::noon(-150),
+            Some(super::noon(-130)),
+        )
+        .await;
+    e.card(CLEAR_PAN, &a, None, super::noon(-100), None).await;
+    let t1 = e.token("token-1", P1).await;
+    let fields15 = format!(
+        "{ABI};00;01;{c1};{};p15;;;100;;acq1;merchant1;term1;402360;4900",
+        when(-45)
+    );
+    let fields19 = format!(
+        "{ABI};02;01;{c1};{};p19;;;100;978;acq1;merchant1;term1;402360;4900;fc;vat;00;{P1}",
+        when(-45)
+    );
+    let rows = vec![
+        "#sha256sum:0000".to_owned(),                        // 1
+        row("01", &c1, -50, "r1", 1000, "", ""),             // 2 reversal before its payment
+        row("00", &c1, -50, "p1", 1000, "", ""),             // 3
+        row("00", &c1, -110, "p2", 10, "", ""),              // 4 before enrolment
+        row("00", &t1, -60, "p3", 10, "", ""),               // 5 token, before consent
+        row("03", &t1, -30, "p4", 10, "", ""),               // 6 token, consent
+        row("00", &sha("new-token"), -30, "p5", 10, "", P1), // 7 PAR (case 2)
+        row("00", &sha("nobody"), -30, "p6", 10, "", ""),    // 8 unknown
+        row("00", &c1, -250, "p7", 10, "", ""),              // 9 outside the period
+        row("00", &c1, -30, "p8", 10, "", "").replace(";10;978;", ";1.0;978;"), // 10 invalid amount
+        row("00", &c1, -50, "p1", 1000, "", ""),             // 11 duplicate of 3
+        String::new(),                                       // 12 blank
+        row("01", &c1, -20, "r2", 500, "c9", ""),            // 13 no payment yet
+        row("00", CLEAR_PAN, -30, "p9", 10, "", "").replace(";01;4111", ";02;4111"), // 14 clear PAN
+        row("00", &c2, -140, "p10", 10, "", ""),             // 15 closed link, inside
+        row("00", &c2, -120, "p11", 10, "", ""),             // 16 closed link, after
+        fields15,                                            // 17
+        fields19,                                            // 18
+    ];
+    let path = e.file(1, &rows);
+    let report = e.run(&path).await;
+    assert_eq!(report.state.as_str(), "DONE", "{:?}", report.error);
+    assert_eq!(
+        report.progress.rows, 16,
+        "comments and blank lines are not rows"
+    );
+    let want = [
+        "2;r1;REVERSAL_TOTAL;;HPAN;",
+        "3;p1;ACCEPTED;;HPAN;",
+        "4;p2;DISCARDED;01;HPAN;",
+        "5;p3;DISCARDED;03;HTOKEN;",
+        "6;p4;ACCEPTED;;HTOKEN;",
+        "7;p5;ACCEPTED;;PAR;",
+        "8;p6;DISCARDED;10;NONE;",
+        "9;p7;DISCARDED;02;HPAN;",
+        "10;p8;DISCARDED;11;NONE;total_amount",
+        "11;p1;DISCARDED;12;NONE;",
+        "13;r2;REVERSAL_UNCORRELATED;20;HPAN;",
+        "14;p9;ACCEPTED;;HPAN;",
+        "15;p10;ACCEPTED;;HPAN;",
+        "16;p11;DISCARDED;01;HPAN;",
+        "17;p15;ACCEPTED;;HPAN;",
+        "18;p19;ACCEPTED;;HPAN;",
+    ];
+    assert_eq!(e.outcomes(report.id).await, want);
+
+    // The clear PAN was hashed on reading: no table holds it.
+    let conn = e.pool.get().await.unwrap();
+    for table in [
+        "txn_outcome",
+        "txn_key",
+        "txn_payment",
+        "txn_reversal",
+        "upload",
+        "upload_discard",
+    ] {
+        let n: i64 = conn
+            .query_one(
+                &format!("SELECT count(*) FROM {table} t WHERE row_to_json(t)::text LIKE $1"),
+                &[&format!("%{CLEAR_PAN}%")],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 0, "{table} holds the clear PAN");
+    }
+    let stored: i64 = conn
+        .query_one(
+            "SELECT count(*) FROM txn_payment WHERE hash_pan = $1",
+            &[&sha(CLEAR_PAN)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 1, "the payment is stored under the PAN's hash");
+
+    // A later file brings the payment the waiting reversal (line 13) needs: 500 of 800.
+    let later = e.file(2, &[row("00", &c1, -20, "p20", 800, "c9", "")]);
+    let second = e.run(&later).await;
+    assert_eq!(e.outcomes(second.id).await, ["1;p20;ACCEPTED;;HPAN;"]);
+    let first = e.outcomes(report.id).await;
+    assert!(
+        first.contains(&"13;r2;REVERSAL_PARTIAL;;HPAN;".to_owned()),
+        "{first:?}"
+    );
+    let reversed: i64 = conn
+        .query_one(
+            "SELECT reversed FROM txn_payment WHERE source_id = $1 AND line = 1",
+            &[&second.id],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(reversed, 500);
+
+    // The same file again: the same upload, its stored outcomes, nothing decided twice.
+    let again = e.run(&path).await;
+    assert_eq!(again.id, report.id);
+    assert_eq!(e.outcomes(again.id).await, first);
+    let keys: i64 = conn
+        .query_one("SELECT count(*) FROM txn_key", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        keys, 14,
+        "one key per valid, non-duplicate record of both files"
+    );
+}
+
+#[actix_web::test]
+async fn the_bpd_date_rule_moves_the_edges() {
+    let mut e = env().await;
+    e.period(1, -200, 100, 30).await;
+    let a = e.citizen(&[]).await;
+    let c = e
+        .card("edge", &a, None, super::noon(-100), Some(super::noon(-90)))
+        .await;
+    let rows = [
+        row("00", &c, -100, "on-activation", 1, "", ""),
+        row("00", &c, -90, "on-deactivation", 1, "", ""),
+    ];
+    let design = e.run(&e.file(1, &rows)).await;
+    assert_eq!(
+        e.outcomes(design.id).await,
+        [
+            "1;on-activation;ACCEPTED;;HPAN;",
+            "2;on-deactivation;DISCARDED;01;HPAN;"
+        ]
+    );
+    e.deps.matching.date_rule = tkm::domain::matching::DateRule::Bpd;
+    let rows_bpd = [
+        row("00", &c, -100, "on-activation-2", 1, "", ""),
+        row("00", &c, -90, "on-deactivation-2", 1, "", ""),
+    ];
+    let bpd = e.run(&e.file(2, &rows_bpd)).await;
+    assert_eq!(
+        e.outcomes(bpd.id).await,
+        [
+            "1;on-activation-2;DISCARDED;01;HPAN;",
+            "2;on-deactivation-2;ACCEPTED;;HPAN;"
+        ]
+    );
+}
