@@ -3,7 +3,7 @@
 -- A record's source is its upload (or, for the tkm-transactions queue, its message's id).
 
 CREATE TABLE award_period (
-    id          integer     PRIMARY KEY,
+    id          text        PRIMARY KEY CHECK (length(id) BETWEEN 1 AND 64),
     starts_on   date        NOT NULL,
     ends_on     date        NOT NULL CHECK (ends_on >= starts_on),
     grace_days  integer     NOT NULL CHECK (grace_days >= 0),
@@ -51,7 +51,7 @@ CREATE TABLE txn_payment (
     hash_pan       text        NOT NULL CHECK (hash_pan ~ '^[0-9a-f]{64}$'),
     abi            text        NOT NULL,
     acquirer_id    text        NOT NULL,
-    period_id      integer     NOT NULL,
+    period_id      text        NOT NULL,
     correlation_id text,
     amount         bigint      NOT NULL CHECK (amount >= 0),
     merchant_id    text        NOT NULL,
@@ -76,7 +76,7 @@ CREATE TABLE txn_reversal (
     hash_pan       text        NOT NULL CHECK (hash_pan ~ '^[0-9a-f]{64}$'),
     abi            text        NOT NULL,
     acquirer_id    text        NOT NULL,
-    period_id      integer     NOT NULL,
+    period_id      text        NOT NULL,
     correlation_id text,
     amount         bigint      NOT NULL CHECK (amount >= 0),
     merchant_id    text        NOT NULL,

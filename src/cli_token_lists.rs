@@ -79,7 +79,7 @@ async fn ingest_one(deps: &IngestDeps, store: &UploadStore, file: &Path) -> anyh
             return Ok(false);
         }
     };
-    let stored = match store.copy_in(file, deps.settings.max_bytes).await {
+    let stored = match store.copy_in(file, deps.settings.max_bytes, None).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("{shown}: refused: {e}");

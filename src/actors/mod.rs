@@ -10,6 +10,7 @@ pub mod list_builder;
 pub mod par_resolver;
 pub mod token_list_ingestor;
 pub mod transaction_matcher;
+pub mod upload_queue;
 
 use actix::Message;
 

@@ -13,8 +13,8 @@ use crate::domain::Service;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PeriodSetting {
-    /// Its id.
-    pub id: i32,
+    /// Its id (1 to 64 characters).
+    pub id: String,
     /// First day, `yyyy-MM-dd`.
     pub start: NaiveDate,
     /// Last day, `yyyy-MM-dd`.
@@ -59,7 +59,7 @@ impl MatchingSettings {
             .award_periods
             .iter()
             .map(|p| AwardPeriod {
-                id: p.id,
+                id: p.id.clone(),
                 start: p.start,
                 end: p.end,
                 grace_days: p.grace_days.unwrap_or(DEFAULT_GRACE_DAYS),

@@ -4,6 +4,7 @@
 pub mod delta;
 pub mod lines;
 pub mod physical;
+pub mod sealing;
 pub mod token_list;
 pub mod trnlog;
 pub mod uploads;

@@ -1,7 +1,8 @@
 //! Acquirers' uploads on disk: streamed in under a random id (never the client's name) with
 //! their SHA-256 and a size limit, fsynced, then renamed into place; a cut-off or refused upload
-//! leaves nothing behind. Only PGP content is accepted, so what lands on disk is encrypted as
-//! received (`data.md`).
+//! leaves nothing behind. What lands on disk is always encrypted (`data.md`): PGP content as
+//! received, and plain content — where the kind allows it (transaction files) — encrypted to
+//! tkm's own key on its way in (`files::sealing`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,10 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncWriteExt, BufWriter};
 use uuid::Uuid;
+use zeroize::Zeroizing;
+
+use super::sealing::Sealer;
+use crate::crypto::pgp::PgpPublicKey;
 
 /// Why an upload is not stored.
 #[derive(Debug, thiserror::Error)]
@@ -101,8 +106,18 @@ impl UploadStore {
         self.dir.join(format!("{id}.pgp"))
     }
 
-    /// Starts receiving a file of at most `max_bytes`.
+    /// Starts receiving a PGP file of at most `max_bytes`.
     pub async fn receive(&self, max_bytes: u64) -> Result<Incoming, UploadError> {
+        self.receive_with(max_bytes, None).await
+    }
+
+    /// Starts receiving a file of at most `max_bytes`; plain content is accepted when `seal_to`
+    /// is given, and encrypted to that key as it streams in.
+    pub async fn receive_with(
+        &self,
+        max_bytes: u64,
+        seal_to: Option<PgpPublicKey>,
+    ) -> Result<Incoming, UploadError> {
         let id = Uuid::new_v4();
         let part = self.dir.join(format!("{id}.part"));
         let file = tokio::fs::OpenOptions::new()
@@ -120,16 +135,23 @@ impl UploadStore {
             sha: Sha256::new(),
             bytes: 0,
             max_bytes,
-            prefix: Vec::new(),
+            prefix: Zeroizing::new(Vec::new()),
             checked: false,
+            seal_to,
+            sealer: None,
         })
     }
 
     /// Stores a local file (the operators' command line) like an upload.
-    pub async fn copy_in(&self, from: &Path, max_bytes: u64) -> Result<StoredFile, UploadError> {
+    pub async fn copy_in(
+        &self,
+        from: &Path,
+        max_bytes: u64,
+        seal_to: Option<PgpPublicKey>,
+    ) -> Result<StoredFile, UploadError> {
         use tokio::io::AsyncReadExt;
         let mut source = tokio::fs::File::open(from).await.map_err(UploadError::Io)?;
-        let mut incoming = self.receive(max_bytes).await?;
+        let mut incoming = self.receive_with(max_bytes, seal_to).await?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
             let n = source.read(&mut buf).await.map_err(UploadError::Io)?;
@@ -162,8 +184,12 @@ pub struct Incoming {
     bytes: u64,
     max_bytes: u64,
     /// The first bytes, held back until they show a PGP message.
-    prefix: Vec<u8>,
+    prefix: Zeroizing<Vec<u8>>,
     checked: bool,
+    /// The key plain content is encrypted to, when plain content is accepted.
+    seal_to: Option<PgpPublicKey>,
+    /// Encrypting plain content into the part file.
+    sealer: Option<Sealer>,
 }
 
 impl Incoming {
@@ -176,17 +202,33 @@ impl Incoming {
         self.sha.update(chunk);
         if !self.checked {
             self.prefix.extend_from_slice(chunk);
-            match looks_like_pgp(&self.prefix) {
-                None if self.prefix.len() < 4096 => return Ok(()),
-                Some(true) => {
+            match (looks_like_pgp(&self.prefix), self.seal_to.take()) {
+                (None, key) if self.prefix.len() < 4096 => {
+                    self.seal_to = key;
+                    return Ok(());
+                }
+                (Some(true), _) => {
                     self.checked = true;
                     let held = std::mem::take(&mut self.prefix);
                     return self.out.write_all(&held).await.map_err(io_error);
                 }
-                _ => return Err(UploadError::NotPgp),
+                (_, Some(key)) => {
+                    self.checked = true;
+                    let file = self.out.get_ref().try_clone().await.map_err(io_error)?;
+                    let file = file.into_std().await;
+                    let mut sealer = Sealer::start(key, file);
+                    let held = std::mem::take(&mut self.prefix);
+                    sealer.write(&held).await.map_err(io_error)?;
+                    self.sealer = Some(sealer);
+                    return Ok(());
+                }
+                (_, None) => return Err(UploadError::NotPgp),
             }
         }
-        self.out.write_all(chunk).await.map_err(io_error)
+        match &mut self.sealer {
+            Some(sealer) => sealer.write(chunk).await.map_err(io_error),
+            None => self.out.write_all(chunk).await.map_err(io_error),
+        }
     }
 
     /// Flushes, fsyncs and renames the file into place.
@@ -195,7 +237,24 @@ impl Incoming {
             return Err(UploadError::Empty);
         }
         if !self.checked {
-            return Err(UploadError::NotPgp);
+            // A short file, all of it held: plain when the kind allows it.
+            let Some(key) = self.seal_to.take() else {
+                return Err(UploadError::NotPgp);
+            };
+            if looks_like_pgp(&self.prefix) == Some(true) {
+                let held = std::mem::take(&mut self.prefix);
+                self.out.write_all(&held).await.map_err(io_error)?;
+            } else {
+                let file = self.out.get_ref().try_clone().await.map_err(io_error)?;
+                let mut sealer = Sealer::start(key, file.into_std().await);
+                let held = std::mem::take(&mut self.prefix);
+                sealer.write(&held).await.map_err(io_error)?;
+                self.sealer = Some(sealer);
+            }
+            self.checked = true;
+        }
+        if let Some(sealer) = self.sealer.take() {
+            sealer.finish().await.map_err(io_error)?;
         }
         self.out.flush().await.map_err(io_error)?;
         self.out.get_ref().sync_all().await.map_err(io_error)?;

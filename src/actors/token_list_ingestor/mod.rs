@@ -6,7 +6,6 @@
 mod batches;
 pub mod ingest;
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +15,8 @@ use actix::{
 };
 use uuid::Uuid;
 
-use crate::db::uploads::{self, NewUpload, Registered, UploadRecord};
+use crate::actors::upload_queue::{register_stored, UploadQueue};
+use crate::db::uploads::{self, Registered, UploadRecord};
 use crate::db::DbError;
 use crate::domain::{UploadKind, UploadName};
 use crate::files::uploads::StoredFile;
@@ -62,8 +62,7 @@ pub const REPORTED_DISCARDS: i64 = 1000;
 pub struct TokenListIngestor {
     public_key: Arc<str>,
     deps: IngestDeps,
-    queue: VecDeque<Uuid>,
-    busy: bool,
+    queue: UploadQueue,
 }
 
 /// Wait before resuming an upload whose processing failed for a passing cause.
@@ -79,31 +78,24 @@ impl TokenListIngestor {
         TokenListIngestor {
             public_key,
             deps,
-            queue: VecDeque::new(),
-            busy: false,
+            queue: UploadQueue::default(),
         }
     }
 
     fn enqueue(&mut self, id: Uuid, ctx: &mut Context<Self>) {
-        if !self.queue.contains(&id) {
-            self.queue.push_back(id);
-        }
+        self.queue.push(id);
         self.next(ctx);
     }
 
     /// Starts the next queued upload unless one is being processed.
     fn next(&mut self, ctx: &mut Context<Self>) {
-        if self.busy {
-            return;
-        }
-        let Some(id) = self.queue.pop_front() else {
+        let Some(id) = self.queue.start_next() else {
             return;
         };
-        self.busy = true;
         let deps = self.deps.clone();
         let work = async move { ingest::ingest(&deps, id, Arc::new(|_, _| {})).await };
         ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
-            act.busy = false;
+            act.queue.done();
             match result {
                 Ok(Ended::Finished(r)) => tracing::info!(
                     upload = %id,
@@ -147,7 +139,7 @@ impl Actor for TokenListIngestor {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Self::Context) {
-        self.busy = false;
+        self.queue.done();
         self.resume_unfinished(ctx);
     }
 }
@@ -167,22 +159,8 @@ impl Handler<Register> for TokenListIngestor {
 
     fn handle(&mut self, msg: Register, _: &mut Self::Context) -> Self::Result {
         let (pool, store) = (self.deps.pool.clone(), self.deps.store.clone());
-        let new = NewUpload {
-            id: msg.stored.id,
-            kind: UploadKind::TokenList,
-            abi: msg.name.abi.clone(),
-            filename: msg.name.name.clone(),
-            sha256: msg.stored.sha256.clone(),
-            bytes: msg.stored.bytes,
-        };
         let work = async move {
-            let registered = uploads::register(&pool, &new, "api").await;
-            match &registered {
-                // The same file again: the first upload stands, this copy goes.
-                Ok(Registered::Existing(_)) | Err(_) => store.remove(new.id),
-                Ok(Registered::New(_)) => {}
-            }
-            registered
+            register_stored(&pool, &store, UploadKind::TokenList, &msg.stored, &msg.name).await
         };
         Box::pin(work.into_actor(self).map(|registered, act, ctx| {
             if let Ok(Registered::New(id)) = &registered {
@@ -218,7 +196,7 @@ impl Handler<crate::actors::Ping> for TokenListIngestor {
         actix::MessageResult(crate::actors::ActorHealth {
             name: Self::NAME,
             mailbox_capacity: 16,
-            in_flight: self.queue.len() + usize::from(self.busy),
+            in_flight: self.queue.len(),
         })
     }
 }

@@ -30,7 +30,7 @@ fn signed(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
-fn movement(line: i64, r: &Record, period: i32) -> Movement {
+fn movement(line: i64, r: &Record, period: String) -> Movement {
     Movement {
         line,
         hash: r.hash,
@@ -129,9 +129,10 @@ pub fn payments(
         batch.keys.push((key, signed(row.line)));
         let d = ctx.rules.payment(record, ctx.day);
         push(&mut batch, row.line, id, d.outcome, d.kind, None);
-        if let (Outcome::Accepted, Some(period)) = (d.outcome, d.period) {
+        let period = d.period.and_then(|i| ctx.rules.periods.get(i));
+        if let (Outcome::Accepted, Some(period)) = (d.outcome, period) {
             batch.payments.push(PaymentRow {
-                facts: movement(signed(row.line), record, period),
+                facts: movement(signed(row.line), record, period.id.clone()),
                 operation: record.operation.code(),
                 kind: d.kind,
                 par: d
@@ -171,7 +172,7 @@ pub fn reversals(
         }
         batch.keys.push((key, signed(*line)));
         let day = ctx.rules.day(record);
-        let Some(period) = ctx.rules.periods.find(day, ctx.day).copied() else {
+        let Some(period) = ctx.rules.periods.find(day, ctx.day) else {
             let kind = ctx.rules.reversal_kind(record);
             push(
                 &mut batch,
@@ -183,7 +184,7 @@ pub fn reversals(
             );
             continue;
         };
-        let correlation = correlate(record, ctx.abi.as_str(), period.id, payments);
+        let correlation = correlate(record, ctx.abi.as_str(), &period.id, payments);
         let (kind, payment) = match correlation.payment().and_then(|i| payments.get_mut(i)) {
             Some(p) => {
                 apply(p, record.amount);
@@ -194,7 +195,7 @@ pub fn reversals(
         };
         push(&mut batch, *line, id, correlation.outcome(), kind, None);
         batch.reversals.push(ReversalRow {
-            facts: movement(signed(*line), record, period.id),
+            facts: movement(signed(*line), record, period.id.clone()),
             retry_until: period.last_processing_day(),
             payment,
         });
@@ -225,7 +226,7 @@ pub fn retry_waiting(abi: &Abi, waiting: &[Waiting], payments: &mut [Payment<Rec
             mcc: String::new(),
             par: None,
         };
-        let correlation = correlate(&record, abi.as_str(), w.period, payments);
+        let correlation = correlate(&record, abi.as_str(), &w.period, payments);
         if let Some(p) = correlation.payment().and_then(|i| payments.get_mut(i)) {
             apply(p, record.amount);
             reversed.insert(p.id, signed(p.reversed));

@@ -1,5 +1,236 @@
-//! The TransactionMatcher (`matching.md`, TK11): matches transaction files against the
-//! enrolment snapshot and stores every record's outcome.
+//! TransactionMatcher (`matching.md`, TK11): registers transaction files stored by the API (a
+//! file sent again is answered with the first one's id), matches them one at a time against the
+//! enrolment snapshot, resumes unfinished ones after a restart, and answers reports, outcome
+//! pages and the award periods.
 
 pub mod judge;
 pub mod run;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::{
+    Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseFuture, Supervised,
+    WrapFuture,
+};
+use uuid::Uuid;
+
+use crate::actors::upload_queue::{register_stored, UploadQueue};
+use crate::db::transactions::periods::{self, AddPeriodError};
+use crate::db::transactions::reads::{self, StoredOutcome};
+use crate::db::uploads::{self, Registered, UploadRecord};
+use crate::db::DbError;
+use crate::domain::matching::AwardPeriod;
+use crate::domain::{UploadKind, UploadName};
+use crate::files::uploads::{StoredFile, UploadStore};
+use run::{match_file, Ended, MatchDeps};
+
+/// Request: register a transaction file stored under its random id and queue it; answers the
+/// id the client gets (the first upload's when the same file was sent before).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Registered, DbError>")]
+pub struct RegisterFile {
+    /// The file on disk.
+    pub stored: StoredFile,
+    /// Its validated name.
+    pub name: UploadName,
+}
+
+/// Request: a file's report (`None`: unknown).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<FileReport>, DbError>")]
+pub struct GetFileReport {
+    /// The upload.
+    pub id: Uuid,
+}
+
+/// A file with its outcome counts.
+#[derive(Debug, Clone)]
+pub struct FileReport {
+    /// The upload.
+    pub record: UploadRecord,
+    /// `(outcome, reason, count)`.
+    pub counts: Vec<(String, Option<String>, i64)>,
+}
+
+/// Request: the outcomes of a file after `after`, at most `limit` (the CSV stream pages).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<StoredOutcome>, DbError>")]
+pub struct GetOutcomes {
+    /// The upload.
+    pub id: Uuid,
+    /// The last line already sent.
+    pub after: i64,
+    /// Page size.
+    pub limit: i64,
+}
+
+/// Request: add an award period.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<(), AddPeriodError>")]
+pub struct AddAwardPeriod(pub AwardPeriod);
+
+/// Request: every award period.
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Vec<AwardPeriod>, DbError>")]
+pub struct ListAwardPeriods;
+
+/// The actor.
+pub struct TransactionMatcher {
+    deps: MatchDeps,
+    store: UploadStore,
+    queue: UploadQueue,
+}
+
+/// Wait before resuming a file whose matching failed for a passing cause.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+impl TransactionMatcher {
+    /// The name in status reports.
+    pub const NAME: &'static str = "transaction-matcher";
+
+    /// A matcher reading stored files from `store`.
+    pub fn new(deps: MatchDeps, store: UploadStore) -> Self {
+        Self {
+            deps,
+            store,
+            queue: UploadQueue::default(),
+        }
+    }
+
+    fn enqueue(&mut self, id: Uuid, ctx: &mut Context<Self>) {
+        self.queue.push(id);
+        self.next(ctx);
+    }
+
+    fn next(&mut self, ctx: &mut Context<Self>) {
+        let Some(id) = self.queue.start_next() else {
+            return;
+        };
+        let (deps, path) = (self.deps.clone(), self.store.path(id));
+        let work = async move { match_file(&deps, id, path, Arc::new(|_| {})).await };
+        ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
+            act.queue.done();
+            match result {
+                Ok(Ended::Finished(r)) => {
+                    tracing::info!(upload = %id, state = r.state.as_str(), rows = r.progress.rows, "transaction file matched")
+                }
+                Ok(Ended::Busy) => tracing::info!(upload = %id, "transaction file matched elsewhere"),
+                Ok(Ended::Unknown) => tracing::warn!(upload = %id, "no such transaction file"),
+                Err(e) => {
+                    tracing::warn!(upload = %id, error = %e, "transaction matching interrupted; resuming later");
+                    ctx.run_later(RETRY_AFTER, move |act, ctx| act.enqueue(id, ctx));
+                }
+            }
+            act.next(ctx);
+        }));
+    }
+
+    fn resume_unfinished(&mut self, ctx: &mut Context<Self>) {
+        let pool = self.deps.pool.clone();
+        let work = async move { uploads::unfinished(&pool, UploadKind::Transactions).await };
+        ctx.spawn(work.into_actor(self).map(|found, act, ctx| match found {
+            Ok(ids) => {
+                for id in ids {
+                    act.enqueue(id, ctx);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read unfinished transaction files; trying again");
+                ctx.run_later(RETRY_AFTER, |act, ctx| act.resume_unfinished(ctx));
+            }
+        }));
+    }
+}
+
+impl Actor for TransactionMatcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        self.queue.done();
+        self.resume_unfinished(ctx);
+    }
+}
+
+impl Supervised for TransactionMatcher {}
+
+impl Handler<RegisterFile> for TransactionMatcher {
+    type Result = actix::ResponseActFuture<Self, Result<Registered, DbError>>;
+
+    fn handle(&mut self, msg: RegisterFile, _: &mut Self::Context) -> Self::Result {
+        let (pool, store) = (self.deps.pool.clone(), self.store.clone());
+        let work = async move {
+            register_stored(
+                &pool,
+                &store,
+                UploadKind::Transactions,
+                &msg.stored,
+                &msg.name,
+            )
+            .await
+        };
+        Box::pin(work.into_actor(self).map(|registered, act, ctx| {
+            if let Ok(Registered::New(id)) = &registered {
+                act.enqueue(*id, ctx);
+            }
+            registered
+        }))
+    }
+}
+
+impl Handler<GetFileReport> for TransactionMatcher {
+    type Result = ResponseFuture<Result<Option<FileReport>, DbError>>;
+
+    fn handle(&mut self, msg: GetFileReport, _: &mut Self::Context) -> Self::Result {
+        let pool = self.deps.pool.clone();
+        Box::pin(async move {
+            let Some(record) = uploads::get(&pool, msg.id).await? else {
+                return Ok(None);
+            };
+            if record.kind != UploadKind::Transactions {
+                return Ok(None);
+            }
+            let counts = reads::counts(&pool, msg.id).await?;
+            Ok(Some(FileReport { record, counts }))
+        })
+    }
+}
+
+impl Handler<GetOutcomes> for TransactionMatcher {
+    type Result = ResponseFuture<Result<Vec<StoredOutcome>, DbError>>;
+
+    fn handle(&mut self, msg: GetOutcomes, _: &mut Self::Context) -> Self::Result {
+        let pool = self.deps.pool.clone();
+        Box::pin(async move { reads::outcomes_page(&pool, msg.id, msg.after, msg.limit).await })
+    }
+}
+
+impl Handler<AddAwardPeriod> for TransactionMatcher {
+    type Result = ResponseFuture<Result<(), AddPeriodError>>;
+
+    fn handle(&mut self, msg: AddAwardPeriod, _: &mut Self::Context) -> Self::Result {
+        let pool = self.deps.pool.clone();
+        Box::pin(async move { periods::add(&pool, &msg.0, "api").await })
+    }
+}
+
+impl Handler<ListAwardPeriods> for TransactionMatcher {
+    type Result = ResponseFuture<Result<Vec<AwardPeriod>, DbError>>;
+
+    fn handle(&mut self, _: ListAwardPeriods, _: &mut Self::Context) -> Self::Result {
+        let pool = self.deps.pool.clone();
+        Box::pin(async move { periods::list(&pool).await })
+    }
+}
+
+impl Handler<crate::actors::Ping> for TransactionMatcher {
+    type Result = actix::MessageResult<crate::actors::Ping>;
+
+    fn handle(&mut self, _: crate::actors::Ping, _: &mut Self::Context) -> Self::Result {
+        actix::MessageResult(crate::actors::ActorHealth {
+            name: Self::NAME,
+            mailbox_capacity: 16,
+            in_flight: self.queue.len(),
+        })
+    }
+}

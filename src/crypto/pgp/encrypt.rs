@@ -43,14 +43,7 @@ impl PgpPublicKey {
         let mut rng = rand::thread_rng();
         let mut builder = MessageBuilder::from_bytes("", plaintext.to_vec())
             .seipd_v1(&mut rng, SymmetricKeyAlgorithm::AES256);
-        match encryption_subkey(&self.key) {
-            Some(subkey) => builder.encrypt_to_key(&mut rng, subkey),
-            None if primary_can_encrypt(&self.key) => {
-                builder.encrypt_to_key(&mut rng, &self.key.primary_key)
-            }
-            None => return Err(PgpError::InvalidPublicKey("it has no key that can encrypt")),
-        }
-        .map_err(|e| PgpError::operation("encryption", e))?;
+        self.add_recipient(&mut builder)?;
         if armored {
             builder
                 .to_armored_string(&mut rng, ArmorOptions::default())
@@ -58,6 +51,37 @@ impl PgpPublicKey {
         } else {
             builder.to_vec(&mut rng)
         }
+        .map_err(|e| PgpError::operation("encryption", e))
+    }
+
+    /// Encrypts a stream (binary output, partial packets: memory independent of its size).
+    pub fn encrypt_stream<R: std::io::Read, W: std::io::Write>(
+        &self,
+        plaintext: R,
+        out: W,
+    ) -> Result<(), PgpError> {
+        let mut rng = rand::thread_rng();
+        let mut builder = MessageBuilder::from_reader("", plaintext)
+            .seipd_v1(&mut rng, SymmetricKeyAlgorithm::AES256);
+        self.add_recipient(&mut builder)?;
+        builder
+            .to_writer(&mut rng, out)
+            .map_err(|e| PgpError::operation("encryption", e))
+    }
+
+    fn add_recipient<R: std::io::Read>(
+        &self,
+        builder: &mut MessageBuilder<'_, R, pgp::composed::EncryptionSeipdV1>,
+    ) -> Result<(), PgpError> {
+        let mut rng = rand::thread_rng();
+        match encryption_subkey(&self.key) {
+            Some(subkey) => builder.encrypt_to_key(&mut rng, subkey),
+            None if primary_can_encrypt(&self.key) => {
+                builder.encrypt_to_key(&mut rng, &self.key.primary_key)
+            }
+            None => return Err(PgpError::InvalidPublicKey("it has no key that can encrypt")),
+        }
+        .map(|_| ())
         .map_err(|e| PgpError::operation("encryption", e))
     }
 }

@@ -41,8 +41,8 @@ pub struct Movement {
     pub hash: HashKey,
     /// `acquirer_id`.
     pub acquirer_id: String,
-    /// Award period.
-    pub period: i32,
+    /// Award period id.
+    pub period: String,
     /// `correlation_id`.
     pub correlation_id: Option<String>,
     /// `total_amount`.
@@ -239,7 +239,7 @@ async fn copy_payments(
         Type::TEXT,
         Type::TEXT,
         Type::TEXT,
-        Type::INT4,
+        Type::TEXT,
         Type::TEXT,
         Type::INT8,
         Type::TEXT,

@@ -98,8 +98,8 @@ pub struct Waiting {
     pub hash: HashKey,
     /// `acquirer_id`.
     pub acquirer_id: String,
-    /// Award period.
-    pub period: i32,
+    /// Award period id.
+    pub period: String,
     /// `correlation_id`.
     pub correlation_id: Option<String>,
     /// `total_amount`.

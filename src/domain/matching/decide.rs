@@ -56,8 +56,8 @@ pub struct Decision {
     pub kind: MatchKind,
     /// The check that decided.
     pub check: Check,
-    /// The award period holding the record, once found.
-    pub period: Option<i32>,
+    /// The award period holding the record, once found (its index in the [`AwardPeriods`]).
+    pub period: Option<usize>,
     /// The card considered (an HPAN match, or the PAR's card whose link was live).
     pub card: Option<Idx>,
     /// The PAR considered (token and PAR matches).
@@ -123,8 +123,8 @@ impl Rules<'_> {
             }
         }
         let day = self.day(record);
-        match self.periods.find(day, processing_day) {
-            Some(p) => d.period = Some(p.id),
+        match self.periods.find_index(day, processing_day) {
+            Some(p) => d.period = Some(p),
             None => return d.discard(Reason::OutsidePeriod, Check::Period),
         }
         if let (MatchKind::Hpan, Some(card)) = (d.kind, d.card) {

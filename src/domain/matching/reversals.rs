@@ -16,8 +16,8 @@ pub struct Payment<Id> {
     pub abi: String,
     /// Its `acquirer_id`.
     pub acquirer_id: String,
-    /// Its award period.
-    pub period: i32,
+    /// Its award period's id.
+    pub period: String,
     /// Its `correlation_id`.
     pub correlation_id: Option<String>,
     /// Its `total_amount`.
@@ -71,7 +71,7 @@ impl Correlation {
 pub fn correlate<Id>(
     reversal: &Record,
     abi: &str,
-    period: i32,
+    period: &str,
     payments: &[Payment<Id>],
 ) -> Correlation {
     let same = |p: &&Payment<Id>| {

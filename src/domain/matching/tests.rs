@@ -57,7 +57,7 @@ fn record(hash: HashKey, on: NaiveDate, par: Option<Par>) -> Record {
 
 fn periods() -> AwardPeriods {
     AwardPeriods::new(vec![AwardPeriod {
-        id: 1,
+        id: "1".into(),
         start: day("2020-01-01"),
         end: day("2020-12-31"),
         grace_days: 30,
@@ -364,44 +364,52 @@ fn award_period_edges_and_grace() {
             Outcome::Discarded(Reason::OutsidePeriod)
         };
         assert_eq!(d.outcome, want, "dTR {tr} processed {processed}");
-        assert_eq!(d.period, inside.then_some(1));
+        assert_eq!(d.period, inside.then_some(0));
     }
 }
 
 #[test]
 fn periods_must_not_overlap_or_run_backwards() {
-    let p = |id, s, e| AwardPeriod {
-        id,
+    let p = |id: &str, s, e| AwardPeriod {
+        id: id.into(),
         start: day(s),
         end: day(e),
         grace_days: 30,
     };
     assert_eq!(
         AwardPeriods::new(vec![
-            p(1, "2020-01-01", "2020-06-30"),
-            p(2, "2020-06-30", "2020-12-31")
+            p("1", "2020-01-01", "2020-06-30"),
+            p("2", "2020-06-30", "2020-12-31")
         ]),
-        Err(PeriodError::Overlap(1, 2))
+        Err(PeriodError::Overlap("1".into(), "2".into()))
     );
     assert_eq!(
-        AwardPeriods::new(vec![p(1, "2020-02-01", "2020-01-01")]),
-        Err(PeriodError::Reversed(1))
+        AwardPeriods::new(vec![p("1", "2020-02-01", "2020-01-01")]),
+        Err(PeriodError::Reversed("1".into()))
     );
     assert_eq!(
         AwardPeriods::new(vec![
-            p(1, "2020-01-01", "2020-01-31"),
-            p(1, "2020-02-01", "2020-02-28")
+            p("1", "2020-01-01", "2020-01-31"),
+            p("1", "2020-02-01", "2020-02-28")
         ]),
-        Err(PeriodError::DuplicateId(1))
+        Err(PeriodError::DuplicateId("1".into()))
+    );
+    assert_eq!(
+        AwardPeriods::new(vec![p("", "2020-01-01", "2020-01-02")]),
+        Err(PeriodError::BadId)
+    );
+    assert_eq!(
+        AwardPeriods::new(vec![p(&"x".repeat(65), "2020-01-01", "2020-01-02")]),
+        Err(PeriodError::BadId)
     );
     let ok = AwardPeriods::new(vec![
-        p(2, "2020-07-01", "2020-12-31"),
-        p(1, "2020-01-01", "2020-06-30"),
+        p("2", "2020-07-01", "2020-12-31"),
+        p("1", "2020-01-01", "2020-06-30"),
     ])
     .unwrap();
     assert_eq!(
-        ok.all().iter().map(|p| p.id).collect::<Vec<_>>(),
-        vec![1, 2]
+        ok.all().iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+        vec!["1", "2"]
     );
 }
 

@@ -13,7 +13,7 @@ fn payment(id: u32, amount: u64, cid: Option<&str>, minute: u32) -> Payment<u32>
         hash: H,
         abi: "36081".into(),
         acquirer_id: "acq".into(),
-        period: 1,
+        period: "1".into(),
         correlation_id: cid.map(str::to_owned),
         amount,
         merchant_id: "m".into(),
@@ -50,7 +50,7 @@ fn reversal(amount: u64, cid: Option<&str>) -> Record {
 }
 
 fn run(payments: &mut [Payment<u32>], r: &Record) -> Correlation {
-    let c = correlate(r, "36081", 1, payments);
+    let c = correlate(r, "36081", "1", payments);
     if let Some(i) = c.payment() {
         apply(&mut payments[i], r.amount);
     }
@@ -130,7 +130,7 @@ fn only_the_same_instrument_acquirer_and_period_count() {
     let mut other_acq = payment(2, 100, None, 0);
     other_acq.acquirer_id = "else".into();
     let mut other_period = payment(3, 100, None, 0);
-    other_period.period = 2;
+    other_period.period = "2".into();
     let mut other_abi = payment(4, 100, None, 0);
     other_abi.abi = "99999".into();
     let mut other_terminal = payment(5, 100, None, 0);

@@ -69,7 +69,7 @@ impl Env {
     /// Award period `id` over days `[from, to]` relative to today.
     pub async fn period(&self, id: i32, from: i64, to: i64, grace: u32) {
         let p = tkm::domain::matching::AwardPeriod {
-            id,
+            id: id.to_string(),
             start: day(from),
             end: day(to),
             grace_days: grace,
