@@ -24,4 +24,5 @@ pub mod metrics;
 pub mod retry;
 pub mod startup;
 pub mod startup_circuits;
+pub mod startup_uploads;
 pub mod telemetry;

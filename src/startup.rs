@@ -21,14 +21,13 @@ use crate::actors::inflight::InFlight;
 use crate::actors::job_runner::{Executors, JobRunner};
 use crate::actors::list_builder::{Builder, JobsAt, ListBuilder};
 use crate::actors::par_resolver::ParResolver;
-use crate::actors::token_list_ingestor::ingest::IngestDeps;
 use crate::actors::token_list_ingestor::TokenListIngestor;
+use crate::actors::transaction_matcher::TransactionMatcher;
 use crate::api;
 use crate::api::identity::ClientRegistry;
 use crate::api::ops::Readiness;
 use crate::api::state::{
     AdminDeps, ApiState, BrokerHandle, HandlerTimeout, JsonLimit, ListsHandle, PgpInput,
-    TokenListsHandle,
 };
 use crate::bridge::consumer::ConsumerDeps;
 use crate::bridge::relay::RelayDeps;
@@ -37,7 +36,6 @@ use crate::config::Settings;
 use crate::crypto::pgp::PgpKey;
 use crate::db;
 use crate::domain::cards::Limits;
-use crate::files::uploads::UploadStore;
 use crate::metrics::Metrics;
 
 /// A built, bound application.
@@ -210,24 +208,15 @@ impl Application {
             lists: lists.clone(),
         });
         lists.do_send(JobsAt(jobs.clone().recipient()));
-        let public_key: Arc<str> = std::fs::read_to_string(&settings.pgp.public_key_file)
-            .context("cannot read pgp.public_key_file")?
-            .into();
-        let upload_store = UploadStore::new(&settings.storage.dir);
-        upload_store
-            .prepare()
-            .context("cannot prepare the uploads directory under storage.dir")?;
-        let ingest_deps = IngestDeps {
-            pool: pool.clone(),
-            registry: cards.clone(),
-            pgp: pgp.clone(),
-            hasher: hasher.clone(),
-            store: upload_store.clone(),
-            settings: settings.uploads.clone(),
-        };
-        let token_lists = Supervisor::start_in_arbiter(&lists_arbiter.handle(), move |_| {
-            TokenListIngestor::new(public_key.clone(), ingest_deps.clone())
-        });
+        let uploads = crate::startup_uploads::start(
+            &settings,
+            &pool,
+            &cards,
+            &pgp,
+            &hasher,
+            &lists_arbiter.handle(),
+        )
+        .await?;
 
         // Drills and tests on a development installation prove that a panic ends the process.
         if settings.dev {
@@ -251,7 +240,14 @@ impl Application {
                 (ParResolver::NAME, circuits.resolver.clone().recipient()),
                 (JobRunner::NAME, jobs.clone().recipient()),
                 (ListBuilder::NAME, lists.clone().recipient()),
-                (TokenListIngestor::NAME, token_lists.clone().recipient()),
+                (
+                    TokenListIngestor::NAME,
+                    uploads.token_lists.clone().recipient(),
+                ),
+                (
+                    TransactionMatcher::NAME,
+                    uploads.matcher.clone().recipient(),
+                ),
             ],
             broker: broker.clone(),
         };
@@ -281,11 +277,8 @@ impl Application {
                 builder: lists.clone(),
                 public_url: settings.server.public_url.trim_end_matches('/').to_owned(),
             },
-            token_lists: TokenListsHandle {
-                ingestor: token_lists.clone(),
-                store: upload_store,
-                max_bytes: settings.uploads.max_bytes,
-            },
+            token_lists: uploads.token_lists_handle,
+            transactions: uploads.transactions_handle,
             input: PgpInput { pgp, hasher },
             timeout: HandlerTimeout(Duration::from_millis(settings.server.handler_timeout_ms)),
             json_limit: JsonLimit(settings.server.json_limit_bytes),

@@ -19,6 +19,8 @@ pub mod tls;
 pub mod tls_material;
 pub mod tls_reload;
 pub mod token_lists;
+pub mod transactions;
+pub mod uploads;
 
 use actix_web::{web, HttpResponse, ResponseError};
 
@@ -71,6 +73,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .configure(admin_queues::routes)
         .configure(lists::routes)
         .configure(token_lists::routes)
+        .configure(transactions::routes)
         .service(resource("/openapi.json", "GET").route(web::get().to(openapi)))
         .service(resource("/health/live", "GET").route(web::get().to(live)))
         .default_service(web::to(not_found));

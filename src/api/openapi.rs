@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 use utoipa::OpenApi;
 
 use super::errors::ErrorBody;
-use super::{admin, admin_queues, cards, consent, lists, token_lists};
+use super::{admin, admin_queues, cards, consent, lists, token_lists, transactions, uploads};
 
 /// The document.
 #[derive(OpenApi)]
@@ -44,6 +44,11 @@ use super::{admin, admin_queues, cards, consent, lists, token_lists};
         token_lists::public_key,
         token_lists::upload,
         token_lists::report,
+        transactions::upload,
+        transactions::report,
+        transactions::outcomes,
+        transactions::add_period,
+        transactions::list_periods,
     ),
     components(schemas(
         ErrorBody,
@@ -60,8 +65,11 @@ use super::{admin, admin_queues, cards, consent, lists, token_lists};
         admin_queues::ParkedView,
         admin_queues::DeadLetterView,
         lists::LinksResponse,
-        token_lists::Accepted,
+        uploads::Accepted,
         token_lists::TokenListReport,
+        transactions::TransactionsReport,
+        transactions::ReversalCounts,
+        transactions::AwardPeriodBody,
         token_lists::DiscardedRow,
         crate::domain::Consent,
         crate::domain::Summary,

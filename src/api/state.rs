@@ -94,6 +94,19 @@ pub struct TokenListsHandle {
     pub max_bytes: u64,
 }
 
+/// What the transaction endpoints reach.
+#[derive(Clone)]
+pub struct TransactionsHandle {
+    /// The matcher.
+    pub matcher: Addr<crate::actors::transaction_matcher::TransactionMatcher>,
+    /// Where uploads are streamed to.
+    pub store: crate::files::uploads::UploadStore,
+    /// `uploads.max_bytes`.
+    pub max_bytes: u64,
+    /// tkm's own public key: plain files are encrypted to it on their way to disk.
+    pub seal_to: crate::crypto::pgp::PgpPublicKey,
+}
+
 /// Everything the mTLS listener's handlers reach.
 #[derive(Clone)]
 pub struct ApiState {
@@ -107,6 +120,8 @@ pub struct ApiState {
     pub lists: ListsHandle,
     /// The acquirers' token lists.
     pub token_lists: TokenListsHandle,
+    /// The acquirers' transaction files.
+    pub transactions: TransactionsHandle,
     /// PGP input keys.
     pub input: PgpInput,
     /// Handler timeout.
@@ -123,6 +138,7 @@ impl ApiState {
             .app_data(web::Data::new(self.admin.clone()))
             .app_data(web::Data::new(self.lists.clone()))
             .app_data(web::Data::new(self.token_lists.clone()))
+            .app_data(web::Data::new(self.transactions.clone()))
             .app_data(web::Data::new(self.input.clone()))
             .app_data(web::Data::new(self.timeout))
             .app_data(web::Data::new(self.json_limit));

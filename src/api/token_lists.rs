@@ -3,10 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use actix_multipart::Multipart;
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::TryStreamExt;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -15,31 +12,12 @@ use super::errors::ApiError;
 use super::identity::Caller;
 use super::lists::{Acquirers, ListReaders};
 use super::state::{HandlerTimeout, TokenListsHandle};
+use super::uploads::{not_found, receive_file, Accepted, UploadTarget};
 use crate::actors::token_list_ingestor::ingest::counts_by_reason;
 use crate::actors::token_list_ingestor::{GetPublicKey, GetReport, Register};
 use crate::config::Role;
 use crate::db::uploads::Registered;
-use crate::domain::{UploadKind, UploadName};
-use crate::files::uploads::{StoredFile, UploadError};
-
-/// 422 4003: the file is refused before anything is stored.
-fn refused(message: impl Into<std::borrow::Cow<'static, str>>) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, 4003, message)
-}
-
-fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, 4001, "no such upload")
-}
-
-fn stored_error(e: UploadError) -> ApiError {
-    match e {
-        UploadError::DiskFull => ApiError::unavailable(e),
-        UploadError::Io(_) => ApiError::unavailable(e),
-        UploadError::TooLarge(_) | UploadError::NotPgp | UploadError::Empty => {
-            refused(e.to_string())
-        }
-    }
-}
+use crate::domain::UploadKind;
 
 /// tkm's armored OpenPGP public key: acquirers encrypt their token lists to it.
 #[utoipa::path(get, path = "/token-list/public-key", tag = "token-lists",
@@ -59,76 +37,6 @@ pub async fn public_key(
         .body(key.to_string()))
 }
 
-/// The answer to an accepted upload.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Accepted {
-    /// The upload id (the first upload's for a file sent again).
-    #[schema(value_type = String)]
-    pub id: Uuid,
-    /// The file name as sent.
-    pub filename: String,
-}
-
-/// Receives the multipart field `file` into the store: the name, the ABI and the declared size
-/// are checked before a byte is written; a cut-off or refused upload leaves nothing behind.
-pub async fn receive_file(
-    req: &HttpRequest,
-    payload: web::Payload,
-    handle: &TokenListsHandle,
-    kind: UploadKind,
-    abi: &crate::domain::Abi,
-) -> Result<(StoredFile, UploadName), ApiError> {
-    // The multipart framing adds a few hundred bytes to the file.
-    let declared = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > handle.max_bytes.saturating_add(64 * 1024)) {
-        return Err(refused(format!(
-            "the file is larger than {} bytes",
-            handle.max_bytes
-        )));
-    }
-    let mut multipart = Multipart::new(req.headers(), payload);
-    let mut received = None;
-    let cut = |_| {
-        ApiError::validation(
-            super::errors::Family::Files,
-            "the multipart body could not be read (cut off or malformed)",
-        )
-    };
-    while let Some(mut field) = multipart.try_next().await.map_err(cut)? {
-        if field.name() != Some("file") {
-            // Other fields are read and ignored.
-            while field.try_next().await.map_err(cut)?.is_some() {}
-            continue;
-        }
-        if received.is_some() {
-            return Err(refused("one file per upload: the field file appears twice"));
-        }
-        let filename = field
-            .content_disposition()
-            .and_then(|cd| cd.get_filename())
-            .map(str::to_owned)
-            .ok_or_else(|| refused("the field file must carry a filename"))?;
-        let name = UploadName::parse(kind, &filename).map_err(|e| refused(e.0))?;
-        if name.abi != *abi {
-            return Err(refused("the ABI in the file name is not the client's"));
-        }
-        let mut incoming = handle
-            .store
-            .receive(handle.max_bytes)
-            .await
-            .map_err(stored_error)?;
-        while let Some(chunk) = field.try_next().await.map_err(cut)? {
-            incoming.write(&chunk).await.map_err(stored_error)?;
-        }
-        received = Some((incoming.finish().await.map_err(stored_error)?, name));
-    }
-    received.ok_or_else(|| refused("the multipart field file is missing"))
-}
-
 /// Uploads a PGP-encrypted token list: 202 once it is safely on disk; processed in the
 /// background. The same file (name and SHA-256) again → 202 with the first upload's id.
 #[utoipa::path(post, path = "/token-list", tag = "token-lists",
@@ -146,7 +54,12 @@ pub async fn upload(
         .abi
         .clone()
         .ok_or_else(|| ApiError::forbidden("the client has no ABI configured"))?;
-    let (stored, name) = receive_file(&req, payload, &handle, UploadKind::TokenList, &abi).await?;
+    let target = UploadTarget {
+        store: &handle.store,
+        max_bytes: handle.max_bytes,
+        seal_to: None,
+    };
+    let (stored, name) = receive_file(&req, payload, &target, UploadKind::TokenList, &abi).await?;
     let filename = name.name.clone();
     let registered = handle
         .ingestor

@@ -13,10 +13,12 @@ use tkm::domain::{Abi, UploadKind};
 
 use crate::helpers::{sha, tax_code, test_settings};
 
+mod api;
 mod cli;
 mod matching;
 
-pub const ABI: &str = "36081";
+/// The dev acquirer's ABI (config/dev.toml), so files can also go through the API.
+pub const ABI: &str = "99999";
 
 /// A database with the schema, and what matching needs.
 pub struct Env {
@@ -29,17 +31,28 @@ pub async fn env() -> Env {
     let settings = test_settings().await;
     tkm::db::run_migrations(&settings.database).await.unwrap();
     let pool = tkm::db::build_pool(&settings.database).unwrap();
-    let deps = MatchDeps {
-        pool: pool.clone(),
-        pgp: tkm::crypto::pgp::PgpKey::load(&settings.pgp).unwrap(),
-        hasher: tkm::crypto::Hasher::from_settings(&settings).unwrap(),
-        matching: settings.matching.clone(),
-        uploads: settings.uploads.clone(),
-    };
-    Env {
-        settings,
-        pool,
-        deps,
+    Env::with(settings, pool)
+}
+
+impl Env {
+    /// The matching pipeline over a running application's database.
+    pub fn of(app: &crate::helpers::TestApp) -> Env {
+        Env::with(app.settings.clone(), app.pool.clone())
+    }
+
+    fn with(settings: Settings, pool: Pool) -> Env {
+        let deps = MatchDeps {
+            pool: pool.clone(),
+            pgp: tkm::crypto::pgp::PgpKey::load(&settings.pgp).unwrap(),
+            hasher: tkm::crypto::Hasher::from_settings(&settings).unwrap(),
+            matching: settings.matching.clone(),
+            uploads: settings.uploads.clone(),
+        };
+        Env {
+            settings,
+            pool,
+            deps,
+        }
     }
 }
 

@@ -1,0 +1,217 @@
+//! Transaction files through the mTLS API: award periods (admin), a plain file with a clear PAN
+//! stored encrypted and matched, its report and outcome CSV, another acquirer's view, the same
+//! file again, and a name refused before anything is stored.
+
+use std::time::Duration;
+
+use awc::http::Method;
+use serde_json::json;
+
+use super::{row, Env, ABI};
+use crate::helpers::{eventually, sha, spawn_app, upload, TestApp};
+
+const PAN: &str = "4000123412341234";
+
+async fn finished(app: &TestApp, id: &str) -> serde_json::Value {
+    eventually(Duration::from_secs(60), || async {
+        let r = app
+            .call(
+                "acquirer",
+                Method::GET,
+                &format!("/transactions/{id}"),
+                &[],
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text);
+        matches!(r.json["state"].as_str(), Some("DONE" | "REJECTED")).then_some(r.json)
+    })
+    .await
+    .expect("the file is matched")
+}
+
+#[actix_web::test]
+async fn award_periods_are_managed_by_admins() {
+    let app = spawn_app().await;
+    let p = json!({"id": "2026-h1", "start": "2026-01-01", "end": "2026-06-30", "graceDays": 10});
+    let r = app
+        .call(
+            "admin",
+            Method::POST,
+            "/admin/award-periods",
+            &[],
+            Some(p.clone()),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let again = app
+        .call("admin", Method::POST, "/admin/award-periods", &[], Some(p))
+        .await;
+    assert_eq!(again.status, 409, "{}", again.text);
+    let overlap = json!({"id": "other", "start": "2026-06-30", "end": "2026-12-31"});
+    let r = app
+        .call(
+            "admin",
+            Method::POST,
+            "/admin/award-periods",
+            &[],
+            Some(overlap),
+        )
+        .await;
+    r.assert_error(400, 4000);
+    let backwards = json!({"id": "back", "start": "2027-02-01", "end": "2027-01-01"});
+    let r = app
+        .call(
+            "admin",
+            Method::POST,
+            "/admin/award-periods",
+            &[],
+            Some(backwards),
+        )
+        .await;
+    r.assert_error(400, 4000);
+    let no_grace = json!({"id": "2026-h2", "start": "2026-07-01", "end": "2026-12-31"});
+    let r = app
+        .call(
+            "admin",
+            Method::POST,
+            "/admin/award-periods",
+            &[],
+            Some(no_grace),
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.text);
+    let list = app
+        .call("admin", Method::GET, "/admin/award-periods", &[], None)
+        .await;
+    assert_eq!(
+        list.json,
+        json!([
+            {"id": "2026-h1", "start": "2026-01-01", "end": "2026-06-30", "graceDays": 10},
+            {"id": "2026-h2", "start": "2026-07-01", "end": "2026-12-31", "graceDays": 30}
+        ])
+    );
+    let r = app
+        .call("acquirer", Method::GET, "/admin/award-periods", &[], None)
+        .await;
+    assert_eq!(r.status, 403);
+}
+
+#[actix_web::test]
+async fn a_plain_file_is_stored_encrypted_matched_and_reported() {
+    let app = spawn_app().await;
+    let e = Env::of(&app);
+    e.period(1, -200, 100, 30).await;
+    let tc = e.citizen(&[]).await;
+    let card = e.card(PAN, &tc, None, super::noon(-100), None).await;
+    let text = [
+        row("00", PAN, -10, "clear-1", 700, "", ""),
+        row("00", &card, -10, "hashed-1", 800, "", ""),
+        row("00", &sha("nobody"), -10, "nobody-1", 900, "", ""),
+        row("00", &card, -10, "bad-1", 1, "", "").replace(";acq1;", ";;"),
+    ]
+    .join("\r\n");
+    let name = format!("CSTAR.{ABI}.TRNLOG.20260101.120000.001.csv");
+    let r = upload(&app, "acquirer", "/transactions", &name, text.as_bytes()).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let id = r.json["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.json["filename"], name);
+
+    let report = finished(&app, &id).await;
+    assert_eq!(report["state"], "DONE", "{report}");
+    assert_eq!(report["rows"], 4);
+    assert_eq!(report["accepted"], 2);
+    assert_eq!(report["discarded"], json!({"10": 1, "11": 1}));
+    assert_eq!(
+        report["reversals"],
+        json!({"total": 0, "partial": 0, "uncorrelated": 0})
+    );
+    let csv = app
+        .call(
+            "acquirer",
+            Method::GET,
+            &format!("/transactions/{id}/outcomes"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(csv.status, 200);
+    assert_eq!(
+        csv.text,
+        "1;clear-1;ACCEPTED;;HPAN;\n2;hashed-1;ACCEPTED;;HPAN;\n3;nobody-1;DISCARDED;10;NONE;\n4;bad-1;DISCARDED;11;NONE;acquirer_id\n"
+    );
+
+    // On disk the file is a PGP message to tkm's key; no table holds the clear PAN.
+    let stored = std::fs::read(
+        app.settings
+            .storage
+            .dir
+            .join("uploads")
+            .join(format!("{id}.pgp")),
+    )
+    .unwrap();
+    assert_eq!(tkm::files::uploads::looks_like_pgp(&stored), Some(true));
+    assert!(!stored.windows(PAN.len()).any(|w| w == PAN.as_bytes()));
+    assert_eq!(app.columns_holding(PAN, &[]).await, Vec::<String>::new());
+
+    // Another acquirer sees nothing; the platform sees it.
+    let other = app
+        .call(
+            "acquirer2",
+            Method::GET,
+            &format!("/transactions/{id}"),
+            &[],
+            None,
+        )
+        .await;
+    other.assert_error(404, 4001);
+    let other = app
+        .call(
+            "acquirer2",
+            Method::GET,
+            &format!("/transactions/{id}/outcomes"),
+            &[],
+            None,
+        )
+        .await;
+    other.assert_error(404, 4001);
+    let platform = app
+        .call(
+            "platform",
+            Method::GET,
+            &format!("/transactions/{id}"),
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(platform.status, 200);
+
+    // The same file again: the first id, matched once.
+    let again = upload(&app, "acquirer", "/transactions", &name, text.as_bytes()).await;
+    assert_eq!(again.json["id"], id.as_str());
+    let uploads_left = std::fs::read_dir(app.settings.storage.dir.join("uploads"))
+        .unwrap()
+        .count();
+    assert_eq!(uploads_left, 1, "the duplicate's copy is removed");
+
+    // Another ABI in the name is refused before anything is stored.
+    let foreign = upload(
+        &app,
+        "acquirer",
+        "/transactions",
+        "CSTAR.88888.TRNLOG.20260101.120000.001.csv",
+        b"x",
+    )
+    .await;
+    foreign.assert_error(422, 4003);
+    let unknown = app
+        .call(
+            "acquirer",
+            Method::GET,
+            "/transactions/not-a-uuid",
+            &[],
+            None,
+        )
+        .await;
+    unknown.assert_error(404, 4001);
+}
