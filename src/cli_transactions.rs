@@ -36,6 +36,7 @@ pub fn run(settings: &Settings, files: &[PathBuf]) -> anyhow::Result<usize> {
             hasher: crate::crypto::Hasher::from_settings(settings)?,
             matching: settings.matching.clone(),
             uploads: settings.uploads.clone(),
+            metrics: crate::metrics::Metrics::new().context("cannot register metrics")?,
         };
         let mut refused = 0;
         for file in files {

@@ -25,6 +25,8 @@ pub struct Metrics {
     pub messages_consumed: IntCounterVec,
     /// `tkm_par_conflicts_total{source}`.
     pub par_conflicts: IntCounterVec,
+    /// `tkm_transactions_total{outcome,reason}`: transaction records decided.
+    pub transactions: IntCounterVec,
     /// `tkm_circuit_calls_total{circuit,kind,outcome}` (kind `par` or `bins`).
     pub circuit_calls: IntCounterVec,
     /// `tkm_par_lookups_total{circuit,lane}`: lookups asked, per lane (card, token).
@@ -95,6 +97,13 @@ impl Metrics {
         let par_conflicts = IntCounterVec::new(
             Opts::new("tkm_par_conflicts_total", "Refused PAR claims by source"),
             &["source"],
+        )?;
+        let transactions = IntCounterVec::new(
+            Opts::new(
+                "tkm_transactions_total",
+                "Transaction records decided, by outcome and reason",
+            ),
+            &["outcome", "reason"],
         )?;
         let par_lookups = IntCounterVec::new(
             Opts::new(
@@ -169,6 +178,7 @@ impl Metrics {
         registry.register(Box::new(outbox_publish.clone()))?;
         registry.register(Box::new(messages_consumed.clone()))?;
         registry.register(Box::new(par_conflicts.clone()))?;
+        registry.register(Box::new(transactions.clone()))?;
         let list_build_seconds = prometheus::GaugeVec::new(
             Opts::new(
                 "tkm_list_build_seconds",
@@ -195,6 +205,7 @@ impl Metrics {
             outbox_publish,
             messages_consumed,
             par_conflicts,
+            transactions,
             circuit_calls,
             par_lookups,
             par_lookups_pending,

@@ -214,6 +214,7 @@ impl Application {
             &cards,
             &pgp,
             &hasher,
+            &metrics,
             &lists_arbiter.handle(),
         )
         .await?;

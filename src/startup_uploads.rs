@@ -18,6 +18,7 @@ use crate::config::Settings;
 use crate::crypto::pgp::{PgpKey, PgpPublicKey};
 use crate::crypto::Hasher;
 use crate::files::uploads::UploadStore;
+use crate::metrics::Metrics;
 
 /// The upload actors and the API's handles to them.
 pub struct UploadsSide {
@@ -38,6 +39,7 @@ pub async fn start(
     cards: &Addr<CardRegistry>,
     pgp: &PgpKey,
     hasher: &Hasher,
+    metrics: &Metrics,
     arbiter: &ArbiterHandle,
 ) -> anyhow::Result<UploadsSide> {
     let armored = std::fs::read_to_string(&settings.pgp.public_key_file)
@@ -71,6 +73,7 @@ pub async fn start(
         hasher: hasher.clone(),
         matching: settings.matching.clone(),
         uploads: settings.uploads.clone(),
+        metrics: metrics.clone(),
     };
     let matcher_store = store.clone();
     let matcher = Supervisor::start_in_arbiter(arbiter, move |_| {

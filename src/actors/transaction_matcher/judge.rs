@@ -1,13 +1,15 @@
 //! Turns rows into what a batch writes: payments and invalid rows first (pass 1), reversals
 //! after every payment of the file (pass 2), and waiting reversals of earlier files that this
-//! file's payments now correlate. The decisions are `domain::matching`'s; this only assembles.
+//! file's payments now correlate — outcomes for the table and records for the
+//! `transaction.outcome` messages. The decisions are `domain::matching`'s; this only assembles.
 
 use std::collections::{HashMap, HashSet};
 
-use chrono::{NaiveDate, Utc};
+use chrono::{NaiveDate, SecondsFormat, Utc};
 
 use crate::db::transactions::outcomes::{
-    Batch, Correlated, Movement, OutcomeRow, PaymentRow, RecordRef, ReversalRow,
+    Batch, Correlated, Movement, OutcomeRow, PaymentRow, PublishedDetails, PublishedRecord,
+    PublishedSource, RecordRef, ReversalRow,
 };
 use crate::db::transactions::reads::Waiting;
 use crate::domain::matching::{apply, correlate, MatchKind, Outcome, Payment, Reason, Rules};
@@ -24,6 +26,8 @@ pub struct FileContext<'a> {
     pub abi: &'a Abi,
     /// The processing day (the day the file was received).
     pub day: NaiveDate,
+    /// The file, as outcome messages name it.
+    pub source: &'a PublishedSource,
 }
 
 fn signed(v: u64) -> i64 {
@@ -44,6 +48,25 @@ fn movement(line: i64, r: &Record, period: String) -> Movement {
     }
 }
 
+/// What accepted payments and correlated reversals are published with.
+fn details(
+    abi: &Abi,
+    r: &Record,
+    par: Option<String>,
+    correlated_line: Option<i64>,
+) -> PublishedDetails {
+    PublishedDetails {
+        acquirer_code: abi.as_str().to_owned(),
+        acquirer_id: r.acquirer_id.clone(),
+        trx_date: r.at.to_rfc3339_opts(SecondsFormat::Millis, true),
+        operation_type: r.operation.code(),
+        amount: r.amount,
+        hpan: r.hash.to_hex(),
+        par,
+        correlated_line,
+    }
+}
+
 fn count(batch: &mut Batch, outcome: Outcome) {
     let key = match outcome.reason() {
         Some(r) => r.code().to_owned(),
@@ -57,21 +80,52 @@ fn count(batch: &mut Batch, outcome: Outcome) {
     *slot = slot.saturating_add(1);
 }
 
-fn push(
-    batch: &mut Batch,
+/// One record's outcome, for the table and for the message.
+struct Decided {
     line: u64,
     id: Option<String>,
     outcome: Outcome,
     kind: MatchKind,
     detail: Option<&'static str>,
-) {
-    count(batch, outcome);
-    batch.outcomes.push(OutcomeRow {
-        line: signed(line),
-        id_trx_acquirer: id,
+    published: Option<PublishedDetails>,
+}
+
+fn decided(line: u64, id: Option<String>, outcome: Outcome, kind: MatchKind) -> Decided {
+    Decided {
+        line,
+        id,
         outcome,
         kind,
-        detail,
+        detail: None,
+        published: None,
+    }
+}
+
+fn new_batch(ctx: &FileContext<'_>) -> Batch {
+    Batch {
+        published: vec![(ctx.source.clone(), Vec::new())],
+        ..Batch::default()
+    }
+}
+
+fn push(batch: &mut Batch, d: Decided) {
+    count(batch, d.outcome);
+    if let Some((_, records)) = batch.published.first_mut() {
+        records.push(PublishedRecord {
+            line: signed(d.line),
+            id_trx_acquirer: d.id.clone(),
+            outcome: d.outcome.name(),
+            reason: d.outcome.reason().map(|r| r.code()),
+            kind: d.kind.name(),
+            details: d.published,
+        });
+    }
+    batch.outcomes.push(OutcomeRow {
+        line: signed(d.line),
+        id_trx_acquirer: d.id,
+        outcome: d.outcome,
+        kind: d.kind,
+        detail: d.detail,
     });
 }
 
@@ -92,7 +146,7 @@ pub fn payments(
     known: &HashMap<DupKey, RecordRef>,
     seen: &mut HashSet<DupKey>,
 ) -> Batch {
-    let mut batch = Batch::default();
+    let mut batch = new_batch(ctx);
     batch.progress.after_line = after;
     batch.progress.last_line = rows.last().map_or(after, |r| r.line);
     batch.progress.rows = rows.len() as u64;
@@ -100,14 +154,14 @@ pub fn payments(
         let record = match &row.parsed {
             Err(invalid) => {
                 let outcome = Outcome::Discarded(Reason::Invalid);
-                push(
-                    &mut batch,
+                let mut d = decided(
                     row.line,
                     invalid.id_trx_acquirer.clone(),
                     outcome,
                     MatchKind::None,
-                    Some(invalid.field),
                 );
+                d.detail = Some(invalid.field);
+                push(&mut batch, d);
                 continue;
             }
             Ok(r) if r.operation == Operation::Reversal => continue,
@@ -116,31 +170,31 @@ pub fn payments(
         let id = Some(record.id_trx_acquirer.clone());
         let key = DupKey::of(ctx.abi, record);
         if known.contains_key(&key) || !seen.insert(key) {
+            let duplicate = Outcome::Discarded(Reason::Duplicate);
             push(
                 &mut batch,
-                row.line,
-                id,
-                Outcome::Discarded(Reason::Duplicate),
-                MatchKind::None,
-                None,
+                decided(row.line, id, duplicate, MatchKind::None),
             );
             continue;
         }
         batch.keys.push((key, signed(row.line)));
         let d = ctx.rules.payment(record, ctx.day);
-        push(&mut batch, row.line, id, d.outcome, d.kind, None);
+        let par = d
+            .par
+            .and_then(|p| ctx.rules.snapshot.par(p))
+            .map(|p| p.as_str().to_owned());
+        let mut out = decided(row.line, id, d.outcome, d.kind);
         let period = d.period.and_then(|i| ctx.rules.periods.get(i));
         if let (Outcome::Accepted, Some(period)) = (d.outcome, period) {
+            out.published = Some(details(ctx.abi, record, par.clone(), None));
             batch.payments.push(PaymentRow {
                 facts: movement(signed(row.line), record, period.id.clone()),
                 operation: record.operation.code(),
                 kind: d.kind,
-                par: d
-                    .par
-                    .and_then(|p| ctx.rules.snapshot.par(p))
-                    .map(|p| p.as_str().to_owned()),
+                par,
             });
         }
+        push(&mut batch, out);
     }
     batch
 }
@@ -154,34 +208,22 @@ pub fn reversals(
     seen: &mut HashSet<DupKey>,
     payments: &mut [Payment<RecordRef>],
 ) -> Batch {
-    let mut batch = Batch::default();
+    let mut batch = new_batch(ctx);
     let mut reversed: HashMap<RecordRef, i64> = HashMap::new();
     for (line, record) in rows {
         let id = Some(record.id_trx_acquirer.clone());
         let key = DupKey::of(ctx.abi, record);
         if known.contains_key(&key) || !seen.insert(key) {
-            push(
-                &mut batch,
-                *line,
-                id,
-                Outcome::Discarded(Reason::Duplicate),
-                MatchKind::None,
-                None,
-            );
+            let duplicate = Outcome::Discarded(Reason::Duplicate);
+            push(&mut batch, decided(*line, id, duplicate, MatchKind::None));
             continue;
         }
         batch.keys.push((key, signed(*line)));
         let day = ctx.rules.day(record);
         let Some(period) = ctx.rules.periods.find(day, ctx.day) else {
             let kind = ctx.rules.reversal_kind(record);
-            push(
-                &mut batch,
-                *line,
-                id,
-                Outcome::Discarded(Reason::OutsidePeriod),
-                kind,
-                None,
-            );
+            let outside = Outcome::Discarded(Reason::OutsidePeriod);
+            push(&mut batch, decided(*line, id, outside, kind));
             continue;
         };
         let correlation = correlate(record, ctx.abi.as_str(), &period.id, payments);
@@ -193,7 +235,11 @@ pub fn reversals(
             }
             None => (ctx.rules.reversal_kind(record), None),
         };
-        push(&mut batch, *line, id, correlation.outcome(), kind, None);
+        let mut out = decided(*line, id, correlation.outcome(), kind);
+        if let Some((_, payment_line)) = payment {
+            out.published = Some(details(ctx.abi, record, None, Some(payment_line)));
+        }
+        push(&mut batch, out);
         batch.reversals.push(ReversalRow {
             facts: movement(signed(*line), record, period.id.clone()),
             retry_until: period.last_processing_day(),
@@ -205,7 +251,8 @@ pub fn reversals(
 }
 
 /// Waiting reversals of earlier files, tried again against `payments` (this file's accepted
-/// payments on their hashes among them).
+/// payments on their hashes among them); each newly correlated one is published as a correction
+/// of its own file.
 pub fn retry_waiting(abi: &Abi, waiting: &[Waiting], payments: &mut [Payment<RecordRef>]) -> Batch {
     let mut batch = Batch::default();
     let mut reversed: HashMap<RecordRef, i64> = HashMap::new();
@@ -227,14 +274,32 @@ pub fn retry_waiting(abi: &Abi, waiting: &[Waiting], payments: &mut [Payment<Rec
             par: None,
         };
         let correlation = correlate(&record, abi.as_str(), &w.period, payments);
-        if let Some(p) = correlation.payment().and_then(|i| payments.get_mut(i)) {
-            apply(p, record.amount);
-            reversed.insert(p.id, signed(p.reversed));
-            batch.correlated.push(Correlated {
-                reversal: w.id,
-                outcome: correlation.outcome(),
-                payment: p.id,
-            });
+        let Some(p) = correlation.payment().and_then(|i| payments.get_mut(i)) else {
+            continue;
+        };
+        apply(p, record.amount);
+        reversed.insert(p.id, signed(p.reversed));
+        let outcome = correlation.outcome();
+        batch.correlated.push(Correlated {
+            reversal: w.id,
+            outcome,
+            payment: p.id,
+        });
+        let source = PublishedSource {
+            file: w.file.clone(),
+            id: w.id.0.to_string(),
+        };
+        let published = PublishedRecord {
+            line: w.id.1,
+            id_trx_acquirer: w.id_trx_acquirer.clone(),
+            outcome: outcome.name(),
+            reason: None,
+            kind: p.kind.name(),
+            details: Some(details(abi, &record, None, Some(p.id.1))),
+        };
+        match batch.published.iter_mut().find(|(s, _)| s.id == source.id) {
+            Some((_, records)) => records.push(published),
+            None => batch.published.push((source, vec![published])),
         }
     }
     batch.reversed = reversed.into_iter().collect();

@@ -16,6 +16,7 @@ use super::judge::{self, FileContext};
 use crate::config::{MatchingSettings, UploadsSettings};
 use crate::crypto::pgp::PgpKey;
 use crate::crypto::Hasher;
+use crate::db::transactions::outcomes::PublishedSource;
 use crate::db::transactions::{outcomes, periods, reads, snapshot};
 use crate::db::uploads::{self, UploadRecord};
 use crate::db::DbError;
@@ -23,6 +24,7 @@ use crate::domain::matching::{day_of, Rules};
 use crate::domain::transactions::{Operation, Record};
 use crate::domain::Abi;
 use crate::files::trnlog::{Row, TrnlogError, TrnlogReader};
+use crate::metrics::Metrics;
 
 const BY: &str = "transaction-matcher";
 
@@ -39,6 +41,8 @@ pub struct MatchDeps {
     pub matching: MatchingSettings,
     /// `[uploads]` (the decompression cap).
     pub uploads: UploadsSettings,
+    /// `tkm_transactions_total`.
+    pub metrics: Metrics,
 }
 
 impl std::fmt::Debug for MatchDeps {
@@ -141,10 +145,15 @@ pub async fn match_file(
         service: deps.matching.service,
         zone,
     };
+    let source = PublishedSource {
+        file: Some(record.filename.clone()),
+        id: id.to_string(),
+    };
     let ctx = FileContext {
         rules,
         abi: &abi,
         day: day_of(received, zone),
+        source: &source,
     };
     let max_plain = deps.uploads.max_plaintext(record.bytes);
 
@@ -175,7 +184,7 @@ pub async fn match_file(
         let keys = judge::keys_of(&abi, &rows, |r| r.operation != Operation::Reversal);
         let known = reads::known_keys(&deps.pool, &keys).await?;
         let batch = judge::payments(&ctx, &rows, after, &known, &mut seen);
-        outcomes::write(&deps.pool, id, ctx.day, &batch).await?;
+        write(deps, id, &ctx, &batch).await?;
         after = batch.progress.last_line;
         read = read.saturating_add(batch.progress.rows);
         on_progress(read);
@@ -216,7 +225,7 @@ pub async fn match_file(
         let hashes: Vec<_> = reversals.iter().map(|(_, r)| r.hash).collect();
         let mut payments = reads::payments_for(&deps.pool, abi.as_str(), &hashes).await?;
         let batch = judge::reversals(&ctx, &reversals, &known, &mut seen, &mut payments);
-        outcomes::write(&deps.pool, id, ctx.day, &batch).await?;
+        write(deps, id, &ctx, &batch).await?;
     }
 
     // Reversals of earlier files waiting for a payment this file brought.
@@ -225,10 +234,28 @@ pub async fn match_file(
         let hashes: Vec<_> = waiting.iter().map(|w| w.hash).collect();
         let mut payments = reads::payments_for(&deps.pool, abi.as_str(), &hashes).await?;
         let batch = judge::retry_waiting(&abi, &waiting, &mut payments);
-        outcomes::write(&deps.pool, id, ctx.day, &batch).await?;
+        write(deps, id, &ctx, &batch).await?;
     }
     uploads::finish(&deps.pool, id, None, BY).await?;
     finished(deps, id).await
+}
+
+/// Writes a batch, then counts its outcomes.
+async fn write(
+    deps: &MatchDeps,
+    id: Uuid,
+    ctx: &FileContext<'_>,
+    batch: &outcomes::Batch,
+) -> Result<(), MatchError> {
+    outcomes::write(&deps.pool, id, ctx.day, batch).await?;
+    for o in &batch.outcomes {
+        let reason = o.outcome.reason().map_or("", |r| r.code());
+        deps.metrics
+            .transactions
+            .with_label_values(&[o.outcome.name(), reason])
+            .inc();
+    }
+    Ok(())
 }
 
 async fn reject(deps: &MatchDeps, id: Uuid, e: &TrnlogError) -> Result<Ended, MatchError> {

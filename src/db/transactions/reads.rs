@@ -110,6 +110,10 @@ pub struct Waiting {
     pub terminal_id: String,
     /// `date_time`.
     pub at: DateTime<Utc>,
+    /// Its file's name.
+    pub file: Option<String>,
+    /// Its `id_trx_acquirer`.
+    pub id_trx_acquirer: Option<String>,
 }
 
 /// The reversals of `abi` from other sources still waiting on `day` (their retry window open)
@@ -123,11 +127,13 @@ pub async fn waiting_reversals(
     let conn = pool.get().await?;
     let rows = conn
         .query(
-            "SELECT source_id, line, hash_pan, acquirer_id, period_id, correlation_id, amount, \
-             merchant_id, terminal_id, at FROM txn_reversal r \
-             WHERE payment_source IS NULL AND abi = $2 AND retry_until >= $3 AND source_id <> $1 \
+            "SELECT r.source_id, r.line, r.hash_pan, r.acquirer_id, r.period_id, r.correlation_id, \
+             r.amount, r.merchant_id, r.terminal_id, r.at, u.filename, o.id_trx_acquirer \
+             FROM txn_reversal r LEFT JOIN upload u ON u.id = r.source_id \
+             LEFT JOIN txn_outcome o ON o.source_id = r.source_id AND o.line = r.line \
+             WHERE r.payment_source IS NULL AND r.abi = $2 AND r.retry_until >= $3 AND r.source_id <> $1 \
              AND EXISTS (SELECT 1 FROM txn_payment p WHERE p.hash_pan = r.hash_pan AND p.source_id = $1) \
-             ORDER BY at, source_id, line",
+             ORDER BY r.at, r.source_id, r.line",
             &[&source, &abi, &day],
         )
         .await?;
@@ -143,6 +149,8 @@ pub async fn waiting_reversals(
                 merchant_id: r.try_get(7)?,
                 terminal_id: r.try_get(8)?,
                 at: r.try_get(9)?,
+                file: r.try_get(10)?,
+                id_trx_acquirer: r.try_get(11)?,
             })
         })
         .collect()

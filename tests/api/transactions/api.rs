@@ -141,6 +141,40 @@ async fn a_plain_file_is_stored_encrypted_matched_and_reported() {
         "1;clear-1;ACCEPTED;;HPAN;\n2;hashed-1;ACCEPTED;;HPAN;\n3;nobody-1;DISCARDED;10;NONE;\n4;bad-1;DISCARDED;11;NONE;acquirer_id\n"
     );
 
+    // The outcomes are published once, through the outbox: accepted records with their details,
+    // discarded ones minimised.
+    crate::broker::wait_for_topology(&app).await;
+    let (_conn, ch) = crate::broker::channel().await;
+    let queue = app.settings.rabbitmq.outcomes_queue.clone();
+    let message = crate::broker::next(&ch, &queue, Duration::from_secs(30))
+        .await
+        .expect("an outcome message");
+    let body: serde_json::Value = serde_json::from_slice(&message.delivery.data).unwrap();
+    assert_eq!(body["source"], json!({"file": name, "id": id}));
+    let records = body["records"].as_array().unwrap();
+    assert_eq!(records.len(), 4);
+    assert_eq!(records[1]["outcome"], "ACCEPTED");
+    assert_eq!(records[1]["hpan"], card.as_str());
+    assert_eq!(records[1]["amount"], 800);
+    assert_eq!(records[1]["acquirerCode"], ABI);
+    assert_eq!(records[1]["operationType"], "00");
+    assert_eq!(
+        records[0]["hpan"],
+        sha(PAN).as_str(),
+        "the clear PAN is published as its hash"
+    );
+    assert_eq!(
+        records[2],
+        json!({"line": 3, "idTrxAcquirer": "nobody-1", "outcome": "DISCARDED", "reason": "10", "match": "NONE"})
+    );
+    assert!(!String::from_utf8_lossy(&message.delivery.data).contains(PAN));
+    let metrics = app.metrics().await;
+    assert!(
+        metrics.contains(r#"tkm_transactions_total{outcome="ACCEPTED",reason=""} 2"#),
+        "{metrics}"
+    );
+    assert!(metrics.contains(r#"tkm_transactions_total{outcome="DISCARDED",reason="11"} 1"#));
+
     // On disk the file is a PGP message to tkm's key; no table holds the clear PAN.
     let stored = std::fs::read(
         app.settings

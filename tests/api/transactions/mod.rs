@@ -47,6 +47,7 @@ impl Env {
             hasher: tkm::crypto::Hasher::from_settings(&settings).unwrap(),
             matching: settings.matching.clone(),
             uploads: settings.uploads.clone(),
+            metrics: tkm::metrics::Metrics::new().unwrap(),
         };
         Env {
             settings,
