@@ -23,26 +23,10 @@ pub fn run(settings: &Settings, files: &[PathBuf]) -> anyhow::Result<usize> {
     system.block_on(async {
         crate::db::run_migrations(&settings.database).await?;
         let pool = crate::db::build_pool(&settings.database)?;
-        let ring = Arc::new(crate::crypto::KeyRing::from_settings(settings)?);
         let hasher = crate::crypto::Hasher::from_settings(settings)?;
         let pgp = crate::crypto::pgp::PgpKey::load(&settings.pgp)
             .context("cannot load pgp.private_key_file")?;
-        let metrics = crate::metrics::Metrics::new().context("cannot register metrics")?;
-        let registry = CardRegistry::new(
-            pool.clone(),
-            ring,
-            crate::domain::cards::Limits {
-                max_learnt_tokens_per_par: settings.cards.max_learnt_tokens_per_par,
-            },
-            metrics,
-            settings.cards.mailbox_capacity,
-            Wakeups {
-                relay: Arc::default(),
-                resolver: Arc::default(),
-            },
-            Duration::from_secs(u64::from(settings.rabbitmq.dedup_retention_hours) * 3600),
-        )
-        .start();
+        let registry = start_card_registry(settings, &pool)?;
         let store = UploadStore::new(&settings.storage.dir);
         store
             .prepare()
@@ -63,6 +47,31 @@ pub fn run(settings: &Settings, files: &[PathBuf]) -> anyhow::Result<usize> {
         }
         Ok(rejected)
     })
+}
+
+/// A card registry for a command-line run (no relay or resolver to wake: the server's pick up
+/// what it commits).
+pub fn start_card_registry(
+    settings: &Settings,
+    pool: &deadpool_postgres::Pool,
+) -> anyhow::Result<actix::Addr<CardRegistry>> {
+    let ring = Arc::new(crate::crypto::KeyRing::from_settings(settings)?);
+    let metrics = crate::metrics::Metrics::new().context("cannot register metrics")?;
+    Ok(CardRegistry::new(
+        pool.clone(),
+        ring,
+        crate::domain::cards::Limits {
+            max_learnt_tokens_per_par: settings.cards.max_learnt_tokens_per_par,
+        },
+        metrics,
+        settings.cards.mailbox_capacity,
+        Wakeups {
+            relay: Arc::default(),
+            resolver: Arc::default(),
+        },
+        Duration::from_secs(u64::from(settings.rabbitmq.dedup_retention_hours) * 3600),
+    )
+    .start())
 }
 
 /// Ingests one file; false when it is refused or rejected.

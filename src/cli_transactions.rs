@@ -21,22 +21,21 @@ use crate::domain::{UploadKind, UploadName};
 
 /// Matches `files` in order; returns how many were refused or rejected.
 pub fn run(settings: &Settings, files: &[PathBuf]) -> anyhow::Result<usize> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
+    let system = actix::System::new();
+    system.block_on(async {
         crate::db::run_migrations(&settings.database).await?;
         let pool = crate::db::build_pool(&settings.database)?;
         let configured = settings.matching.periods()?;
         periods::seed(&pool, &configured).await?;
         let deps = MatchDeps {
-            pool,
+            pool: pool.clone(),
             pgp: crate::crypto::pgp::PgpKey::load(&settings.pgp)
                 .context("cannot load pgp.private_key_file")?,
             hasher: crate::crypto::Hasher::from_settings(settings)?,
             matching: settings.matching.clone(),
             uploads: settings.uploads.clone(),
             metrics: crate::metrics::Metrics::new().context("cannot register metrics")?,
+            registry: crate::cli_token_lists::start_card_registry(settings, &pool)?,
         };
         let mut refused = 0;
         for file in files {

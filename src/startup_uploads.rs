@@ -74,6 +74,7 @@ pub async fn start(
         matching: settings.matching.clone(),
         uploads: settings.uploads.clone(),
         metrics: metrics.clone(),
+        registry: cards.clone(),
     };
     let matcher_store = store.clone();
     let matcher = Supervisor::start_in_arbiter(arbiter, move |_| {

@@ -17,6 +17,7 @@ use super::identity::Caller;
 use super::lists::{Acquirers, ListReaders};
 use super::state::{HandlerTimeout, TransactionsHandle};
 use super::uploads::{not_found, receive_file, Accepted, UploadTarget};
+use crate::actors::transaction_matcher::judge::LEARNT;
 use crate::actors::transaction_matcher::{
     AddAwardPeriod, FileReport, GetFileReport, GetOutcomes, ListAwardPeriods, RegisterFile,
 };
@@ -122,7 +123,7 @@ impl From<FileReport> for TransactionsReport {
                 partial: 0,
                 uncorrelated: 0,
             },
-            learnt: 0,
+            learnt: r.progress.discarded.get(LEARNT).copied().unwrap_or(0),
             duration_ms: r
                 .started_at
                 .zip(r.finished_at)

@@ -9,7 +9,7 @@ use std::path::Path;
 use crate::crypto::pgp::{PgpKey, StreamError};
 use crate::crypto::Hasher;
 use crate::domain::transactions::{parse_row, HashKey, Invalid, Record};
-use crate::domain::Abi;
+use crate::domain::{Abi, TokenPan};
 use crate::files::physical::{Physical, PhysicalLines};
 use crate::files::uploads::looks_like_pgp;
 
@@ -20,6 +20,9 @@ pub struct Row {
     pub line: u64,
     /// The record, or the first bad field.
     pub parsed: Result<Record, Invalid>,
+    /// A clear token PAN of column 4, kept (in memory only) when the record has a PAR: it may
+    /// feed the token intake (TK10 part 2).
+    pub clear: Option<TokenPan>,
 }
 
 /// Why a file cannot be read at all (the upload is rejected with this).
@@ -95,6 +98,7 @@ impl TrnlogReader {
             if line <= after {
                 continue;
             }
+            let mut kept = None;
             let parsed = match self.lines.current() {
                 Physical::Skip => continue,
                 Physical::Overlong => Err(Invalid {
@@ -108,12 +112,19 @@ impl TrnlogReader {
                             let hashed = self.hasher.htoken(&clear);
                             p.record.hash =
                                 HashKey::from_hex(hashed.as_str()).unwrap_or(HashKey([0; 32]));
+                            if p.record.par.is_some() {
+                                kept = Some(clear);
+                            }
                         }
                         p.record
                     })
                 }
             };
-            out.push(Row { line, parsed });
+            out.push(Row {
+                line,
+                parsed,
+                clear: kept,
+            });
         }
         Ok(out)
     }

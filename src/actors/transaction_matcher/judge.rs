@@ -13,8 +13,14 @@ use crate::db::transactions::outcomes::{
 };
 use crate::db::transactions::reads::Waiting;
 use crate::domain::matching::{apply, correlate, MatchKind, Outcome, Payment, Reason, Rules};
+use crate::domain::token_list::TokenRanges;
 use crate::domain::transactions::{DupKey, Operation, Record};
-use crate::domain::Abi;
+use crate::domain::{Abi, Sourced};
+
+use super::learn::lesson;
+
+/// The upload counter of associations learnt (beside the outcome counters).
+pub const LEARNT: &str = "learnt";
 use crate::files::trnlog::Row;
 
 /// What every batch of one file shares.
@@ -28,6 +34,8 @@ pub struct FileContext<'a> {
     pub day: NaiveDate,
     /// The file, as outcome messages name it.
     pub source: &'a PublishedSource,
+    /// The token BIN ranges (TK10 part 2).
+    pub ranges: &'a TokenRanges,
 }
 
 fn signed(v: u64) -> i64 {
@@ -138,14 +146,16 @@ pub fn keys_of(abi: &Abi, rows: &[Row], keep: impl Fn(&Record) -> bool) -> Vec<D
         .collect()
 }
 
-/// Pass 1 over `rows` (after line `after`): every row's outcome but valid reversals'.
+/// Pass 1 over `rows` (after line `after`): every row's outcome but valid reversals', and the
+/// associations the rows teach the card registry.
 pub fn payments(
     ctx: &FileContext<'_>,
     rows: &[Row],
     after: u64,
     known: &HashMap<DupKey, RecordRef>,
     seen: &mut HashSet<DupKey>,
-) -> Batch {
+) -> (Batch, Vec<Sourced>) {
+    let mut lessons = Vec::new();
     let mut batch = new_batch(ctx);
     batch.progress.after_line = after;
     batch.progress.last_line = rows.last().map_or(after, |r| r.line);
@@ -179,6 +189,15 @@ pub fn payments(
         }
         batch.keys.push((key, signed(row.line)));
         let d = ctx.rules.payment(record, ctx.day);
+        if let Some(l) = lesson(
+            ctx.rules.snapshot,
+            ctx.ranges,
+            record,
+            row.clear.as_ref(),
+            &d,
+        ) {
+            lessons.push(l);
+        }
         let par = d
             .par
             .and_then(|p| ctx.rules.snapshot.par(p))
@@ -196,7 +215,15 @@ pub fn payments(
         }
         push(&mut batch, out);
     }
-    batch
+    if !lessons.is_empty() {
+        let learnt = batch
+            .progress
+            .discarded
+            .entry(LEARNT.to_owned())
+            .or_insert(0);
+        *learnt = learnt.saturating_add(lessons.len() as u64);
+    }
+    (batch, lessons)
 }
 
 /// Pass 2: the file's reversals (`rows` holds reversals only, none decided yet), correlated with

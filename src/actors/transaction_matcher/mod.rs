@@ -4,6 +4,7 @@
 //! pages and the award periods.
 
 pub mod judge;
+pub mod learn;
 pub mod run;
 
 use std::sync::Arc;

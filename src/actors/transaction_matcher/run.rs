@@ -12,17 +12,25 @@ use deadpool_postgres::Pool;
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use actix::Addr;
+
 use super::judge::{self, FileContext};
+use super::learn;
+use crate::actors::card_registry::messages::ApplyCommands;
+use crate::actors::card_registry::CardRegistry;
 use crate::config::{MatchingSettings, UploadsSettings};
 use crate::crypto::pgp::PgpKey;
 use crate::crypto::Hasher;
+use crate::db::bin_ranges;
 use crate::db::transactions::outcomes::PublishedSource;
 use crate::db::transactions::{outcomes, periods, reads, snapshot};
 use crate::db::uploads::{self, UploadRecord};
 use crate::db::DbError;
 use crate::domain::matching::{day_of, Rules};
+use crate::domain::token_list::TokenRanges;
 use crate::domain::transactions::{Operation, Record};
 use crate::domain::Abi;
+use crate::domain::Sourced;
 use crate::files::trnlog::{Row, TrnlogError, TrnlogReader};
 use crate::metrics::Metrics;
 
@@ -43,6 +51,8 @@ pub struct MatchDeps {
     pub uploads: UploadsSettings,
     /// `tkm_transactions_total`.
     pub metrics: Metrics,
+    /// Where learnt associations go.
+    pub registry: Addr<CardRegistry>,
 }
 
 impl std::fmt::Debug for MatchDeps {
@@ -74,6 +84,9 @@ pub enum MatchError {
     /// The reading thread stopped.
     #[error("the file reader stopped unexpectedly")]
     Reader,
+    /// The card registry could not apply what a batch teaches.
+    #[error("learning associations: {0}")]
+    Registry(String),
 }
 
 /// Called with the rows read so far.
@@ -145,6 +158,7 @@ pub async fn match_file(
         service: deps.matching.service,
         zone,
     };
+    let ranges = TokenRanges::new(&bin_ranges::token_ranges(&deps.pool).await?);
     let source = PublishedSource {
         file: Some(record.filename.clone()),
         id: id.to_string(),
@@ -154,6 +168,7 @@ pub async fn match_file(
         abi: &abi,
         day: day_of(received, zone),
         source: &source,
+        ranges: &ranges,
     };
     let max_plain = deps.uploads.max_plaintext(record.bytes);
 
@@ -183,7 +198,10 @@ pub async fn match_file(
         };
         let keys = judge::keys_of(&abi, &rows, |r| r.operation != Operation::Reversal);
         let known = reads::known_keys(&deps.pool, &keys).await?;
-        let batch = judge::payments(&ctx, &rows, after, &known, &mut seen);
+        let (batch, lessons) = judge::payments(&ctx, &rows, after, &known, &mut seen);
+        // Learnt first: applying a lesson again (after a crash before the batch committed) is
+        // a no-op, while a lesson lost after the commit would never be taught again.
+        teach(deps, lessons).await?;
         write(deps, id, &ctx, &batch).await?;
         after = batch.progress.last_line;
         read = read.saturating_add(batch.progress.rows);
@@ -238,6 +256,22 @@ pub async fn match_file(
     }
     uploads::finish(&deps.pool, id, None, BY).await?;
     finished(deps, id).await
+}
+
+/// Applies what a batch teaches through the card registry (in one transaction).
+async fn teach(deps: &MatchDeps, lessons: Vec<Sourced>) -> Result<(), MatchError> {
+    if lessons.is_empty() {
+        return Ok(());
+    }
+    deps.registry
+        .send(ApplyCommands {
+            commands: lessons,
+            by: learn::BY.to_owned(),
+        })
+        .await
+        .map_err(|_| MatchError::Registry("the card registry is not running".into()))?
+        .map_err(|e| MatchError::Registry(e.to_string()))?;
+    Ok(())
 }
 
 /// Writes a batch, then counts its outcomes.

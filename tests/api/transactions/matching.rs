@@ -7,6 +7,8 @@ use crate::helpers::sha;
 
 const P1: &str = "V0010013816180398947283651111";
 const CLEAR_PAN: &str = "4111111111111111";
+const MC_TOKEN: &str = "5412345678901234";
+const P2: &str = "50010000000000000000000000002";
 
 #[actix_web::test]
 async fn a_mixed_file_gets_every_outcome_on_its_line() {
@@ -56,14 +58,16 @@ async fn a_mixed_file_gets_every_outcome_on_its_line() {
         row("00", &c2, -120, "p11", 10, "", ""),             // 16 closed link, after
         fields15,                                            // 17
         fields19,                                            // 18
+        row("00", MC_TOKEN, -30, "p12", 10, "", P2).replace(";01;5412", ";02;5412"), // 19
     ];
     let path = e.file(1, &rows);
     let report = e.run(&path).await;
     assert_eq!(report.state.as_str(), "DONE", "{:?}", report.error);
     assert_eq!(
-        report.progress.rows, 16,
+        report.progress.rows, 17,
         "comments and blank lines are not rows"
     );
+    assert_eq!(report.progress.discarded.get("learnt"), Some(&2));
     let want = [
         "2;r1;REVERSAL_TOTAL;;HPAN;",
         "3;p1;ACCEPTED;;HPAN;",
@@ -81,11 +85,46 @@ async fn a_mixed_file_gets_every_outcome_on_its_line() {
         "16;p11;DISCARDED;01;HPAN;",
         "17;p15;ACCEPTED;;HPAN;",
         "18;p19;ACCEPTED;;HPAN;",
+        "19;p12;DISCARDED;10;NONE;",
     ];
     assert_eq!(e.outcomes(report.id).await, want);
 
-    // The clear PAN was hashed on reading: no table holds it.
+    // Case 2: the unknown hash with a known PAR is now a provisional token of that PAR; TK10
+    // part 2: the clear Mastercard token and its unknown PAR went to the token intake (the
+    // token stored encrypted).
     let conn = e.pool.get().await.unwrap();
+    let learnt = conn
+        .query_one(
+            "SELECT par, source, token_ct IS NULL FROM token WHERE htoken = $1",
+            &[&sha("new-token")],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            learnt.get::<_, String>(0),
+            learnt.get::<_, String>(1),
+            learnt.get::<_, bool>(2)
+        ),
+        (P1.to_owned(), "transaction".to_owned(), true)
+    );
+    let fed = conn
+        .query_one(
+            "SELECT par, source, token_ct IS NOT NULL FROM token WHERE htoken = $1",
+            &[&sha(MC_TOKEN)],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            fed.get::<_, String>(0),
+            fed.get::<_, String>(1),
+            fed.get::<_, bool>(2)
+        ),
+        (P2.to_owned(), "token-list".to_owned(), true)
+    );
+
+    // The clear PAN was hashed on reading: no table holds it.
     for table in [
         "txn_outcome",
         "txn_key",
@@ -143,8 +182,8 @@ async fn a_mixed_file_gets_every_outcome_on_its_line() {
         .unwrap()
         .get(0);
     assert_eq!(
-        keys, 15,
-        "one key per valid, non-duplicate record of both files (14 + 1)"
+        keys, 16,
+        "one key per valid, non-duplicate record of both files (15 + 1)"
     );
 }
 

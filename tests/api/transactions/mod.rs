@@ -48,6 +48,7 @@ impl Env {
             matching: settings.matching.clone(),
             uploads: settings.uploads.clone(),
             metrics: tkm::metrics::Metrics::new().unwrap(),
+            registry: tkm::cli_token_lists::start_card_registry(&settings, &pool).unwrap(),
         };
         Env {
             settings,
