@@ -3,3 +3,4 @@
 pub mod card_events;
 pub mod par_queue;
 pub mod protocol_rate;
+pub mod transactions;

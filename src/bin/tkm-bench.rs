@@ -74,6 +74,22 @@ enum Command {
         #[arg(long, default_value_t = 5000)]
         sweep_page: i64,
     },
+    /// P4: the snapshot's load and size, the csv limit, tkm's reader and the matching core
+    /// alone, over a database and file made by `scripts/bench-transactions.sh`; prints JSON.
+    MatchCore {
+        /// The loaded database.
+        #[arg(long)]
+        database: String,
+        /// The TRNLOG file (plain).
+        #[arg(long)]
+        file: PathBuf,
+        /// Its ABI.
+        #[arg(long, default_value = "99999")]
+        abi: String,
+        /// The salt.
+        #[arg(long, env = "TKM__HASHING__SALT")]
+        salt: String,
+    },
     /// P5 limit: prints the `COPY … TO STDOUT` statement of a list (the shell pipeline
     /// `psql -c "$(tkm-bench list-sql hpans)" | zip | sha256sum` runs the same query).
     ListSql {
@@ -107,6 +123,35 @@ fn main() -> ExitCode {
         return match tkm::bench::protocol_rate::run(std::time::Duration::from_secs_f64(seconds)) {
             Ok(rates) => {
                 println!("{}", serde_json::json!(rates));
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("tkm-bench: {e:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Command::MatchCore {
+        database,
+        file,
+        abi,
+        salt,
+    } = command
+    {
+        let plan = tkm::bench::transactions::Plan {
+            database,
+            file,
+            abi,
+            salt,
+        };
+        let result = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(tkm::bench::transactions::run(&plan)));
+        return match result {
+            Ok(report) => {
+                println!("{}", serde_json::json!(report));
                 ExitCode::SUCCESS
             }
             Err(e) => {

@@ -114,7 +114,9 @@ impl TransactionMatcher {
             act.queue.done();
             match result {
                 Ok(Ended::Finished(r)) => {
-                    tracing::info!(upload = %id, state = r.state.as_str(), rows = r.progress.rows, "transaction file matched")
+                    tracing::info!(upload = %id, state = r.state.as_str(), rows = r.progress.rows, "transaction file matched");
+                    // Its outcomes are stored: the file itself is not kept.
+                    act.store.remove(id);
                 }
                 Ok(Ended::Busy) => tracing::info!(upload = %id, "transaction file matched elsewhere"),
                 Ok(Ended::Unknown) => tracing::warn!(upload = %id, "no such transaction file"),

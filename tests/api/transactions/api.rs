@@ -175,17 +175,7 @@ async fn a_plain_file_is_stored_encrypted_matched_and_reported() {
     );
     assert!(metrics.contains(r#"tkm_transactions_total{outcome="DISCARDED",reason="11"} 1"#));
 
-    // On disk the file is a PGP message to tkm's key; no table holds the clear PAN.
-    let stored = std::fs::read(
-        app.settings
-            .storage
-            .dir
-            .join("uploads")
-            .join(format!("{id}.pgp")),
-    )
-    .unwrap();
-    assert_eq!(tkm::files::uploads::looks_like_pgp(&stored), Some(true));
-    assert!(!stored.windows(PAN.len()).any(|w| w == PAN.as_bytes()));
+    // No table holds the clear PAN (the file on disk: see the sealing test below).
     assert_eq!(app.columns_holding(PAN, &[]).await, Vec::<String>::new());
 
     // Another acquirer sees nothing; the platform sees it.
@@ -223,10 +213,15 @@ async fn a_plain_file_is_stored_encrypted_matched_and_reported() {
     // The same file again: the first id, matched once.
     let again = upload(&app, "acquirer", "/transactions", &name, text.as_bytes()).await;
     assert_eq!(again.json["id"], id.as_str());
-    let uploads_left = std::fs::read_dir(app.settings.storage.dir.join("uploads"))
-        .unwrap()
-        .count();
-    assert_eq!(uploads_left, 1, "the duplicate's copy is removed");
+    let dir = app.settings.storage.dir.join("uploads");
+    let emptied = eventually(Duration::from_secs(10), || async {
+        (std::fs::read_dir(&dir).unwrap().count() == 0).then_some(())
+    })
+    .await;
+    assert!(
+        emptied.is_some(),
+        "the matched file and the duplicate's copy are removed"
+    );
 
     // Another ABI in the name is refused before anything is stored.
     let foreign = upload(
@@ -248,4 +243,52 @@ async fn a_plain_file_is_stored_encrypted_matched_and_reported() {
         )
         .await;
     unknown.assert_error(404, 4001);
+}
+
+#[actix_web::test]
+async fn a_plain_upload_reaches_the_disk_only_encrypted_to_tkms_key() {
+    let s = crate::helpers::test_settings().await;
+    let dir = s.storage.dir.join("sealing");
+    let store = tkm::files::uploads::UploadStore::new(&dir);
+    store.prepare().unwrap();
+    let public = std::fs::read(&s.pgp.public_key_file).unwrap();
+    let key = tkm::crypto::pgp::PgpPublicKey::from_armored(&public).unwrap();
+    let plain: Vec<u8> = (0..5000)
+        .flat_map(|i| {
+            row("00", PAN, -1, &format!("t{i}"), 1, "", "")
+                .into_bytes()
+                .into_iter()
+                .chain([b'\n'])
+        })
+        .collect();
+    let mut incoming = store.receive_with(10 << 20, Some(key)).await.unwrap();
+    for chunk in plain.chunks(7000) {
+        incoming.write(chunk).await.unwrap();
+    }
+    let stored = incoming.finish().await.unwrap();
+    let bytes = std::fs::read(store.path(stored.id)).unwrap();
+    assert_eq!(tkm::files::uploads::looks_like_pgp(&bytes), Some(true));
+    assert!(
+        !bytes.windows(PAN.len()).any(|w| w == PAN.as_bytes()),
+        "no clear PAN on disk"
+    );
+    let pgp = tkm::crypto::pgp::PgpKey::load(&s.pgp).unwrap();
+    let mut back = Vec::new();
+    std::io::Read::read_to_end(
+        &mut pgp
+            .decrypt_stream(std::io::BufReader::new(bytes.as_slice()), 1 << 30)
+            .unwrap(),
+        &mut back,
+    )
+    .unwrap();
+    assert_eq!(back, plain, "tkm reads back exactly what was sent");
+    use sha2::Digest;
+    assert_eq!(
+        stored.sha256,
+        hex::encode(sha2::Sha256::digest(&plain)),
+        "the SHA-256 is the client's bytes'"
+    );
+    // Without a sealing key, plain content is refused (token lists).
+    let mut refused = store.receive(1 << 20).await.unwrap();
+    assert!(refused.write(&plain[..5000]).await.is_err());
 }
