@@ -15,7 +15,8 @@ CREATE TABLE award_period (
 );
 
 -- Narrow on purpose: written by binary COPY, one row per record. Discarded records keep only
--- line, ids, outcome and reason (matching.md).
+-- line, ids, outcome and reason (matching.md) — and, for valid records, the operation, hash,
+-- instant and PAR the decision is explained from (no amounts or merchant data).
 CREATE TABLE txn_outcome (
     source_id       uuid        NOT NULL,
     line            bigint      NOT NULL CHECK (line > 0),
@@ -25,6 +26,10 @@ CREATE TABLE txn_outcome (
     reason          text,
     match           text        NOT NULL,
     detail          text,
+    operation       text,
+    hash_pan        bytea       CHECK (length(hash_pan) = 32),
+    at              timestamptz,
+    par             text,
     created_at      timestamptz NOT NULL DEFAULT now(),
     created_by      text        NOT NULL DEFAULT 'transaction-matcher',
     updated_at      timestamptz NOT NULL DEFAULT now(),

@@ -17,9 +17,10 @@ use super::identity::Caller;
 use super::lists::{Acquirers, ListReaders};
 use super::state::{HandlerTimeout, TransactionsHandle};
 use super::uploads::{not_found, receive_file, Accepted, UploadTarget};
+use crate::actors::transaction_matcher::explain::Explanation;
 use crate::actors::transaction_matcher::judge::LEARNT;
 use crate::actors::transaction_matcher::{
-    AddAwardPeriod, FileReport, GetFileReport, GetOutcomes, ListAwardPeriods, RegisterFile,
+    AddAwardPeriod, Explain, FileReport, GetFileReport, GetOutcomes, ListAwardPeriods, RegisterFile,
 };
 use crate::config::Role;
 use crate::db::transactions::periods::AddPeriodError;
@@ -238,6 +239,41 @@ pub async fn outcomes(
         )))
 }
 
+/// Why one record got its outcome: the decision computed again from the stored facts (roles
+/// `platform`, `admin`, and the owning acquirer; others 404 4001).
+#[utoipa::path(get, path = "/transactions/{id}/outcomes/{line}/explain", tag = "transactions",
+    params(("id" = String, Path, description = "the upload id"), ("line" = i64, Path, description = "the record's line")),
+    responses((status = 200, body = Explanation), (status = 404, body = super::errors::ErrorBody)))]
+pub async fn explain(
+    caller: Caller<Explainers>,
+    path: web::Path<(String, String)>,
+    handle: web::Data<TransactionsHandle>,
+    timeout: web::Data<HandlerTimeout>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, line) = path.into_inner();
+    let id = Uuid::parse_str(&id).map_err(|_| not_found())?;
+    let line: i64 = line.parse().map_err(|_| not_found())?;
+    let (file, explanation) = handle
+        .matcher
+        .send(Explain { id, line })
+        .timeout(timeout.0)
+        .await?
+        .map_err(ApiError::unavailable)?
+        .ok_or_else(not_found)?;
+    if caller.role() == Role::Acquirer
+        && caller.identity.abi.as_ref().map(|a| a.as_str()) != Some(file.record.abi.as_str())
+    {
+        return Err(not_found());
+    }
+    Ok(HttpResponse::Ok().json(explanation))
+}
+
+/// Who may read a decision's explanation.
+pub struct Explainers;
+impl super::identity::Roles for Explainers {
+    const ROLES: &'static [Role] = &[Role::Platform, Role::Admin, Role::Acquirer];
+}
+
 /// Adds an award period: 201; 400 4000 for a bad field or an overlap; 409 for an existing id.
 #[utoipa::path(post, path = "/admin/award-periods", tag = "admin",
     request_body = AwardPeriodBody,
@@ -329,6 +365,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(super::resource("/transactions/{id}", "GET").route(web::get().to(report)))
         .service(
             super::resource("/transactions/{id}/outcomes", "GET").route(web::get().to(outcomes)),
+        )
+        .service(
+            super::resource("/transactions/{id}/outcomes/{line}/explain", "GET")
+                .route(web::get().to(explain)),
         )
         .service(
             super::resource("/admin/award-periods", "GET, POST")

@@ -9,7 +9,7 @@ use chrono::{NaiveDate, SecondsFormat, Utc};
 
 use crate::db::transactions::outcomes::{
     Batch, Correlated, Movement, OutcomeRow, PaymentRow, PublishedDetails, PublishedRecord,
-    PublishedSource, RecordRef, ReversalRow,
+    PublishedSource, RecordFacts, RecordRef, ReversalRow,
 };
 use crate::db::transactions::reads::Waiting;
 use crate::domain::matching::{apply, correlate, MatchKind, Outcome, Payment, Reason, Rules};
@@ -96,6 +96,16 @@ struct Decided {
     kind: MatchKind,
     detail: Option<&'static str>,
     published: Option<PublishedDetails>,
+    facts: Option<RecordFacts>,
+}
+
+fn facts_of(r: &Record) -> RecordFacts {
+    RecordFacts {
+        operation: r.operation.code(),
+        hash: r.hash,
+        at: r.at.with_timezone(&Utc),
+        par: r.par.as_ref().map(|p| p.as_str().to_owned()),
+    }
 }
 
 fn decided(line: u64, id: Option<String>, outcome: Outcome, kind: MatchKind) -> Decided {
@@ -106,6 +116,7 @@ fn decided(line: u64, id: Option<String>, outcome: Outcome, kind: MatchKind) -> 
         kind,
         detail: None,
         published: None,
+        facts: None,
     }
 }
 
@@ -134,6 +145,7 @@ fn push(batch: &mut Batch, d: Decided) {
         outcome: d.outcome,
         kind: d.kind,
         detail: d.detail,
+        facts: d.facts,
     });
 }
 
@@ -181,10 +193,9 @@ pub fn payments(
         let key = DupKey::of(ctx.abi, record);
         if known.contains_key(&key) || !seen.insert(key) {
             let duplicate = Outcome::Discarded(Reason::Duplicate);
-            push(
-                &mut batch,
-                decided(row.line, id, duplicate, MatchKind::None),
-            );
+            let mut d = decided(row.line, id, duplicate, MatchKind::None);
+            d.facts = Some(facts_of(record));
+            push(&mut batch, d);
             continue;
         }
         batch.keys.push((key, signed(row.line)));
@@ -203,6 +214,7 @@ pub fn payments(
             .and_then(|p| ctx.rules.snapshot.par(p))
             .map(|p| p.as_str().to_owned());
         let mut out = decided(row.line, id, d.outcome, d.kind);
+        out.facts = Some(facts_of(record));
         let period = d.period.and_then(|i| ctx.rules.periods.get(i));
         if let (Outcome::Accepted, Some(period)) = (d.outcome, period) {
             out.published = Some(details(ctx.abi, record, par.clone(), None));
@@ -242,7 +254,9 @@ pub fn reversals(
         let key = DupKey::of(ctx.abi, record);
         if known.contains_key(&key) || !seen.insert(key) {
             let duplicate = Outcome::Discarded(Reason::Duplicate);
-            push(&mut batch, decided(*line, id, duplicate, MatchKind::None));
+            let mut d = decided(*line, id, duplicate, MatchKind::None);
+            d.facts = Some(facts_of(record));
+            push(&mut batch, d);
             continue;
         }
         batch.keys.push((key, signed(*line)));
@@ -250,7 +264,9 @@ pub fn reversals(
         let Some(period) = ctx.rules.periods.find(day, ctx.day) else {
             let kind = ctx.rules.reversal_kind(record);
             let outside = Outcome::Discarded(Reason::OutsidePeriod);
-            push(&mut batch, decided(*line, id, outside, kind));
+            let mut d = decided(*line, id, outside, kind);
+            d.facts = Some(facts_of(record));
+            push(&mut batch, d);
             continue;
         };
         let correlation = correlate(record, ctx.abi.as_str(), &period.id, payments);
@@ -263,6 +279,7 @@ pub fn reversals(
             None => (ctx.rules.reversal_kind(record), None),
         };
         let mut out = decided(*line, id, correlation.outcome(), kind);
+        out.facts = Some(facts_of(record));
         if let Some((_, payment_line)) = payment {
             out.published = Some(details(ctx.abi, record, None, Some(payment_line)));
         }

@@ -3,6 +3,7 @@
 //! enrolment snapshot, resumes unfinished ones after a restart, and answers reports, outcome
 //! pages and the award periods.
 
+pub mod explain;
 pub mod judge;
 pub mod learn;
 pub mod run;
@@ -64,6 +65,16 @@ pub struct GetOutcomes {
     pub after: i64,
     /// Page size.
     pub limit: i64,
+}
+
+/// Request: why line `line` of a file got its outcome (`None`: no such file or line).
+#[derive(Debug, Message)]
+#[rtype(result = "Result<Option<(FileReport, explain::Explanation)>, DbError>")]
+pub struct Explain {
+    /// The upload.
+    pub id: Uuid,
+    /// The line.
+    pub line: i64,
 }
 
 /// Request: add an award period.
@@ -205,6 +216,37 @@ impl Handler<GetOutcomes> for TransactionMatcher {
     fn handle(&mut self, msg: GetOutcomes, _: &mut Self::Context) -> Self::Result {
         let pool = self.deps.pool.clone();
         Box::pin(async move { reads::outcomes_page(&pool, msg.id, msg.after, msg.limit).await })
+    }
+}
+
+impl Handler<Explain> for TransactionMatcher {
+    type Result = ResponseFuture<Result<Option<(FileReport, explain::Explanation)>, DbError>>;
+
+    fn handle(&mut self, msg: Explain, _: &mut Self::Context) -> Self::Result {
+        let deps = self.deps.clone();
+        Box::pin(async move {
+            let Some(record) = uploads::get(&deps.pool, msg.id).await? else {
+                return Ok(None);
+            };
+            if record.kind != UploadKind::Transactions {
+                return Ok(None);
+            }
+            let Ok(abi) = crate::domain::Abi::parse(&record.abi) else {
+                return Ok(None);
+            };
+            // The file's snapshot was taken when its processing started.
+            let as_of = record.started_at.unwrap_or_else(chrono::Utc::now);
+            let found = explain::explain_line(&deps, &abi, msg.id, msg.line, as_of).await?;
+            Ok(found.map(|e| {
+                (
+                    FileReport {
+                        record,
+                        counts: Vec::new(),
+                    },
+                    e,
+                )
+            }))
+        })
     }
 }
 

@@ -31,6 +31,21 @@ pub struct OutcomeRow {
     pub kind: MatchKind,
     /// The failing field of an invalid record.
     pub detail: Option<&'static str>,
+    /// A valid record's operation, hash, instant and PAR (what its explanation starts from).
+    pub facts: Option<RecordFacts>,
+}
+
+/// What a valid record's explanation starts from.
+#[derive(Debug, Clone)]
+pub struct RecordFacts {
+    /// `tipo_operazione`.
+    pub operation: &'static str,
+    /// `hash_pan`.
+    pub hash: HashKey,
+    /// `date_time`.
+    pub at: DateTime<Utc>,
+    /// `PAR`.
+    pub par: Option<String>,
 }
 
 /// The facts of a payment or reversal kept for correlation.
@@ -259,7 +274,7 @@ async fn copy_outcomes(
     let sink = tx
         .copy_in(
             "COPY txn_outcome (source_id, line, processing_day, id_trx_acquirer, outcome, reason, \
-             match, detail) FROM STDIN BINARY",
+             match, detail, operation, hash_pan, at, par) FROM STDIN BINARY",
         )
         .await?;
     let types = [
@@ -271,12 +286,18 @@ async fn copy_outcomes(
         Type::TEXT,
         Type::TEXT,
         Type::TEXT,
+        Type::TEXT,
+        Type::BYTEA,
+        Type::TIMESTAMPTZ,
+        Type::TEXT,
     ];
     let writer = BinaryCopyInWriter::new(sink, &types);
     pin_mut!(writer);
     for r in rows {
         let reason = r.outcome.reason().map(|r| r.code());
-        let values: [&(dyn ToSql + Sync); 8] = [
+        let f = r.facts.as_ref();
+        let hash: Option<&[u8]> = f.map(|f| &f.hash.0[..]);
+        let values: [&(dyn ToSql + Sync); 12] = [
             &source,
             &r.line,
             &day,
@@ -285,6 +306,10 @@ async fn copy_outcomes(
             &reason,
             &r.kind.name(),
             &r.detail,
+            &f.map(|f| f.operation),
+            &hash,
+            &f.map(|f| f.at),
+            &f.and_then(|f| f.par.as_deref()),
         ];
         writer.as_mut().write(&values).await?;
     }

@@ -178,6 +178,24 @@ async fn a_plain_file_is_stored_encrypted_matched_and_reported() {
     // No table holds the clear PAN (the file on disk: see the sealing test below).
     assert_eq!(app.columns_holding(PAN, &[]).await, Vec::<String>::new());
 
+    // Explanations: the owner, the platform and admins; another acquirer gets 404.
+    let path = format!("/transactions/{id}/outcomes/3/explain");
+    for role in ["acquirer", "platform", "admin"] {
+        let x = app.call(role, Method::GET, &path, &[], None).await;
+        assert_eq!(x.status, 200, "{role}: {}", x.text);
+        assert_eq!(x.json["decidedBy"], "INSTRUMENT");
+        assert_eq!(x.json["agrees"], true);
+    }
+    app.call("acquirer2", Method::GET, &path, &[], None)
+        .await
+        .assert_error(404, 4001);
+    let none = format!("/transactions/{id}/outcomes/99/explain");
+    app.call("acquirer", Method::GET, &none, &[], None)
+        .await
+        .assert_error(404, 4001);
+    let io = app.call("io", Method::GET, &path, &[], None).await;
+    assert_eq!(io.status, 403);
+
     // Another acquirer sees nothing; the platform sees it.
     let other = app
         .call(

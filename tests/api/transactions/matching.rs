@@ -89,6 +89,44 @@ async fn a_mixed_file_gets_every_outcome_on_its_line() {
     ];
     assert_eq!(e.outcomes(report.id).await, want);
 
+    // Every record's explanation is computed again from the stored facts and agrees.
+    let abi = tkm::domain::Abi::parse(ABI).unwrap();
+    let mut traces = std::collections::BTreeMap::new();
+    for w in want {
+        let line: i64 = w.split(';').next().unwrap().parse().unwrap();
+        let x = tkm::actors::transaction_matcher::explain::explain_line(
+            &e.deps,
+            &abi,
+            report.id,
+            line,
+            report.started_at.unwrap(),
+        )
+        .await
+        .unwrap()
+        .expect("explained");
+        let x = serde_json::to_value(&x).unwrap();
+        assert_eq!(x["agrees"], true, "line {line}: {x}");
+        assert_eq!(x["outcome"], w.split(';').nth(2).unwrap(), "line {line}");
+        traces.insert(line, x);
+    }
+    assert_eq!(traces[&3]["decidedBy"], "PASSED");
+    assert_eq!(traces[&3]["instrument"]["card"], c1.as_str());
+    assert_eq!(traces[&4]["decidedBy"], "ACTIVE");
+    assert_eq!(traces[&4]["intervals"][0]["inside"], false);
+    assert_eq!(traces[&5]["decidedBy"], "CONSENT");
+    assert_eq!(traces[&5]["consent"]["allowed"], false);
+    assert_eq!(traces[&5]["consent"]["version"], 1);
+    assert_eq!(traces[&6]["consent"]["version"], 2);
+    assert_eq!(traces[&7]["instrument"]["match"], "PAR");
+    assert_eq!(traces[&8]["decidedBy"], "INSTRUMENT");
+    assert_eq!(traces[&9]["decidedBy"], "PERIOD");
+    assert_eq!(traces[&10]["field"], "total_amount");
+    assert_eq!(traces[&11]["duplicateOf"]["line"], 3);
+    assert_eq!(traces[&2]["correlatedPayment"]["line"], 3);
+    assert_eq!(traces[&13]["decidedBy"], "CORRELATION");
+    assert!(traces[&13].get("correlatedPayment").is_none());
+    assert!(!traces.values().any(|t| t.to_string().contains(CLEAR_PAN)));
+
     // Case 2: the unknown hash with a known PAR is now a provisional token of that PAR; TK10
     // part 2: the clear Mastercard token and its unknown PAR went to the token intake (the
     // token stored encrypted).
