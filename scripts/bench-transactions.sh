@@ -24,7 +24,7 @@ for tool in python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "bench-transactions: $tool is needed (apt-get install python3 time)" >&2; exit 1; }
 done
 scripts/services.sh
-scripts/build-release.sh --quiet --features simulator,bench
+scripts/build-release.sh --quiet --features simulator,bench --bin tkm-bench
 scripts/dev-secrets.sh target/release/tkm >/dev/null
 cleanup() {
   ((REUSE == 1)) || psql "$ADMIN_DB" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)"
@@ -42,6 +42,22 @@ if ((REUSE == 0 || loaded != CARDS)); then
   # 300 days ago, consent since 400 days ago; token j: sha256("token<j>") on P(j).
   psql "$DB" -X -q -v ON_ERROR_STOP=1 <<SQL
 SET synchronous_commit = off;
+-- A valid fiscal code for citizen c (six letters from c, a fixed birth part, the check character).
+CREATE FUNCTION pg_temp.bench_cf(c bigint) RETURNS text LANGUAGE plpgsql IMMUTABLE AS \$\$
+DECLARE
+  odd int[] := ARRAY[1,0,5,7,9,13,15,17,19,21,2,4,18,20,11,3,6,8,12,14,16,10,22,25,24,23];
+  body text := ''; n bigint := c; s int := 0; ch int; v int;
+BEGIN
+  FOR i IN 1..6 LOOP body := chr(65 + (n % 26)::int) || body; n := n / 26; END LOOP;
+  body := body || '85T10A562';
+  FOR i IN 1..15 LOOP
+    ch := ascii(substr(body, i, 1));
+    v := CASE WHEN ch BETWEEN 48 AND 57 THEN ch - 48 ELSE ch - 65 END;
+    IF i % 2 = 1 THEN s := s + odd[v + 1]; ELSE s := s + v; END IF;
+  END LOOP;
+  RETURN body || chr(65 + s % 26);
+END \$\$;
+CREATE TEMP TABLE cit AS SELECT c AS n, pg_temp.bench_cf(c) AS tc FROM generate_series(0, $CARDS / 10 - 1) c;
 INSERT INTO card (hpan, circuit, active, par, par_key, par_source, created_by, updated_by)
 SELECT encode(sha256(convert_to('card' || i, 'UTF8')), 'hex'), 'VISA', true,
        CASE WHEN i % 2 = 0 THEN 'V001' || lpad((i / 2)::text, 25, '0') END,
@@ -49,14 +65,12 @@ SELECT encode(sha256(convert_to('card' || i, 'UTF8')), 'hex'), 'VISA', true,
        CASE WHEN i % 2 = 0 THEN 'issuer' END, 'bench', 'bench'
 FROM generate_series(1, $CARDS) i;
 INSERT INTO consent_citizen (tax_code, version, state, created_by, updated_by)
-SELECT 'C' || lpad(c::text, 15, '0'), 1, '{"services": {"BPD": "Allow", "FA": "Allow"}}', 'bench', 'bench'
-FROM generate_series(0, $CARDS / 10 - 1) c;
+SELECT tc, 1, '{"services": {"BPD": "Allow", "FA": "Allow"}}', 'bench', 'bench' FROM cit;
 INSERT INTO consent_history (tax_code, version, at, request, after, created_by, updated_by)
 SELECT tax_code, 1, now() - interval '400 days', '{}', state, 'bench', 'bench' FROM consent_citizen;
 INSERT INTO card_link (card_id, tax_code, live, opened_at, changed_at, created_by, updated_by)
-SELECT i, 'C' || lpad((i % ($CARDS / 10))::text, 15, '0'), true, now() - interval '300 days',
-       now() - interval '300 days', 'bench', 'bench'
-FROM generate_series(1, $CARDS) i;
+SELECT i, cit.tc, true, now() - interval '300 days', now() - interval '300 days', 'bench', 'bench'
+FROM generate_series(1, $CARDS) i JOIN cit ON cit.n = i % ($CARDS / 10);
 INSERT INTO card_link_interval (card_id, tax_code, opened_at, created_by, updated_by)
 SELECT card_id, tax_code, opened_at, 'bench', 'bench' FROM card_link;
 INSERT INTO token (htoken, circuit, par, par_key, source, created_by, updated_by)

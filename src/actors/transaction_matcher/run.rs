@@ -173,8 +173,13 @@ pub async fn match_file(
     let max_plain = deps.uploads.max_plaintext(record.bytes);
 
     // A damaged or oversized PGP file is rejected before any row is decided (a file sent again
-    // after a rejection must not find its own rows as duplicates).
-    if record.progress.last_line == 0 {
+    // after a rejection must not find its own rows as duplicates). A plain file has no
+    // integrity check to wait for.
+    let encrypted = match is_pgp(&path) {
+        Ok(e) => e,
+        Err(e) => return reject(deps, id, &e).await,
+    };
+    if record.progress.last_line == 0 && encrypted {
         let mut check = read_batches(deps, path.clone(), max_plain, abi.clone(), u64::MAX);
         loop {
             match check.recv().await.ok_or(MatchError::Reader)? {
@@ -185,7 +190,10 @@ pub async fn match_file(
         }
     }
 
-    // Pass 1: every row but reversals, from the resume point.
+    // Pass 1: every row but reversals, from the resume point; the reversals read are kept for
+    // pass 2 (a resumed file reads them again: those before the resume point were not read).
+    let fresh = record.progress.last_line == 0;
+    let mut reversals: Vec<(u64, Record)> = Vec::new();
     let mut seen = HashSet::new();
     let mut after = record.progress.last_line;
     let mut read = record.progress.rows;
@@ -206,44 +214,28 @@ pub async fn match_file(
         after = batch.progress.last_line;
         read = read.saturating_add(batch.progress.rows);
         on_progress(read);
+        if fresh {
+            reversals.extend(rows.into_iter().filter_map(reversal));
+        }
     }
 
     // Pass 2: the reversals, once every payment of the file is stored.
     let mut seen = HashSet::new();
-    let mut batches = read_batches(deps, path, max_plain, abi.clone(), 0);
-    loop {
-        let rows = match batches.recv().await.ok_or(MatchError::Reader)? {
-            Ok(rows) if rows.is_empty() => break,
-            Ok(rows) => rows,
-            Err(e) => return reject(deps, id, &e).await,
-        };
-        let mut reversals: Vec<(u64, Record)> = rows
-            .into_iter()
-            .filter_map(|r| {
-                r.parsed
-                    .ok()
-                    .filter(|p| p.operation == Operation::Reversal)
-                    .map(|p| (r.line, p))
-            })
-            .collect();
-        let lines: Vec<i64> = reversals
-            .iter()
-            .map(|(l, _)| i64::try_from(*l).unwrap_or(i64::MAX))
-            .collect();
-        let decided = reads::decided_lines(&deps.pool, id, &lines).await?;
-        reversals.retain(|(l, _)| !decided.contains(&i64::try_from(*l).unwrap_or(i64::MAX)));
-        if reversals.is_empty() {
-            continue;
+    if fresh {
+        for chunk in reversals.chunks(deps.matching.batch_rows) {
+            decide_reversals(deps, id, &ctx, chunk.to_vec(), &mut seen).await?;
         }
-        let keys: Vec<_> = reversals
-            .iter()
-            .map(|(_, r)| crate::domain::transactions::DupKey::of(&abi, r))
-            .collect();
-        let known = reads::known_keys(&deps.pool, &keys).await?;
-        let hashes: Vec<_> = reversals.iter().map(|(_, r)| r.hash).collect();
-        let mut payments = reads::payments_for(&deps.pool, abi.as_str(), &hashes).await?;
-        let batch = judge::reversals(&ctx, &reversals, &known, &mut seen, &mut payments);
-        write(deps, id, &ctx, &batch).await?;
+    } else {
+        let mut batches = read_batches(deps, path, max_plain, abi.clone(), 0);
+        loop {
+            let rows = match batches.recv().await.ok_or(MatchError::Reader)? {
+                Ok(rows) if rows.is_empty() => break,
+                Ok(rows) => rows,
+                Err(e) => return reject(deps, id, &e).await,
+            };
+            let found = rows.into_iter().filter_map(reversal).collect();
+            decide_reversals(deps, id, &ctx, found, &mut seen).await?;
+        }
     }
 
     // Reversals of earlier files waiting for a payment this file brought.
@@ -256,6 +248,49 @@ pub async fn match_file(
     }
     uploads::finish(&deps.pool, id, None, BY).await?;
     finished(deps, id).await
+}
+
+/// A row's record when it is a valid reversal.
+fn reversal(row: Row) -> Option<(u64, Record)> {
+    let record = row
+        .parsed
+        .ok()
+        .filter(|p| p.operation == Operation::Reversal)?;
+    Some((row.line, record))
+}
+
+/// Whether a stored file is PGP content (else plain: a file an operator matches in place).
+fn is_pgp(path: &std::path::Path) -> Result<bool, TrnlogError> {
+    use std::io::Read;
+    let mut head = [0u8; 64];
+    let n = std::fs::File::open(path).and_then(|mut f| f.read(&mut head))?;
+    Ok(crate::files::uploads::looks_like_pgp(head.get(..n).unwrap_or(&[])).unwrap_or(false))
+}
+
+/// Decides reversals of the file not decided yet (a resumed run skips those already stored).
+async fn decide_reversals(
+    deps: &MatchDeps,
+    id: Uuid,
+    ctx: &FileContext<'_>,
+    mut found: Vec<(u64, Record)>,
+    seen: &mut HashSet<crate::domain::transactions::DupKey>,
+) -> Result<(), MatchError> {
+    let line = |l: u64| i64::try_from(l).unwrap_or(i64::MAX);
+    let lines: Vec<i64> = found.iter().map(|(l, _)| line(*l)).collect();
+    let decided = reads::decided_lines(&deps.pool, id, &lines).await?;
+    found.retain(|(l, _)| !decided.contains(&line(*l)));
+    if found.is_empty() {
+        return Ok(());
+    }
+    let keys: Vec<_> = found
+        .iter()
+        .map(|(_, r)| crate::domain::transactions::DupKey::of(ctx.abi, r))
+        .collect();
+    let known = reads::known_keys(&deps.pool, &keys).await?;
+    let hashes: Vec<_> = found.iter().map(|(_, r)| r.hash).collect();
+    let mut payments = reads::payments_for(&deps.pool, ctx.abi.as_str(), &hashes).await?;
+    let batch = judge::reversals(ctx, &found, &known, seen, &mut payments);
+    write(deps, id, ctx, &batch).await
 }
 
 /// Applies what a batch teaches through the card registry (in one transaction).

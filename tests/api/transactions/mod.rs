@@ -15,6 +15,7 @@ use crate::helpers::{sha, tax_code, test_settings};
 
 mod api;
 mod cli;
+mod crash;
 mod matching;
 
 /// The dev acquirer's ABI (config/dev.toml), so files can also go through the API.
