@@ -53,7 +53,7 @@ CREATE TABLE txn_key (
 CREATE TABLE txn_payment (
     source_id      uuid        NOT NULL,
     line           bigint      NOT NULL,
-    hash_pan       text        NOT NULL CHECK (hash_pan ~ '^[0-9a-f]{64}$'),
+    hash_pan       bytea       NOT NULL CHECK (length(hash_pan) = 32),
     abi            text        NOT NULL,
     acquirer_id    text        NOT NULL,
     period_id      text        NOT NULL,
@@ -78,7 +78,7 @@ CREATE INDEX txn_payment_hash ON txn_payment (hash_pan);
 CREATE TABLE txn_reversal (
     source_id      uuid        NOT NULL,
     line           bigint      NOT NULL,
-    hash_pan       text        NOT NULL CHECK (hash_pan ~ '^[0-9a-f]{64}$'),
+    hash_pan       bytea       NOT NULL CHECK (length(hash_pan) = 32),
     abi            text        NOT NULL,
     acquirer_id    text        NOT NULL,
     period_id      text        NOT NULL,

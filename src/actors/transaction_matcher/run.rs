@@ -84,6 +84,9 @@ pub enum MatchError {
     /// The reading thread stopped.
     #[error("the file reader stopped unexpectedly")]
     Reader,
+    /// The batch writing task stopped.
+    #[error("the batch writer stopped unexpectedly")]
+    Writer,
     /// The card registry could not apply what a batch teaches.
     #[error("learning associations: {0}")]
     Registry(String),
@@ -198,26 +201,51 @@ pub async fn match_file(
     let mut after = record.progress.last_line;
     let mut read = record.progress.rows;
     let mut batches = read_batches(deps, path.clone(), max_plain, abi.clone(), after);
+    // One batch is written while the next is read and judged; writes stay in file order.
+    let mut writing: Option<tokio::task::JoinHandle<Result<(), MatchError>>> = None;
     loop {
         let rows = match batches.recv().await.ok_or(MatchError::Reader)? {
             Ok(rows) if rows.is_empty() => break,
             Ok(rows) => rows,
-            Err(e) => return reject(deps, id, &e).await,
+            Err(e) => {
+                finish_write(writing.take()).await?;
+                return reject(deps, id, &e).await;
+            }
         };
+        let t0 = std::time::Instant::now();
         let keys = judge::keys_of(&abi, &rows, |r| r.operation != Operation::Reversal);
         let known = reads::known_keys(&deps.pool, &keys).await?;
+        let t1 = std::time::Instant::now();
         let (batch, lessons) = judge::payments(&ctx, &rows, after, &known, &mut seen);
-        // Learnt first: applying a lesson again (after a crash before the batch committed) is
-        // a no-op, while a lesson lost after the commit would never be taught again.
-        teach(deps, lessons).await?;
-        write(deps, id, &ctx, &batch).await?;
+        let t2 = std::time::Instant::now();
         after = batch.progress.last_line;
         read = read.saturating_add(batch.progress.rows);
-        on_progress(read);
         if fresh {
             reversals.extend(rows.into_iter().filter_map(reversal));
         }
+        finish_write(writing.take()).await?;
+        on_progress(read.saturating_sub(batch.progress.rows));
+        let t3 = std::time::Instant::now();
+        if std::env::var("TKM_PROFILE").is_ok() {
+            eprintln!("keys {:?} judge {:?} wait {:?}", t1 - t0, t2 - t1, t3 - t2);
+        }
+        let (deps2, day) = (deps.clone(), ctx.day);
+        writing = Some(tokio::spawn(async move {
+            // The lessons are applied while the batch is written, and before it commits:
+            // applying one again after a crash is a no-op, one lost after a commit would never
+            // be taught again.
+            let gate = async {
+                teach(&deps2, lessons)
+                    .await
+                    .map_err(|e| DbError::Unavailable(anyhow::anyhow!(e.to_string())))
+            };
+            outcomes::write_gated(&deps2.pool, id, day, &batch, gate).await?;
+            count(&deps2, &batch);
+            Ok(())
+        }));
     }
+    finish_write(writing.take()).await?;
+    on_progress(read);
 
     // Pass 2: the reversals, once every payment of the file is stored.
     let mut seen = HashSet::new();
@@ -317,6 +345,12 @@ async fn write(
     batch: &outcomes::Batch,
 ) -> Result<(), MatchError> {
     outcomes::write(&deps.pool, id, ctx.day, batch).await?;
+    count(deps, batch);
+    Ok(())
+}
+
+/// Counts a written batch's outcomes.
+fn count(deps: &MatchDeps, batch: &outcomes::Batch) {
     for o in &batch.outcomes {
         let reason = o.outcome.reason().map_or("", |r| r.code());
         deps.metrics
@@ -324,7 +358,16 @@ async fn write(
             .with_label_values(&[o.outcome.name(), reason])
             .inc();
     }
-    Ok(())
+}
+
+/// Waits for the batch being written, if any.
+async fn finish_write(
+    writing: Option<tokio::task::JoinHandle<Result<(), MatchError>>>,
+) -> Result<(), MatchError> {
+    match writing {
+        Some(handle) => handle.await.map_err(|_| MatchError::Writer)?,
+        None => Ok(()),
+    }
 }
 
 async fn reject(deps: &MatchDeps, id: Uuid, e: &TrnlogError) -> Result<Ended, MatchError> {

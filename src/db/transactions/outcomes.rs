@@ -208,11 +208,35 @@ pub async fn write(
     day: NaiveDate,
     batch: &Batch,
 ) -> Result<(), DbError> {
+    write_gated(pool, source, day, batch, std::future::ready(Ok(()))).await
+}
+
+/// [`write`], committing only once `gate` has succeeded (what must be durable before the batch
+/// counts as done runs meanwhile: the associations the batch teaches).
+pub async fn write_gated(
+    pool: &Pool,
+    source: Uuid,
+    day: NaiveDate,
+    batch: &Batch,
+    gate: impl std::future::Future<Output = Result<(), DbError>>,
+) -> Result<(), DbError> {
     let mut conn = pool.get().await?;
     let tx = conn.transaction().await?;
+    let t0 = std::time::Instant::now();
     copy_outcomes(&tx, source, day, &batch.outcomes).await?;
+    let t1 = std::time::Instant::now();
     copy_keys(&tx, source, &batch.keys).await?;
+    let t2 = std::time::Instant::now();
     copy_payments(&tx, source, &batch.payments).await?;
+    let t3 = std::time::Instant::now();
+    if std::env::var("TKM_PROFILE").is_ok() {
+        eprintln!(
+            "  outcomes {:?} keys {:?} payments {:?}",
+            t1 - t0,
+            t2 - t1,
+            t3 - t2
+        );
+    }
     insert_reversals(&tx, source, &batch.reversals).await?;
     update_reversed(&tx, &batch.reversed).await?;
     for c in &batch.correlated {
@@ -255,10 +279,21 @@ pub async fn write(
             .collect();
         outbox::insert(&tx, &rows, BY).await?;
     }
+    let t4 = std::time::Instant::now();
     if batch.progress.last_line > batch.progress.after_line {
         record_progress(&tx, source, &batch.progress, BY).await?;
     }
+    gate.await?;
+    let t5 = std::time::Instant::now();
     tx.commit().await?;
+    if std::env::var("TKM_PROFILE").is_ok() {
+        eprintln!(
+            "  outbox+rest {:?} gate {:?} commit {:?}",
+            t4 - t3,
+            t5 - t4,
+            t5.elapsed()
+        );
+    }
     Ok(())
 }
 
@@ -356,7 +391,7 @@ async fn copy_payments(
     let types = [
         Type::UUID,
         Type::INT8,
-        Type::TEXT,
+        Type::BYTEA,
         Type::TEXT,
         Type::TEXT,
         Type::TEXT,
@@ -373,7 +408,7 @@ async fn copy_payments(
     pin_mut!(writer);
     for p in rows {
         let f = &p.facts;
-        let hash = f.hash.to_hex();
+        let hash: &[u8] = &f.hash.0;
         let values: [&(dyn ToSql + Sync); 14] = [
             &source,
             &f.line,
@@ -421,7 +456,7 @@ async fn insert_reversals(
         .await?;
     for r in rows {
         let f = &r.facts;
-        let hash = f.hash.to_hex();
+        let hash: &[u8] = &f.hash.0;
         let (ps, pl) = (r.payment.map(|p| p.0), r.payment.map(|p| p.1));
         tx.execute(
             &stmt,

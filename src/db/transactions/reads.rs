@@ -40,9 +40,10 @@ pub async fn known_keys(
     Ok(out)
 }
 
-fn hash_of(s: &str) -> Result<HashKey, DbError> {
-    HashKey::from_hex(s)
-        .ok_or_else(|| DbError::Unexpected(anyhow::anyhow!("a stored hash is not 64 hex")))
+fn hash_of(b: &[u8]) -> Result<HashKey, DbError> {
+    <[u8; 32]>::try_from(b)
+        .map(HashKey)
+        .map_err(|_| DbError::Unexpected(anyhow::anyhow!("a stored hash is not 32 bytes")))
 }
 
 fn amount(v: i64) -> u64 {
@@ -59,7 +60,7 @@ pub async fn payments_for(
         return Ok(Vec::new());
     }
     let conn = pool.get().await?;
-    let hex: Vec<String> = hashes.iter().map(HashKey::to_hex).collect();
+    let hex: Vec<&[u8]> = hashes.iter().map(|h| &h.0[..]).collect();
     let rows = conn
         .query(
             "SELECT source_id, line, hash_pan, acquirer_id, period_id, correlation_id, amount, \

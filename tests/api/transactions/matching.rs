@@ -184,7 +184,7 @@ async fn a_mixed_file_gets_every_outcome_on_its_line() {
     let stored: i64 = conn
         .query_one(
             "SELECT count(*) FROM txn_payment WHERE hash_pan = $1",
-            &[&sha(CLEAR_PAN)],
+            &[&hex::decode(sha(CLEAR_PAN)).unwrap()],
         )
         .await
         .unwrap()
