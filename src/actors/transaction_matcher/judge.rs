@@ -8,9 +8,9 @@ use std::collections::{HashMap, HashSet};
 use chrono::{NaiveDate, SecondsFormat, Utc};
 
 use crate::db::transactions::outcomes::{
-    Batch, Correlated, Movement, OutcomeRow, PaymentRow, PublishedDetails, PublishedRecord,
-    PublishedSource, RecordFacts, RecordRef, ReversalRow,
+    Batch, Correlated, Movement, OutcomeRow, PaymentRow, RecordFacts, RecordRef, ReversalRow,
 };
+use crate::db::transactions::published::{PublishedDetails, PublishedRecord, PublishedSource};
 use crate::db::transactions::reads::Waiting;
 use crate::domain::matching::{apply, correlate, MatchKind, Outcome, Payment, Reason, Rules};
 use crate::domain::token_list::TokenRanges;

@@ -22,7 +22,7 @@ use crate::config::{MatchingSettings, UploadsSettings};
 use crate::crypto::pgp::PgpKey;
 use crate::crypto::Hasher;
 use crate::db::bin_ranges;
-use crate::db::transactions::outcomes::PublishedSource;
+use crate::db::transactions::published::PublishedSource;
 use crate::db::transactions::{outcomes, periods, reads, snapshot};
 use crate::db::uploads::{self, UploadRecord};
 use crate::db::DbError;

@@ -3,5 +3,6 @@
 pub mod facts;
 pub mod outcomes;
 pub mod periods;
+pub mod published;
 pub mod reads;
 pub mod snapshot;

@@ -9,6 +9,9 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{ToSql, Type};
 use uuid::Uuid;
 
+use super::published::{
+    OutcomeMessage, PublishedRecord, PublishedSource, RECORDS_PER_MESSAGE, TRANSACTION_OUTCOME,
+};
 use crate::db::outbox::{self, NewMessage};
 use crate::db::uploads::{record_progress, BatchProgress};
 use crate::db::DbError;
@@ -105,77 +108,6 @@ pub struct Correlated {
     /// The payment.
     pub payment: RecordRef,
 }
-
-/// One record of a `transaction.outcome` message (`messages.md`): discarded records carry only
-/// line, id, outcome, reason and match (data minimisation).
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PublishedRecord {
-    /// Line (or index in a queue message).
-    pub line: i64,
-    /// `id_trx_acquirer`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub id_trx_acquirer: Option<String>,
-    /// Outcome name.
-    pub outcome: &'static str,
-    /// Reason code.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<&'static str>,
-    /// Match kind.
-    #[serde(rename = "match")]
-    pub kind: &'static str,
-    /// Accepted payments and correlated reversals only.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub details: Option<PublishedDetails>,
-}
-
-/// What accepted payments and correlated reversals also carry.
-#[derive(Debug, Clone, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PublishedDetails {
-    /// `codice_acquirer`.
-    pub acquirer_code: String,
-    /// `acquirer_id`.
-    pub acquirer_id: String,
-    /// `date_time` as received.
-    pub trx_date: String,
-    /// `tipo_operazione`.
-    pub operation_type: &'static str,
-    /// `total_amount`.
-    pub amount: u64,
-    /// `hash_pan`.
-    pub hpan: String,
-    /// The PAR, when known.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub par: Option<String>,
-    /// A reversal's payment line.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub correlated_line: Option<i64>,
-}
-
-/// Where published records come from.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct PublishedSource {
-    /// The file name (uploads).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub file: Option<String>,
-    /// The upload id (or message id).
-    pub id: String,
-}
-
-#[derive(Debug, serde::Serialize)]
-#[serde(rename_all = "camelCase")]
-struct OutcomeMessage<'a> {
-    source: &'a PublishedSource,
-    processed_at: String,
-    records: &'a [PublishedRecord],
-}
-
-/// The outbox kind (and routing key) of outcome messages.
-pub const TRANSACTION_OUTCOME: &str = "transaction.outcome";
-
-/// Records per `transaction.outcome` message at most (`messages.md`).
-pub const RECORDS_PER_MESSAGE: usize = 10_000;
 
 /// Everything one batch writes.
 #[derive(Debug, Default)]
