@@ -379,38 +379,54 @@ async fn insert_reversals(
         return Ok(());
     }
     let abi = abi_of(tx, source).await?;
-    let stmt = tx
-        .prepare(
-            "INSERT INTO txn_reversal (source_id, line, hash_pan, abi, acquirer_id, period_id, \
-             correlation_id, amount, merchant_id, terminal_id, at, retry_until, payment_source, payment_line) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+    let sink = tx
+        .copy_in(
+            "COPY txn_reversal (source_id, line, hash_pan, abi, acquirer_id, period_id, \
+             correlation_id, amount, merchant_id, terminal_id, at, retry_until, payment_source, \
+             payment_line) FROM STDIN BINARY",
         )
         .await?;
+    let types = [
+        Type::UUID,
+        Type::INT8,
+        Type::BYTEA,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TIMESTAMPTZ,
+        Type::DATE,
+        Type::UUID,
+        Type::INT8,
+    ];
+    let writer = BinaryCopyInWriter::new(sink, &types);
+    pin_mut!(writer);
     for r in rows {
         let f = &r.facts;
         let hash: &[u8] = &f.hash.0;
         let (ps, pl) = (r.payment.map(|p| p.0), r.payment.map(|p| p.1));
-        tx.execute(
-            &stmt,
-            &[
-                &source,
-                &f.line,
-                &hash,
-                &abi,
-                &f.acquirer_id,
-                &f.period,
-                &f.correlation_id,
-                &f.amount,
-                &f.merchant_id,
-                &f.terminal_id,
-                &f.at,
-                &r.retry_until,
-                &ps,
-                &pl,
-            ],
-        )
-        .await?;
+        let values: [&(dyn ToSql + Sync); 14] = [
+            &source,
+            &f.line,
+            &hash,
+            &abi,
+            &f.acquirer_id,
+            &f.period,
+            &f.correlation_id,
+            &f.amount,
+            &f.merchant_id,
+            &f.terminal_id,
+            &f.at,
+            &r.retry_until,
+            &ps,
+            &pl,
+        ];
+        writer.as_mut().write(&values).await?;
     }
+    writer.finish().await?;
     Ok(())
 }
 

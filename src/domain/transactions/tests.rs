@@ -222,6 +222,16 @@ fn duplicate_keys_see_the_instant_not_the_offset() {
     let c = parse(&with(4, "2020-08-06T12:19:17Z")).unwrap().record;
     assert_eq!(DupKey::of(&abi(), &a), DupKey::of(&abi(), &b));
     assert_ne!(DupKey::of(&abi(), &a), DupKey::of(&abi(), &c));
+    assert_eq!(
+        DupKey::of(&abi(), &a).0[..2],
+        DupKey::of(&abi(), &c).0[..2],
+        "one day, one key prefix"
+    );
+    let other_day = parse(&with(4, "2020-08-07T12:19:16Z")).unwrap().record;
+    assert_ne!(
+        DupKey::of(&abi(), &a).0[..2],
+        DupKey::of(&abi(), &other_day).0[..2]
+    );
     let rev = parse(&with(1, "01")).unwrap().record;
     assert_ne!(DupKey::of(&abi(), &a), DupKey::of(&abi(), &rev));
 }
