@@ -6,6 +6,8 @@
 pub mod explain;
 pub mod judge;
 pub mod learn;
+#[cfg(test)]
+mod learn_tests;
 pub mod run;
 
 use std::sync::Arc;
