@@ -12,11 +12,10 @@ use super::errors::ApiError;
 use super::identity::Caller;
 use super::lists::{Acquirers, ListReaders};
 use super::state::{HandlerTimeout, TokenListsHandle};
-use super::uploads::{not_found, receive_file, Accepted, UploadTarget};
+use super::uploads::{accepted, caller_abi, not_found, receive_file, Accepted, UploadTarget};
 use crate::actors::token_list_ingestor::ingest::counts_by_reason;
 use crate::actors::token_list_ingestor::{GetPublicKey, GetReport, Register};
 use crate::config::Role;
-use crate::db::uploads::Registered;
 use crate::domain::UploadKind;
 
 /// tkm's armored OpenPGP public key: acquirers encrypt their token lists to it.
@@ -49,11 +48,7 @@ pub async fn upload(
     handle: web::Data<TokenListsHandle>,
     timeout: web::Data<HandlerTimeout>,
 ) -> Result<HttpResponse, ApiError> {
-    let abi = caller
-        .identity
-        .abi
-        .clone()
-        .ok_or_else(|| ApiError::forbidden("the client has no ABI configured"))?;
+    let abi = caller_abi(&caller)?;
     let target = UploadTarget {
         store: &handle.store,
         max_bytes: handle.max_bytes,
@@ -67,11 +62,7 @@ pub async fn upload(
         .timeout(timeout.0)
         .await?
         .map_err(ApiError::unavailable)?;
-    let id = match registered {
-        Registered::New(id) | Registered::Existing(id) => id,
-    };
-    tracing::info!(client = caller.name(), upload = %id, duplicate = matches!(registered, Registered::Existing(_)), "token list received");
-    Ok(HttpResponse::Accepted().json(Accepted { id, filename }))
+    Ok(accepted(caller.name(), "token list", registered, filename))
 }
 
 /// A discarded row in a report.

@@ -16,7 +16,7 @@ use super::errors::{ApiError, Family};
 use super::identity::Caller;
 use super::lists::{Acquirers, ListReaders};
 use super::state::{HandlerTimeout, TransactionsHandle};
-use super::uploads::{not_found, receive_file, Accepted, UploadTarget};
+use super::uploads::{accepted, caller_abi, not_found, receive_file, Accepted, UploadTarget};
 use crate::actors::transaction_matcher::explain::Explanation;
 use crate::actors::transaction_matcher::judge::LEARNT;
 use crate::actors::transaction_matcher::{
@@ -24,7 +24,6 @@ use crate::actors::transaction_matcher::{
 };
 use crate::config::Role;
 use crate::db::transactions::periods::AddPeriodError;
-use crate::db::uploads::Registered;
 use crate::domain::matching::AwardPeriod;
 use crate::domain::UploadKind;
 
@@ -43,11 +42,7 @@ pub async fn upload(
     handle: web::Data<TransactionsHandle>,
     timeout: web::Data<HandlerTimeout>,
 ) -> Result<HttpResponse, ApiError> {
-    let abi = caller
-        .identity
-        .abi
-        .clone()
-        .ok_or_else(|| ApiError::forbidden("the client has no ABI configured"))?;
+    let abi = caller_abi(&caller)?;
     let target = UploadTarget {
         store: &handle.store,
         max_bytes: handle.max_bytes,
@@ -62,11 +57,12 @@ pub async fn upload(
         .timeout(timeout.0)
         .await?
         .map_err(ApiError::unavailable)?;
-    let id = match registered {
-        Registered::New(id) | Registered::Existing(id) => id,
-    };
-    tracing::info!(client = caller.name(), upload = %id, duplicate = matches!(registered, Registered::Existing(_)), "transaction file received");
-    Ok(HttpResponse::Accepted().json(Accepted { id, filename }))
+    Ok(accepted(
+        caller.name(),
+        "transaction file",
+        registered,
+        filename,
+    ))
 }
 
 /// Reversals in a report.

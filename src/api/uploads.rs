@@ -114,3 +114,30 @@ pub async fn receive_file(
     }
     received.ok_or_else(|| refused("the multipart field file is missing"))
 }
+
+/// The calling acquirer's ABI (403 when its client entry has none).
+pub fn caller_abi<R: super::identity::Roles>(
+    caller: &super::identity::Caller<R>,
+) -> Result<crate::domain::Abi, ApiError> {
+    caller
+        .identity
+        .abi
+        .clone()
+        .ok_or_else(|| ApiError::forbidden("the client has no ABI configured"))
+}
+
+/// 202 with the id the client gets (the first upload's for a file sent again), logged.
+pub fn accepted(
+    client: &str,
+    what: &'static str,
+    registered: crate::db::uploads::Registered,
+    filename: String,
+) -> actix_web::HttpResponse {
+    use crate::db::uploads::Registered;
+    let (id, duplicate) = match registered {
+        Registered::New(id) => (id, false),
+        Registered::Existing(id) => (id, true),
+    };
+    tracing::info!(client, upload = %id, duplicate, "{what} received");
+    actix_web::HttpResponse::Accepted().json(Accepted { id, filename })
+}
