@@ -4,13 +4,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use actix::Actor;
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::actors::card_registry::{CardRegistry, Wakeups};
 use crate::actors::token_list_ingestor::ingest::{counts_by_reason, ingest, Ended, IngestDeps};
 use crate::config::Settings;
 use crate::db::uploads::{self, NewUpload, Registered, UploadState};
@@ -26,7 +23,7 @@ pub fn run(settings: &Settings, files: &[PathBuf]) -> anyhow::Result<usize> {
         let hasher = crate::crypto::Hasher::from_settings(settings)?;
         let pgp = crate::crypto::pgp::PgpKey::load(&settings.pgp)
             .context("cannot load pgp.private_key_file")?;
-        let registry = start_card_registry(settings, &pool)?;
+        let registry = crate::startup_uploads::command_line_card_registry(settings, &pool)?;
         let store = UploadStore::new(&settings.storage.dir);
         store
             .prepare()
@@ -47,31 +44,6 @@ pub fn run(settings: &Settings, files: &[PathBuf]) -> anyhow::Result<usize> {
         }
         Ok(rejected)
     })
-}
-
-/// A card registry for a command-line run (no relay or resolver to wake: the server's pick up
-/// what it commits).
-pub fn start_card_registry(
-    settings: &Settings,
-    pool: &deadpool_postgres::Pool,
-) -> anyhow::Result<actix::Addr<CardRegistry>> {
-    let ring = Arc::new(crate::crypto::KeyRing::from_settings(settings)?);
-    let metrics = crate::metrics::Metrics::new().context("cannot register metrics")?;
-    Ok(CardRegistry::new(
-        pool.clone(),
-        ring,
-        crate::domain::cards::Limits {
-            max_learnt_tokens_per_par: settings.cards.max_learnt_tokens_per_par,
-        },
-        metrics,
-        settings.cards.mailbox_capacity,
-        Wakeups {
-            relay: Arc::default(),
-            resolver: Arc::default(),
-        },
-        Duration::from_secs(u64::from(settings.rabbitmq.dedup_retention_hours) * 3600),
-    )
-    .start())
 }
 
 /// Ingests one file; false when it is refused or rejected.

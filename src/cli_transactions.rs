@@ -35,7 +35,7 @@ pub fn run(settings: &Settings, files: &[PathBuf]) -> anyhow::Result<usize> {
             matching: settings.matching.clone(),
             uploads: settings.uploads.clone(),
             metrics: crate::metrics::Metrics::new().context("cannot register metrics")?,
-            registry: crate::cli_token_lists::start_card_registry(settings, &pool)?,
+            registry: crate::startup_uploads::command_line_card_registry(settings, &pool)?,
         };
         let mut refused = 0;
         for file in files {

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use actix::{Addr, ArbiterHandle, Supervisor};
+use actix::{Actor, Addr, ArbiterHandle, Supervisor};
 use anyhow::Context;
 use deadpool_postgres::Pool;
 
@@ -95,4 +95,29 @@ pub async fn start(
         token_lists,
         matcher,
     })
+}
+
+/// A card registry for a command-line run (no relay or resolver to wake: the server's pick up
+/// what it commits).
+pub fn command_line_card_registry(
+    settings: &Settings,
+    pool: &deadpool_postgres::Pool,
+) -> anyhow::Result<actix::Addr<CardRegistry>> {
+    let ring = Arc::new(crate::crypto::KeyRing::from_settings(settings)?);
+    let metrics = crate::metrics::Metrics::new().context("cannot register metrics")?;
+    Ok(crate::actors::card_registry::CardRegistry::new(
+        pool.clone(),
+        ring,
+        crate::domain::cards::Limits {
+            max_learnt_tokens_per_par: settings.cards.max_learnt_tokens_per_par,
+        },
+        metrics,
+        settings.cards.mailbox_capacity,
+        crate::actors::card_registry::Wakeups {
+            relay: Arc::default(),
+            resolver: Arc::default(),
+        },
+        std::time::Duration::from_secs(u64::from(settings.rabbitmq.dedup_retention_hours) * 3600),
+    )
+    .start())
 }

@@ -49,7 +49,7 @@ impl Env {
             matching: settings.matching.clone(),
             uploads: settings.uploads.clone(),
             metrics: tkm::metrics::Metrics::new().unwrap(),
-            registry: tkm::cli_token_lists::start_card_registry(&settings, &pool).unwrap(),
+            registry: tkm::startup_uploads::command_line_card_registry(&settings, &pool).unwrap(),
         };
         Env {
             settings,
