@@ -419,7 +419,7 @@ impl Reply {
     where
         S: futures_util::Stream<Item = Result<bytes::Bytes, awc::error::PayloadError>> + Unpin,
     {
-        let bytes = res.body().limit(16 * 1024 * 1024).await.unwrap();
+        let bytes = res.body().limit(256 * 1024 * 1024).await.unwrap();
         Reply {
             status: res.status().as_u16(),
             headers: res.headers().clone(),

@@ -17,6 +17,7 @@ mod api;
 mod cli;
 mod crash;
 mod matching;
+mod volume;
 
 /// The dev acquirer's ABI (config/dev.toml), so files can also go through the API.
 pub const ABI: &str = "99999";
