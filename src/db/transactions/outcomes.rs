@@ -297,7 +297,10 @@ async fn copy_keys(
         .await?;
     let writer = BinaryCopyInWriter::new(sink, &[Type::BYTEA, Type::UUID, Type::INT8]);
     pin_mut!(writer);
-    for (key, line) in keys {
+    // In key order, the inserts fill the index page by page instead of all over it.
+    let mut sorted: Vec<&(DupKey, i64)> = keys.iter().collect();
+    sorted.sort_unstable_by_key(|(key, _)| *key);
+    for (key, line) in sorted {
         let bytes: &[u8] = &key.0;
         writer.as_mut().write(&[&bytes, &source, line]).await?;
     }
@@ -338,7 +341,10 @@ async fn copy_payments(
     ];
     let writer = BinaryCopyInWriter::new(sink, &types);
     pin_mut!(writer);
-    for p in rows {
+    // In hash order, for the hash index (the primary key follows the lines either way).
+    let mut sorted: Vec<&PaymentRow> = rows.iter().collect();
+    sorted.sort_unstable_by_key(|p| p.facts.hash);
+    for p in sorted {
         let f = &p.facts;
         let hash: &[u8] = &f.hash.0;
         let values: [&(dyn ToSql + Sync); 14] = [
