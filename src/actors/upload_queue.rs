@@ -3,7 +3,9 @@
 //! of uploads processed one at a time.
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
+use actix::{Actor, ActorFutureExt, AsyncContext, Context, WrapFuture};
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
@@ -76,4 +78,39 @@ impl UploadQueue {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Wait before resuming an upload whose processing failed for a passing cause (or before asking
+/// again for the unfinished ones while the database is away).
+pub const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// An actor processing the uploads of one kind from an [`UploadQueue`].
+pub trait UploadWorker: Actor<Context = Context<Self>> {
+    /// The uploads it processes.
+    const KIND: UploadKind;
+    /// Its database.
+    fn pool(&self) -> Pool;
+    /// Queues an upload and starts the next one when idle.
+    fn enqueue(&mut self, id: Uuid, ctx: &mut Context<Self>);
+}
+
+/// Queues the uploads of `A::KIND` an earlier process left unfinished (asked again every
+/// [`RETRY_AFTER`] while the database is away).
+pub fn resume_unfinished<A: UploadWorker>(act: &mut A, ctx: &mut Context<A>) {
+    let pool = act.pool();
+    let work = async move { uploads::unfinished(&pool, A::KIND).await };
+    ctx.spawn(work.into_actor(act).map(|found, act, ctx| match found {
+        Ok(ids) => {
+            if !ids.is_empty() {
+                tracing::info!(uploads = ids.len(), kind = ?A::KIND, "resuming unfinished uploads");
+            }
+            for id in ids {
+                act.enqueue(id, ctx);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, kind = ?A::KIND, "cannot read unfinished uploads; trying again");
+            ctx.run_later(RETRY_AFTER, |act, ctx| resume_unfinished(act, ctx));
+        }
+    }));
 }

@@ -12,10 +12,11 @@ use super::errors::ApiError;
 use super::identity::Caller;
 use super::lists::{Acquirers, ListReaders};
 use super::state::{HandlerTimeout, TokenListsHandle};
-use super::uploads::{accepted, caller_abi, not_found, receive_file, Accepted, UploadTarget};
+use super::uploads::{
+    accepted, caller_abi, not_found, readable_by, receive_file, Accepted, UploadTarget,
+};
 use crate::actors::token_list_ingestor::ingest::counts_by_reason;
 use crate::actors::token_list_ingestor::{GetPublicKey, GetReport, Register};
-use crate::config::Role;
 use crate::domain::UploadKind;
 
 /// tkm's armored OpenPGP public key: acquirers encrypt their token lists to it.
@@ -120,11 +121,7 @@ pub async fn report(
         .map_err(ApiError::unavailable)?
         .ok_or_else(not_found)?;
     let r = found.record;
-    if caller.role() == Role::Acquirer
-        && caller.identity.abi.as_ref().map(|a| a.as_str()) != Some(r.abi.as_str())
-    {
-        return Err(not_found());
-    }
+    readable_by(&caller, &r.abi)?;
     Ok(HttpResponse::Ok().json(TokenListReport {
         id: r.id,
         filename: r.filename,

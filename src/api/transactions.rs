@@ -16,7 +16,9 @@ use super::errors::{ApiError, Family};
 use super::identity::Caller;
 use super::lists::{Acquirers, ListReaders};
 use super::state::{HandlerTimeout, TransactionsHandle};
-use super::uploads::{accepted, caller_abi, not_found, receive_file, Accepted, UploadTarget};
+use super::uploads::{
+    accepted, caller_abi, not_found, readable_by, receive_file, Accepted, UploadTarget,
+};
 use crate::actors::transaction_matcher::explain::Explanation;
 use crate::actors::transaction_matcher::judge::LEARNT;
 use crate::actors::transaction_matcher::{
@@ -157,11 +159,7 @@ async fn readable(
         .await?
         .map_err(ApiError::unavailable)?
         .ok_or_else(not_found)?;
-    if caller.role() == Role::Acquirer
-        && caller.identity.abi.as_ref().map(|a| a.as_str()) != Some(found.record.abi.as_str())
-    {
-        return Err(not_found());
-    }
+    readable_by(caller, &found.record.abi)?;
     Ok(found)
 }
 
@@ -256,11 +254,7 @@ pub async fn explain(
         .await?
         .map_err(ApiError::unavailable)?
         .ok_or_else(not_found)?;
-    if caller.role() == Role::Acquirer
-        && caller.identity.abi.as_ref().map(|a| a.as_str()) != Some(file.record.abi.as_str())
-    {
-        return Err(not_found());
-    }
+    readable_by(&caller, &file.record.abi)?;
     Ok(HttpResponse::Ok().json(explanation))
 }
 

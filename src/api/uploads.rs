@@ -141,3 +141,16 @@ pub fn accepted(
     tracing::info!(client, upload = %id, duplicate, "{what} received");
     actix_web::HttpResponse::Accepted().json(Accepted { id, filename })
 }
+
+/// An acquirer sees only its own ABI's uploads: another's is answered like an unknown one (404
+/// 4001); other roles see every upload.
+pub fn readable_by<R: super::identity::Roles>(
+    caller: &super::identity::Caller<R>,
+    abi: &str,
+) -> Result<(), ApiError> {
+    let own = caller.identity.abi.as_ref().map(|a| a.as_str()) == Some(abi);
+    if caller.role() == crate::config::Role::Acquirer && !own {
+        return Err(not_found());
+    }
+    Ok(())
+}

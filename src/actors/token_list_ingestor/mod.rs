@@ -7,7 +7,6 @@ mod batches;
 pub mod ingest;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseFuture, Supervised,
@@ -15,7 +14,9 @@ use actix::{
 };
 use uuid::Uuid;
 
-use crate::actors::upload_queue::{register_stored, UploadQueue};
+use crate::actors::upload_queue::{
+    register_stored, resume_unfinished, UploadQueue, UploadWorker, RETRY_AFTER,
+};
 use crate::db::uploads::{self, Registered, UploadRecord};
 use crate::db::DbError;
 use crate::domain::{UploadKind, UploadName};
@@ -65,9 +66,6 @@ pub struct TokenListIngestor {
     queue: UploadQueue,
 }
 
-/// Wait before resuming an upload whose processing failed for a passing cause.
-const RETRY_AFTER: Duration = Duration::from_secs(5);
-
 impl TokenListIngestor {
     /// The name in status reports.
     pub const NAME: &'static str = "token-list-ingestor";
@@ -114,24 +112,17 @@ impl TokenListIngestor {
             act.next(ctx);
         }));
     }
+}
 
-    fn resume_unfinished(&mut self, ctx: &mut Context<Self>) {
-        let pool = self.deps.pool.clone();
-        let work = async move { uploads::unfinished(&pool, UploadKind::TokenList).await };
-        ctx.spawn(work.into_actor(self).map(|found, act, ctx| match found {
-            Ok(ids) => {
-                if !ids.is_empty() {
-                    tracing::info!(uploads = ids.len(), "resuming unfinished token lists");
-                }
-                for id in ids {
-                    act.enqueue(id, ctx);
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read unfinished token lists; trying again");
-                ctx.run_later(RETRY_AFTER, |act, ctx| act.resume_unfinished(ctx));
-            }
-        }));
+impl UploadWorker for TokenListIngestor {
+    const KIND: UploadKind = UploadKind::TokenList;
+
+    fn pool(&self) -> deadpool_postgres::Pool {
+        self.deps.pool.clone()
+    }
+
+    fn enqueue(&mut self, id: Uuid, ctx: &mut Context<Self>) {
+        TokenListIngestor::enqueue(self, id, ctx);
     }
 }
 
@@ -140,7 +131,7 @@ impl Actor for TokenListIngestor {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.queue.done();
-        self.resume_unfinished(ctx);
+        resume_unfinished(self, ctx);
     }
 }
 

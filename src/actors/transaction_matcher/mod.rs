@@ -11,7 +11,6 @@ mod learn_tests;
 pub mod run;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use actix::{
     Actor, ActorFutureExt, AsyncContext, Context, Handler, Message, ResponseFuture, Supervised,
@@ -19,7 +18,9 @@ use actix::{
 };
 use uuid::Uuid;
 
-use crate::actors::upload_queue::{register_stored, UploadQueue};
+use crate::actors::upload_queue::{
+    register_stored, resume_unfinished, UploadQueue, UploadWorker, RETRY_AFTER,
+};
 use crate::db::transactions::periods::{self, AddPeriodError};
 use crate::db::transactions::reads::{self, StoredOutcome};
 use crate::db::uploads::{self, Registered, UploadRecord};
@@ -96,9 +97,6 @@ pub struct TransactionMatcher {
     queue: UploadQueue,
 }
 
-/// Wait before resuming a file whose matching failed for a passing cause.
-const RETRY_AFTER: Duration = Duration::from_secs(5);
-
 impl TransactionMatcher {
     /// The name in status reports.
     pub const NAME: &'static str = "transaction-matcher";
@@ -141,21 +139,17 @@ impl TransactionMatcher {
             act.next(ctx);
         }));
     }
+}
 
-    fn resume_unfinished(&mut self, ctx: &mut Context<Self>) {
-        let pool = self.deps.pool.clone();
-        let work = async move { uploads::unfinished(&pool, UploadKind::Transactions).await };
-        ctx.spawn(work.into_actor(self).map(|found, act, ctx| match found {
-            Ok(ids) => {
-                for id in ids {
-                    act.enqueue(id, ctx);
-                }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read unfinished transaction files; trying again");
-                ctx.run_later(RETRY_AFTER, |act, ctx| act.resume_unfinished(ctx));
-            }
-        }));
+impl UploadWorker for TransactionMatcher {
+    const KIND: UploadKind = UploadKind::Transactions;
+
+    fn pool(&self) -> deadpool_postgres::Pool {
+        self.deps.pool.clone()
+    }
+
+    fn enqueue(&mut self, id: Uuid, ctx: &mut Context<Self>) {
+        TransactionMatcher::enqueue(self, id, ctx);
     }
 }
 
@@ -164,7 +158,7 @@ impl Actor for TransactionMatcher {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         self.queue.done();
-        self.resume_unfinished(ctx);
+        resume_unfinished(self, ctx);
     }
 }
 
