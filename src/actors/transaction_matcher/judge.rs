@@ -14,7 +14,7 @@ use crate::db::transactions::published::{PublishedDetails, PublishedRecord, Publ
 use crate::db::transactions::reads::Waiting;
 use crate::domain::matching::{apply, correlate, MatchKind, Outcome, Payment, Reason, Rules};
 use crate::domain::token_list::TokenRanges;
-use crate::domain::transactions::{DupKey, Operation, Record};
+use crate::domain::transactions::{DupKey, HashKey, Operation, Record};
 use crate::domain::{Abi, Sourced};
 
 use super::learn::lesson;
@@ -159,13 +159,15 @@ pub fn keys_of(abi: &Abi, rows: &[Row], keep: impl Fn(&Record) -> bool) -> Vec<D
 }
 
 /// Pass 1 over `rows` (after line `after`): every row's outcome but valid reversals', and the
-/// associations the rows teach the card registry.
+/// associations the rows teach the card registry — each hash once per file (`taught`): the
+/// snapshot does not learn during the file, so a token paying again would teach it again.
 pub fn payments(
     ctx: &FileContext<'_>,
     rows: &[Row],
     after: u64,
     known: &HashMap<DupKey, RecordRef>,
     seen: &mut HashSet<DupKey>,
+    taught: &mut HashSet<HashKey>,
 ) -> (Batch, Vec<Sourced>) {
     let mut lessons = Vec::new();
     let mut batch = new_batch(ctx);
@@ -207,7 +209,9 @@ pub fn payments(
             row.clear.as_ref(),
             &d,
         ) {
-            lessons.push(l);
+            if taught.insert(record.hash) {
+                lessons.push(l);
+            }
         }
         let par = d
             .par

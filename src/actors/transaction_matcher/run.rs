@@ -198,6 +198,7 @@ pub async fn match_file(
     let fresh = record.progress.last_line == 0;
     let mut reversals: Vec<(u64, Record)> = Vec::new();
     let mut seen = HashSet::new();
+    let mut taught = HashSet::new();
     let mut after = record.progress.last_line;
     let mut read = record.progress.rows;
     let mut batches = read_batches(deps, path.clone(), max_plain, abi.clone(), after);
@@ -216,7 +217,7 @@ pub async fn match_file(
         let keys = judge::keys_of(&abi, &rows, |r| r.operation != Operation::Reversal);
         let known = reads::known_keys(&deps.pool, &keys).await?;
         let t1 = std::time::Instant::now();
-        let (batch, lessons) = judge::payments(&ctx, &rows, after, &known, &mut seen);
+        let (batch, lessons) = judge::payments(&ctx, &rows, after, &known, &mut seen, &mut taught);
         let t2 = std::time::Instant::now();
         after = batch.progress.last_line;
         read = read.saturating_add(batch.progress.rows);

@@ -59,15 +59,20 @@ async fn a_mixed_file_gets_every_outcome_on_its_line() {
         fields15,                                            // 17
         fields19,                                            // 18
         row("00", MC_TOKEN, -30, "p12", 10, "", P2).replace(";01;5412", ";02;5412"), // 19
+        row("00", &sha("new-token"), -29, "p13", 10, "", P1), // 20 the learnt token pays again
     ];
     let path = e.file(1, &rows);
     let report = e.run(&path).await;
     assert_eq!(report.state.as_str(), "DONE", "{:?}", report.error);
     assert_eq!(
-        report.progress.rows, 17,
+        report.progress.rows, 18,
         "comments and blank lines are not rows"
     );
-    assert_eq!(report.progress.discarded.get("learnt"), Some(&2));
+    assert_eq!(
+        report.progress.discarded.get("learnt"),
+        Some(&2),
+        "each hash is taught once per file"
+    );
     let want = [
         "2;r1;REVERSAL_TOTAL;;HPAN;",
         "3;p1;ACCEPTED;;HPAN;",
@@ -86,6 +91,7 @@ async fn a_mixed_file_gets_every_outcome_on_its_line() {
         "17;p15;ACCEPTED;;HPAN;",
         "18;p19;ACCEPTED;;HPAN;",
         "19;p12;DISCARDED;10;NONE;",
+        "20;p13;ACCEPTED;;PAR;",
     ];
     assert_eq!(e.outcomes(report.id).await, want);
 
@@ -220,8 +226,8 @@ async fn a_mixed_file_gets_every_outcome_on_its_line() {
         .unwrap()
         .get(0);
     assert_eq!(
-        keys, 16,
-        "one key per valid, non-duplicate record of both files (15 + 1)"
+        keys, 17,
+        "one key per valid, non-duplicate record of both files (16 + 1)"
     );
 }
 
