@@ -245,3 +245,10 @@ impl Metrics {
         String::from_utf8(buf).unwrap_or_default()
     }
 }
+
+/// Whether `TKM_PROFILE` is set: the transaction matcher then prints each batch's phases on
+/// stderr (`scripts/bench-transactions.sh`, docs/PERFORMANCE.md). Read once.
+pub fn profiling() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("TKM_PROFILE").is_some())
+}

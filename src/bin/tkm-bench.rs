@@ -105,6 +105,31 @@ enum Command {
     },
 }
 
+/// Runs a measurement on a current-thread runtime.
+fn current_thread<T>(
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(work))
+}
+
+/// Prints a report as one JSON line (or the error), as the benchmark scripts read it.
+fn print_report<T: serde::Serialize>(result: anyhow::Result<T>) -> ExitCode {
+    match result {
+        Ok(report) => {
+            println!("{}", serde_json::json!(report));
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tkm-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let Cli { command } = Cli::parse();
     if let Command::ListSql { kind } = &command {
@@ -120,16 +145,9 @@ fn main() -> ExitCode {
         };
     }
     if let Command::ProtocolRate { seconds } = command {
-        return match tkm::bench::protocol_rate::run(std::time::Duration::from_secs_f64(seconds)) {
-            Ok(rates) => {
-                println!("{}", serde_json::json!(rates));
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("tkm-bench: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
+        return print_report(tkm::bench::protocol_rate::run(
+            std::time::Duration::from_secs_f64(seconds),
+        ));
     }
     if let Command::MatchCore {
         database,
@@ -144,21 +162,7 @@ fn main() -> ExitCode {
             abi,
             salt,
         };
-        let result = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(tkm::bench::transactions::run(&plan)));
-        return match result {
-            Ok(report) => {
-                println!("{}", serde_json::json!(report));
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("tkm-bench: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
+        return print_report(current_thread(tkm::bench::transactions::run(&plan)));
     }
     if let Command::ParQueue {
         database,
@@ -173,22 +177,7 @@ fn main() -> ExitCode {
             page,
             sweep_page,
         };
-        let run = async { tkm::bench::par_queue::run(&plan).await };
-        let result = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(anyhow::Error::from)
-            .and_then(|rt| rt.block_on(run));
-        return match result {
-            Ok(report) => {
-                println!("{}", serde_json::json!(report));
-                ExitCode::SUCCESS
-            }
-            Err(e) => {
-                eprintln!("tkm-bench: {e:#}");
-                ExitCode::FAILURE
-            }
-        };
+        return print_report(current_thread(tkm::bench::par_queue::run(&plan)));
     }
     let Command::CardEvents {
         events,

@@ -227,7 +227,7 @@ pub async fn match_file(
         finish_write(writing.take()).await?;
         on_progress(read.saturating_sub(batch.progress.rows));
         let t3 = std::time::Instant::now();
-        if std::env::var("TKM_PROFILE").is_ok() {
+        if crate::metrics::profiling() {
             eprintln!("keys {:?} judge {:?} wait {:?}", t1 - t0, t2 - t1, t3 - t2);
         }
         let (deps2, day) = (deps.clone(), ctx.day);

@@ -10,10 +10,10 @@ use deadpool_postgres::Pool;
 use uuid::Uuid;
 
 use super::outcomes::RecordRef;
+use super::snapshot::{add_card, add_consent, add_interval, add_token};
 use crate::db::DbError;
 use crate::domain::matching::{Snapshot, SnapshotBuilder};
 use crate::domain::transactions::HashKey;
-use crate::domain::{ConsentState, Par};
 
 /// One stored outcome with the record fields kept for explanations.
 #[derive(Debug, Clone)]
@@ -101,10 +101,6 @@ pub async fn reversal_payment(
         .transpose()
 }
 
-fn unexpected(e: impl Into<anyhow::Error>) -> DbError {
-    DbError::Unexpected(e.into())
-}
-
 /// A snapshot holding only what `hash` and `par` can match: the card of that HPAN, the token of
 /// that HTOKEN, the cards and tokens of its PAR or of `par`, their intervals and consent history
 /// — as they stood at `as_of` (the file's snapshot time: what was learnt since, from this file
@@ -143,15 +139,10 @@ pub async fn instrument_snapshot(
     let mut ids = Vec::with_capacity(cards.len());
     let mut hpans = HashMap::new();
     for r in &cards {
+        add_card(&mut b, r)?;
         let id: i64 = r.try_get(0)?;
-        let hpan: &str = r.try_get(1)?;
-        let par: Option<&str> = r.try_get(2)?;
-        let key = HashKey::from_hex(hpan)
-            .ok_or_else(|| unexpected(anyhow::anyhow!("a stored HPAN is not hex")))?;
-        b.card(id, key, par.and_then(|p| Par::parse(p).ok()).as_ref())
-            .map_err(unexpected)?;
         ids.push(id);
-        hpans.insert(id, hpan.to_owned());
+        hpans.insert(id, r.try_get::<_, String>(1)?);
     }
     let tokens = conn
         .query(
@@ -161,12 +152,7 @@ pub async fn instrument_snapshot(
         )
         .await?;
     for r in &tokens {
-        let htoken: &str = r.try_get(0)?;
-        let par: Option<&str> = r.try_get(1)?;
-        if let Some(key) = HashKey::from_hex(htoken) {
-            b.token(key, par.and_then(|p| Par::parse(p).ok()).as_ref())
-                .map_err(unexpected)?;
-        }
+        add_token(&mut b, r)?;
     }
     let intervals = conn
         .query(
@@ -177,10 +163,8 @@ pub async fn instrument_snapshot(
         .await?;
     let mut citizens = Vec::new();
     for r in &intervals {
-        let tax_code: String = r.try_get(1)?;
-        b.interval(r.try_get(0)?, &tax_code, r.try_get(2)?, r.try_get(3)?)
-            .map_err(unexpected)?;
-        citizens.push(tax_code);
+        add_interval(&mut b, r)?;
+        citizens.push(r.try_get::<_, String>(1)?);
     }
     let history = conn
         .query(
@@ -190,11 +174,7 @@ pub async fn instrument_snapshot(
         )
         .await?;
     for r in &history {
-        let after: serde_json::Value = r.try_get(3)?;
-        let state: ConsentState = serde_json::from_value(after).map_err(unexpected)?;
-        let tax_code: &str = r.try_get(0)?;
-        b.consent(tax_code, r.try_get(1)?, r.try_get(2)?, &state)
-            .map_err(unexpected)?;
+        add_consent(&mut b, r)?;
     }
     Ok((b.build(), hpans))
 }

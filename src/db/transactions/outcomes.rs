@@ -161,7 +161,7 @@ pub async fn write_gated(
     let t2 = std::time::Instant::now();
     copy_payments(&tx, source, &batch.payments).await?;
     let t3 = std::time::Instant::now();
-    if std::env::var("TKM_PROFILE").is_ok() {
+    if crate::metrics::profiling() {
         eprintln!(
             "  outcomes {:?} keys {:?} payments {:?}",
             t1 - t0,
@@ -218,7 +218,7 @@ pub async fn write_gated(
     gate.await?;
     let t5 = std::time::Instant::now();
     tx.commit().await?;
-    if std::env::var("TKM_PROFILE").is_ok() {
+    if crate::metrics::profiling() {
         eprintln!(
             "  outbox+rest {:?} gate {:?} commit {:?}",
             t4 - t3,

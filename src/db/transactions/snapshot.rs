@@ -28,6 +28,34 @@ fn par(row: &Row, i: usize) -> Result<Option<Par>, DbError> {
     Ok(s.and_then(|s| Par::parse(s).ok()))
 }
 
+/// Adds a `SELECT id, hpan, par FROM card` row.
+pub(super) fn add_card(b: &mut SnapshotBuilder, row: &Row) -> Result<(), DbError> {
+    b.card(row.try_get(0)?, hash(row, 1)?, par(row, 2)?.as_ref())
+        .map_err(unexpected)
+}
+
+/// Adds a `SELECT htoken, par FROM token` row.
+pub(super) fn add_token(b: &mut SnapshotBuilder, row: &Row) -> Result<(), DbError> {
+    b.token(hash(row, 0)?, par(row, 1)?.as_ref())
+        .map_err(unexpected)
+}
+
+/// Adds a `SELECT card_id, tax_code, opened_at, closed_at FROM card_link_interval` row.
+pub(super) fn add_interval(b: &mut SnapshotBuilder, row: &Row) -> Result<(), DbError> {
+    let opened: DateTime<Utc> = row.try_get(2)?;
+    let closed: Option<DateTime<Utc>> = row.try_get(3)?;
+    b.interval(row.try_get(0)?, row.try_get(1)?, opened, closed)
+        .map_err(unexpected)
+}
+
+/// Adds a `SELECT tax_code, version, at, after FROM consent_history` row.
+pub(super) fn add_consent(b: &mut SnapshotBuilder, row: &Row) -> Result<(), DbError> {
+    let after: serde_json::Value = row.try_get(3)?;
+    let state: ConsentState = serde_json::from_value(after).map_err(unexpected)?;
+    b.consent(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, &state)
+        .map_err(unexpected)
+}
+
 /// Reads the whole snapshot in one REPEATABLE READ transaction, so that it reflects every
 /// change committed before it started (the caller starts it after a file's receipt).
 pub async fn load(pool: &Pool, zone: Tz) -> Result<Snapshot, DbError> {
@@ -44,16 +72,14 @@ pub async fn load(pool: &Pool, zone: Tz) -> Result<Snapshot, DbError> {
     let rows = tx.query_raw("SELECT id, hpan, par FROM card", none).await?;
     pin_mut!(rows);
     while let Some(row) = rows.try_next().await? {
-        b.card(row.try_get(0)?, hash(&row, 1)?, par(&row, 2)?.as_ref())
-            .map_err(unexpected)?;
+        add_card(&mut b, &row)?;
     }
     let rows = tx
         .query_raw("SELECT htoken, par FROM token WHERE NOT deleted", none)
         .await?;
     pin_mut!(rows);
     while let Some(row) = rows.try_next().await? {
-        b.token(hash(&row, 0)?, par(&row, 1)?.as_ref())
-            .map_err(unexpected)?;
+        add_token(&mut b, &row)?;
     }
     let rows = tx
         .query_raw(
@@ -63,10 +89,7 @@ pub async fn load(pool: &Pool, zone: Tz) -> Result<Snapshot, DbError> {
         .await?;
     pin_mut!(rows);
     while let Some(row) = rows.try_next().await? {
-        let opened: DateTime<Utc> = row.try_get(2)?;
-        let closed: Option<DateTime<Utc>> = row.try_get(3)?;
-        b.interval(row.try_get(0)?, row.try_get(1)?, opened, closed)
-            .map_err(unexpected)?;
+        add_interval(&mut b, &row)?;
     }
     // Only citizens linked to a card: nobody else's consent can decide a record.
     let rows = tx
@@ -78,10 +101,7 @@ pub async fn load(pool: &Pool, zone: Tz) -> Result<Snapshot, DbError> {
         .await?;
     pin_mut!(rows);
     while let Some(row) = rows.try_next().await? {
-        let after: serde_json::Value = row.try_get(3)?;
-        let state: ConsentState = serde_json::from_value(after).map_err(unexpected)?;
-        b.consent(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, &state)
-            .map_err(unexpected)?;
+        add_consent(&mut b, &row)?;
     }
     tx.commit().await?;
     Ok(b.build())
