@@ -29,12 +29,15 @@ use crate::domain::{JobKind, JobRequest, Trigger};
 /// Finished jobs are kept this long for `/admin/jobs`.
 const RETENTION_DAYS: i32 = 30;
 
-/// A job this runner runs, whether routine asks arrived meanwhile, and whether an operator
-/// joined it (then it is kept even when it finds nothing to do: they follow its id).
+/// A job this runner runs, whether routine asks arrived meanwhile, whether an operator joined it
+/// (then it is kept even when it finds nothing to do: they follow its id), and, for a PAR cycle,
+/// whether it must scan (an operator's refresh joining a routine cycle asks for the scan the
+/// routine cycle would not do — the cycle scans before it ends).
 struct Running {
     id: Uuid,
     again: bool,
     keep: Arc<AtomicBool>,
+    scan: Arc<AtomicBool>,
 }
 
 /// The actor.
@@ -75,12 +78,13 @@ impl JobRunner {
         id: Uuid,
         request: JobRequest,
         keep: Arc<AtomicBool>,
+        scan: Arc<AtomicBool>,
     ) {
         let Some(executors) = &self.executors else {
             return;
         };
         let pool = self.pool.clone();
-        let work = run(executors, id, request.clone(), pool.clone());
+        let work = run(executors, id, request.clone(), pool.clone(), scan);
         let slot = Self::slot(&request);
         let fut = async move {
             let outcome = work.await;
@@ -121,6 +125,7 @@ fn run(
     id: Uuid,
     request: JobRequest,
     pool: Pool,
+    scan_wanted: Arc<AtomicBool>,
 ) -> futures_util::future::BoxFuture<'static, Result<i64, String>> {
     match request {
         JobRequest::BinRefresh { circuit, forced } => {
@@ -167,11 +172,7 @@ fn run(
                 }
             })
         }
-        JobRequest::ParCycle {
-            circuit,
-            limit,
-            scan,
-        } => {
+        JobRequest::ParCycle { circuit, limit, .. } => {
             let resolver = executors.resolver.clone();
             Box::pin(async move {
                 match resolver
@@ -179,7 +180,7 @@ fn run(
                         job: id,
                         circuit,
                         limit,
-                        scan,
+                        scan: scan_wanted,
                     })
                     .await
                 {
@@ -234,6 +235,9 @@ impl Handler<StartJob> for JobRunner {
             if !trigger.is_routine() {
                 running.keep.store(true, Ordering::Relaxed);
             }
+            if matches!(request, JobRequest::ParCycle { scan: true, .. }) {
+                running.scan.store(true, Ordering::Relaxed);
+            }
             return done(Ok(running.id));
         }
         let pool = self.pool.clone();
@@ -245,13 +249,16 @@ impl Handler<StartJob> for JobRunner {
                 // Created: this process runs it; otherwise another replica does.
                 if created {
                     let keep = Arc::new(AtomicBool::new(!trigger.is_routine()));
+                    let wants_scan = matches!(request, JobRequest::ParCycle { scan: true, .. });
+                    let scan = Arc::new(AtomicBool::new(wants_scan));
                     let running = Running {
                         id,
                         again: false,
                         keep: keep.clone(),
+                        scan: scan.clone(),
                     };
                     act.running.insert(slot, running);
-                    act.spawn(ctx, id, request, keep);
+                    act.spawn(ctx, id, request, keep, scan);
                 }
                 Ok(id)
             },

@@ -8,7 +8,7 @@ pub mod outcome;
 pub mod worker;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,8 +35,9 @@ pub struct RunCycle {
     pub circuit: Option<Circuit>,
     /// At most this many lookups per circuit.
     pub limit: Option<u64>,
-    /// Queue every lookup owed first (a full eligibility scan).
-    pub scan: bool,
+    /// Queue every lookup owed first (a step of the eligibility sweep); may be set while the
+    /// cycle runs (an operator's refresh joined it): the cycle then scans and runs again.
+    pub scan: Arc<AtomicBool>,
 }
 
 /// Why a cycle failed.
@@ -149,31 +150,58 @@ const PENDING_EVERY: Duration = Duration::from_secs(15);
 const SWEEP_PAGES_PER_CYCLE: usize = 20;
 
 /// One cycle: queue what is owed (when `scan`), then run every lane's round, reporting progress
-/// on the job.
+/// on the job. A scan asked for while the rounds ran (an operator's refresh joined this cycle)
+/// is done before the cycle ends, with rounds for what it queued.
 async fn cycle(
     pool: &Pool,
     settings: &ParResolverSettings,
     lanes: &[(Circuit, actix::Addr<Lane>)],
     job: Uuid,
     limit: Option<u64>,
-    scan: bool,
+    scan: &AtomicBool,
 ) -> Result<i64, ResolverError> {
-    if scan {
-        // The sweep goes on from where the last one stopped, a bounded number of pages a cycle.
-        for _ in 0..SWEEP_PAGES_PER_CYCLE {
-            let (_, wrapped) = par_lookups::sweep(pool, settings.enqueue_page).await?;
-            if wrapped {
-                break;
-            }
+    let mut scanned = false;
+    let mut asked = 0i64;
+    loop {
+        if scan.load(Ordering::Relaxed) {
+            sweep_step(pool, settings).await?;
+            scanned = true;
+        }
+        asked = asked.saturating_add(rounds(pool, lanes, job, limit, asked).await?);
+        if scanned || !scan.load(Ordering::Relaxed) {
+            return Ok(asked);
         }
     }
+}
+
+/// Queues what is owed: the sweep goes on from where the last one stopped, a bounded number of
+/// pages a cycle.
+async fn sweep_step(pool: &Pool, settings: &ParResolverSettings) -> Result<(), ResolverError> {
+    for _ in 0..SWEEP_PAGES_PER_CYCLE {
+        let (_, wrapped) = par_lookups::sweep(pool, settings.enqueue_page).await?;
+        if wrapped {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// Every lane's round over what is queued; the lookups asked (the job's progress counts on from
+/// `before`, the lookups of the cycle's earlier rounds).
+async fn rounds(
+    pool: &Pool,
+    lanes: &[(Circuit, actix::Addr<Lane>)],
+    job: Uuid,
+    limit: Option<u64>,
+    before: i64,
+) -> Result<i64, ResolverError> {
     let mut total = 0i64;
     for (circuit, _) in lanes {
         let owed = par_lookups::backlog(pool, *circuit).await?;
         total += limit.map_or(owed, |l| owed.min(l as i64));
     }
     // Progress is informative: a failed update must not fail the cycle.
-    let _ = jobs::progress(pool, job, 0, Some(total)).await;
+    let _ = jobs::progress(pool, job, before, Some(before.saturating_add(total))).await;
     let progress = Arc::new(AtomicU64::new(0));
     let rounds = futures_util::future::join_all(lanes.iter().map(|(circuit, lane)| {
         let request = lane.send(RunRound {
@@ -198,12 +226,18 @@ async fn cycle(
             results = &mut rounds => break results,
             _ = ticker.tick() => {
                 let done = progress.load(Ordering::Relaxed) as i64;
-                let _ = jobs::progress(pool, job, done, None).await;
+                let _ = jobs::progress(pool, job, before.saturating_add(done), None).await;
             }
         }
     };
     let done = progress.load(Ordering::Relaxed) as i64;
-    let _ = jobs::progress(pool, job, done, Some(total.max(done))).await;
+    let _ = jobs::progress(
+        pool,
+        job,
+        before.saturating_add(done),
+        Some(before.saturating_add(total.max(done))),
+    )
+    .await;
     let errors: Vec<_> = results.into_iter().filter_map(Result::err).collect();
     if errors.is_empty() {
         Ok(total.max(done))
@@ -291,14 +325,14 @@ impl Handler<RunCycle> for ParResolver {
             .filter(|(c, _)| msg.circuit.is_none_or(|only| only == *c))
             .cloned()
             .collect();
-        if msg.scan {
+        if msg.scan.load(Ordering::Relaxed) {
             self.last_scan = Some(std::time::Instant::now());
         }
         let (pool, settings) = (self.pool.clone(), self.settings.clone());
         let in_flight = self.in_flight.clone();
         in_flight.fetch_add(1, Ordering::Relaxed);
         Box::pin(async move {
-            let result = cycle(&pool, &settings, &lanes, msg.job, msg.limit, msg.scan).await;
+            let result = cycle(&pool, &settings, &lanes, msg.job, msg.limit, &msg.scan).await;
             in_flight.fetch_sub(1, Ordering::Relaxed);
             result
         })

@@ -386,3 +386,88 @@ async fn a_token_moved_by_the_circuit_is_logged_counted_kept_in_history_and_publ
         "{line}"
     );
 }
+
+/// An operator's refresh that joins a routine cycle still running (one that does not scan) gets
+/// the scan it asked for: a token only the sweep queues is checked within that same job. (It was
+/// not: the joined job ended `SUCCEEDED` without scanning, and the token waited for the next
+/// scheduled scan.)
+#[actix_web::test]
+async fn a_refresh_joining_a_running_routine_cycle_still_scans() {
+    let app = spawn_app().await;
+    wait_for_topology(&app).await;
+    let share = app.settings.circuits.simulator.no_par_share;
+    let tc = tax_code();
+    consent(&app, &tc, "Allow").await;
+    // The circuit answers slowly, so the routine cycle the first card starts is still running.
+    sim(
+        &app,
+        Method::POST,
+        "/sim/faults",
+        Some(json!({"circuit": "VISA", "latencyMs": 6000})),
+    )
+    .await;
+    enrol(&app, &tc, &[(pan("4", 16, true, share), "VISA")]).await;
+    let asked = eventually(Duration::from_secs(20), || async {
+        let (_, stats) = sim(&app, Method::GET, "/sim/stats", None).await;
+        (stats["circuits"]["VISA"]["units"].as_u64() >= Some(1)).then_some(())
+    })
+    .await;
+    assert!(asked.is_some(), "the routine cycle's lookup is in flight");
+    let running = app
+        .call("admin", Method::GET, "/admin/jobs", &[], None)
+        .await
+        .json
+        .as_array()
+        .and_then(|jobs| {
+            jobs.iter()
+                .find(|j| j["kind"] == "par-refresh" && j["state"] == "RUNNING")
+                .map(|j| j["id"].as_str().unwrap_or_default().to_owned())
+        })
+        .expect("a routine cycle runs");
+
+    // A card that comes with its issuer's PAR and a token: only the sweep queues the token.
+    let (card, token) = (pan("4", 16, true, share), pan("4", 16, true, share));
+    let event = json!({"taxCode": tc, "pan": card, "circuit": "VISA",
+        "par": "V0010000000000000000000000078", "tokens": [{"token": token}]});
+    let (_c, ch) = channel().await;
+    publish(
+        &ch,
+        &app.settings.rabbitmq.card_events_queue,
+        &encrypt(&app, &serde_json::to_vec(&event).unwrap()),
+        "joined-1",
+    )
+    .await;
+    let stored = eventually(Duration::from_secs(20), || async {
+        let n: i64 = app
+            .pool
+            .get()
+            .await
+            .ok()?
+            .query_one(
+                "SELECT count(*) FROM token WHERE htoken = $1",
+                &[&sha(&token)],
+            )
+            .await
+            .ok()?
+            .get(0);
+        (n == 1).then_some(())
+    })
+    .await;
+    assert!(stored.is_some(), "the token is stored");
+
+    let r = app
+        .call("admin", Method::POST, "/admin/par/refresh", &[], None)
+        .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    assert_eq!(
+        r.json["jobId"],
+        running.as_str(),
+        "the refresh joins the running cycle"
+    );
+    assert_eq!(job_end(&app, &running).await["state"], "SUCCEEDED");
+    let (_, stats) = sim(&app, Method::GET, "/sim/stats", None).await;
+    assert_eq!(
+        stats["circuits"]["VISA"]["units"], 2,
+        "the first card and, scanned within the joined job, the token: {stats}"
+    );
+}
