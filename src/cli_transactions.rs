@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::actors::transaction_matcher::run::{match_file, Ended, MatchDeps};
+use crate::actors::transaction_matcher::run::{match_file, Ended, MatchDeps, RowSource};
 use crate::config::Settings;
 use crate::db::transactions::{periods, reads};
 use crate::db::uploads::{self, NewUpload, Registered, UploadState};
@@ -124,7 +124,7 @@ async fn match_one(deps: &MatchDeps, file: &Path) -> anyhow::Result<bool> {
         let bar = bar.clone();
         Arc::new(move |rows: u64| bar.set_position(rows))
     };
-    let ended = match_file(deps, id, file.to_owned(), on_progress).await?;
+    let ended = match_file(deps, id, RowSource::File(file.to_owned()), on_progress).await?;
     bar.finish();
     let record = match ended {
         Ended::Finished(r) => r,

@@ -199,10 +199,15 @@ impl Settings {
             readable("pgp.passphrase_file", p)?;
         }
         let r = &self.rabbitmq;
-        if r.prefetch == 0 || r.batch_size == 0 || r.relay_batch == 0 || r.max_message_bytes == 0 {
+        if r.prefetch == 0
+            || r.batch_size == 0
+            || r.relay_batch == 0
+            || r.max_message_bytes == 0
+            || r.max_transaction_message_bytes == 0
+        {
             return Err(invalid(
                 "rabbitmq",
-                "prefetch, batch_size, relay_batch and max_message_bytes must be positive",
+                "prefetch, batch_size, relay_batch, max_message_bytes and max_transaction_message_bytes must be positive",
             ));
         }
         let o = &self.outbox;

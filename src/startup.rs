@@ -161,32 +161,6 @@ impl Application {
             )
         });
 
-        let broker = Arc::new(BrokerStatus::default());
-        let consumers = Arc::new(ConsumerDeps {
-            settings: settings.rabbitmq.clone(),
-            registry: cards.clone(),
-            pgp: pgp.clone(),
-            hasher: hasher.clone(),
-            metrics: metrics.clone(),
-            pool: pool.clone(),
-            ring: ring.clone(),
-        });
-        let relay = Arc::new(RelayDeps {
-            settings: settings.rabbitmq.clone(),
-            pool: pool.clone(),
-            pg,
-            registry: cards.clone(),
-            metrics: metrics.clone(),
-            wakeup: relay_wakeup.clone(),
-            policy: (&settings.outbox).into(),
-            parked: Default::default(),
-        });
-        let bridge_arbiter = Arbiter::new();
-        let status = broker.clone();
-        let bridge = Supervisor::start_in_arbiter(&bridge_arbiter.handle(), move |_| {
-            Bridge::new(consumers, relay, status)
-        });
-
         let mut circuits = crate::startup_circuits::start(
             &settings,
             live_circuits,
@@ -218,6 +192,34 @@ impl Application {
             &lists_arbiter.handle(),
         )
         .await?;
+
+        // The bridge starts once the actors its consumers feed run.
+        let broker = Arc::new(BrokerStatus::default());
+        let consumers = Arc::new(ConsumerDeps {
+            settings: settings.rabbitmq.clone(),
+            registry: cards.clone(),
+            pgp: pgp.clone(),
+            hasher: hasher.clone(),
+            metrics: metrics.clone(),
+            pool: pool.clone(),
+            ring: ring.clone(),
+            matcher: uploads.matcher.clone(),
+        });
+        let relay = Arc::new(RelayDeps {
+            settings: settings.rabbitmq.clone(),
+            pool: pool.clone(),
+            pg,
+            registry: cards.clone(),
+            metrics: metrics.clone(),
+            wakeup: relay_wakeup.clone(),
+            policy: (&settings.outbox).into(),
+            parked: Default::default(),
+        });
+        let bridge_arbiter = Arbiter::new();
+        let status = broker.clone();
+        let bridge = Supervisor::start_in_arbiter(&bridge_arbiter.handle(), move |_| {
+            Bridge::new(consumers, relay, status)
+        });
 
         // Drills and tests on a development installation prove that a panic ends the process.
         if settings.dev {

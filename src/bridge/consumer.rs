@@ -45,6 +45,8 @@ pub struct ConsumerDeps {
     pub pool: deadpool_postgres::Pool,
     /// Seals dead letters' originals.
     pub ring: Arc<crate::crypto::KeyRing>,
+    /// Matches `tkm-transactions` messages.
+    pub matcher: Addr<crate::actors::transaction_matcher::TransactionMatcher>,
 }
 
 /// Which inbound queue.

@@ -40,10 +40,10 @@ pub struct Original {
 }
 
 impl Original {
-    fn of(delivery: &Delivery) -> Self {
+    fn of(delivery: &Delivery, body: &[u8]) -> Self {
         let p = &delivery.properties;
         Original {
-            body: base64::engine::general_purpose::STANDARD.encode(&delivery.data),
+            body: base64::engine::general_purpose::STANDARD.encode(body),
             message_id: p.message_id().as_ref().map(|m| m.to_string()),
             timestamp: *p.timestamp(),
             content_type: p.content_type().as_ref().map(|c| c.to_string()),
@@ -85,6 +85,50 @@ pub async fn dead_letter(
     delivery: &Delivery,
     why: &Rejection,
 ) -> bool {
+    let body = mask_card_numbers(&delivery.data);
+    let letter = Letter {
+        delivery,
+        original: &delivery.data,
+        body: &body,
+    };
+    send(confirm_channel, store, exchange, queue, letter, why).await
+}
+
+/// [`dead_letter`] for a message whose body must not travel on at all (a transaction record with
+/// a clear PAN): `replacement` stands for it in the sealed original and in the copy.
+pub async fn dead_letter_replaced(
+    confirm_channel: &Channel,
+    store: &DeadLetterStore<'_>,
+    exchange: &str,
+    queue: &str,
+    delivery: &Delivery,
+    why: &Rejection,
+    replacement: &[u8],
+) -> bool {
+    let letter = Letter {
+        delivery,
+        original: replacement,
+        body: replacement,
+    };
+    send(confirm_channel, store, exchange, queue, letter, why).await
+}
+
+/// A delivery to dead-letter: what is sealed as its original body, what the copy carries.
+struct Letter<'a> {
+    delivery: &'a Delivery,
+    original: &'a [u8],
+    body: &'a [u8],
+}
+
+async fn send(
+    confirm_channel: &Channel,
+    store: &DeadLetterStore<'_>,
+    exchange: &str,
+    queue: &str,
+    letter: Letter<'_>,
+    why: &Rejection,
+) -> bool {
+    let delivery = letter.delivery;
     let id = Uuid::new_v4();
     // The message_id is the producer's identifier, kept as it is (consumers de-duplicate by it).
     let message_id = delivery
@@ -93,7 +137,7 @@ pub async fn dead_letter(
         .as_ref()
         .map(|m| m.to_string());
     let recorded = async {
-        let original = serde_json::to_vec(&Original::of(delivery))
+        let original = serde_json::to_vec(&Original::of(delivery, letter.original))
             .map_err(|e| anyhow::anyhow!("cannot encode the original: {e}"))?;
         let sealed = store
             .ring
@@ -126,7 +170,7 @@ pub async fn dead_letter(
         headers.insert(name.into(), AMQPValue::LongString(LongString::from(value)));
     }
     let properties = delivery.properties.clone().with_headers(headers);
-    let body = mask_card_numbers(&delivery.data);
+    let body = letter.body;
     let published = async {
         let confirm = confirm_channel
             .basic_publish(
@@ -136,7 +180,7 @@ pub async fn dead_letter(
                     mandatory: true,
                     immediate: false,
                 },
-                &body,
+                body,
                 properties,
             )
             .await?

@@ -1,5 +1,5 @@
 //! The RabbitMQ bridge: declares the topology, consumes the inbound queues into CardRegistry
-//! commands, relays the outbox, and reconnects by itself after broker restarts or network cuts.
+//! commands (and transaction records into the TransactionMatcher), relays the outbox, and reconnects by itself after broker restarts or network cuts.
 
 mod audit;
 pub mod consumer;
@@ -7,6 +7,7 @@ pub mod dead_letter;
 pub mod relay;
 pub mod replay;
 mod topology;
+pub mod transactions;
 pub mod wire;
 
 use std::sync::Arc;
@@ -175,6 +176,7 @@ async fn connect_and_run(
                 Inbound::CardDeletions,
                 shutdown.clone()
             ),
+            transactions::run(&conn, consumers.clone(), shutdown.clone()),
         );
         let _ = drain_tx.send(true);
         consumed

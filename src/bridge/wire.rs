@@ -27,7 +27,7 @@ impl Rejection {
     }
 
     fn invalid(field: &str, why: impl std::fmt::Display) -> Self {
-        Self::new("INVALID_FIELD", format!("{field} {why}"))
+        Self::new(INVALID_FIELD, format!("{field} {why}"))
     }
 }
 
@@ -37,6 +37,8 @@ pub const UNDECRYPTABLE: &str = "UNDECRYPTABLE";
 pub const TOO_LARGE: &str = "TOO_LARGE";
 /// `NOT_JSON`.
 pub const NOT_JSON: &str = "NOT_JSON";
+/// `INVALID_FIELD`: the message fails validation (the reason names the field).
+pub const INVALID_FIELD: &str = "INVALID_FIELD";
 /// `PAR_CONFLICT`.
 pub const PAR_CONFLICT: &str = "PAR_CONFLICT";
 

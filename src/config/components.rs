@@ -44,6 +44,9 @@ pub struct RabbitSettings {
     pub batch_wait_ms: u64,
     /// Largest card event, compressed or decompressed.
     pub max_message_bytes: usize,
+    /// Largest `tkm-transactions` message (a JSON array of records).
+    #[serde(default = "default_max_transaction_message_bytes")]
+    pub max_transaction_message_bytes: usize,
     /// Outbox rows published per relay round.
     pub relay_batch: usize,
     /// Relay poll interval when idle.
@@ -102,4 +105,9 @@ pub struct TelemetrySettings {
     pub level: String,
     /// JSON lines (production) or human-readable.
     pub json: bool,
+}
+
+/// 16 MiB: about 40 000 records of a JSON array.
+fn default_max_transaction_message_bytes() -> usize {
+    16 << 20
 }

@@ -54,6 +54,7 @@ fn kind_name(kind: UploadKind) -> &'static str {
     match kind {
         UploadKind::TokenList => "token-list",
         UploadKind::Transactions => "transactions",
+        UploadKind::TransactionMessage => "transaction-message",
     }
 }
 
@@ -148,6 +149,7 @@ const COLUMNS: &str = "id, kind, abi, filename, sha256, bytes, state, error, row
 fn record(row: &tokio_postgres::Row) -> Result<UploadRecord, DbError> {
     let kind = match row.try_get::<_, &str>(1)? {
         "token-list" => UploadKind::TokenList,
+        "transaction-message" => UploadKind::TransactionMessage,
         _ => UploadKind::Transactions,
     };
     let discarded: serde_json::Value = row.try_get(10)?;

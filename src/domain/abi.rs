@@ -18,6 +18,12 @@ impl Abi {
         }
     }
 
+    /// The code recorded for a queue message none of whose records names a valid acquirer
+    /// (every record is then invalid on `codice_acquirer`); no bank has it.
+    pub fn unknown() -> Self {
+        Self("00000".to_owned())
+    }
+
     /// The code as received.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -10,13 +10,15 @@ pub enum UploadKind {
     TokenList,
     /// A transaction file (TK10).
     Transactions,
+    /// A `tkm-transactions` queue message (named by its `message_id`, never by a file name).
+    TransactionMessage,
 }
 
 impl UploadKind {
     fn prefix_and_tag(self) -> (&'static str, &'static str) {
         match self {
             UploadKind::TokenList => ("TKM", "TKNLST"),
-            UploadKind::Transactions => ("CSTAR", "TRNLOG"),
+            UploadKind::Transactions | UploadKind::TransactionMessage => ("CSTAR", "TRNLOG"),
         }
     }
 }
@@ -53,7 +55,7 @@ impl UploadName {
                 UploadKind::TokenList => {
                     "file name must be TKM.<ABI>.TKNLST.<yyyyMMdd>.<HHmmss>.<nnn>.csv[.pgp]"
                 }
-                UploadKind::Transactions => {
+                UploadKind::Transactions | UploadKind::TransactionMessage => {
                     "file name must be CSTAR.<ABI>.TRNLOG.<yyyyMMdd>.<HHmmss>.<nnn>.csv[.pgp]"
                 }
             })

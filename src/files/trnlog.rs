@@ -14,7 +14,7 @@ use crate::files::physical::{Physical, PhysicalLines};
 use crate::files::uploads::looks_like_pgp;
 
 /// A row as read: its line and its record, or why it is invalid.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Row {
     /// 1-based physical line.
     pub line: u64,

@@ -335,7 +335,7 @@ pub fn retry_waiting(abi: &Abi, waiting: &[Waiting], payments: &mut [Payment<Rec
         });
         let source = PublishedSource {
             file: w.file.clone(),
-            id: w.id.0.to_string(),
+            id: w.message_id.clone().unwrap_or_else(|| w.id.0.to_string()),
         };
         let published = PublishedRecord {
             line: w.id.1,

@@ -8,6 +8,7 @@ pub mod judge;
 pub mod learn;
 #[cfg(test)]
 mod learn_tests;
+pub mod queue_feed;
 pub mod run;
 
 use std::sync::Arc;
@@ -28,7 +29,8 @@ use crate::db::DbError;
 use crate::domain::matching::AwardPeriod;
 use crate::domain::{UploadKind, UploadName};
 use crate::files::uploads::{StoredFile, UploadStore};
-use run::{match_file, Ended, MatchDeps};
+use queue_feed::{MessageError, MessageMatched, PendingMessages};
+use run::{match_file, Ended, MatchDeps, RowSource};
 
 /// Request: register a transaction file stored under its random id and queue it; answers the
 /// id the client gets (the first upload's when the same file was sent before).
@@ -95,6 +97,8 @@ pub struct TransactionMatcher {
     deps: MatchDeps,
     store: UploadStore,
     queue: UploadQueue,
+    /// `tkm-transactions` messages queued or being matched, with their rows.
+    messages: PendingMessages,
 }
 
 impl TransactionMatcher {
@@ -107,6 +111,7 @@ impl TransactionMatcher {
             deps,
             store,
             queue: UploadQueue::default(),
+            messages: PendingMessages::new(),
         }
     }
 
@@ -119,10 +124,29 @@ impl TransactionMatcher {
         let Some(id) = self.queue.start_next() else {
             return;
         };
-        let (deps, path) = (self.deps.clone(), self.store.path(id));
-        let work = async move { match_file(&deps, id, path, Arc::new(|_| {})).await };
+        let message = self.messages.get(&id).map(|m| m.rows.clone());
+        let source = match &message {
+            Some(rows) => RowSource::Message(rows.clone()),
+            None => RowSource::File(self.store.path(id)),
+        };
+        let deps = self.deps.clone();
+        let work = async move { match_file(&deps, id, source, Arc::new(|_| {})).await };
         ctx.spawn(work.into_actor(self).map(move |result, act, ctx| {
             act.queue.done();
+            if message.is_some() {
+                // A message is retried by its redelivery, never from here.
+                queue_feed::answer(&mut act.messages, id, || match &result {
+                    Ok(Ended::Finished(_)) => Ok(MessageMatched::Matched(id)),
+                    Ok(Ended::Busy) => Err(MessageError::Busy),
+                    Ok(Ended::Unknown) => Err(MessageError::Unavailable),
+                    Err(e) => Err(MessageError::Interrupted(e.to_string())),
+                });
+                if let Err(e) = &result {
+                    tracing::warn!(upload = %id, error = %e, "transaction message interrupted; left to its redelivery");
+                }
+                act.next(ctx);
+                return;
+            }
             match result {
                 Ok(Ended::Finished(r)) => {
                     tracing::info!(upload = %id, state = r.state.as_str(), rows = r.progress.rows, "transaction file matched");
@@ -197,7 +221,10 @@ impl Handler<GetFileReport> for TransactionMatcher {
             let Some(record) = uploads::get(&pool, msg.id).await? else {
                 return Ok(None);
             };
-            if record.kind != UploadKind::Transactions {
+            if !matches!(
+                record.kind,
+                UploadKind::Transactions | UploadKind::TransactionMessage
+            ) {
                 return Ok(None);
             }
             let counts = reads::counts(&pool, msg.id).await?;
@@ -224,7 +251,10 @@ impl Handler<Explain> for TransactionMatcher {
             let Some(record) = uploads::get(&deps.pool, msg.id).await? else {
                 return Ok(None);
             };
-            if record.kind != UploadKind::Transactions {
+            if !matches!(
+                record.kind,
+                UploadKind::Transactions | UploadKind::TransactionMessage
+            ) {
                 return Ok(None);
             }
             let Ok(abi) = crate::domain::Abi::parse(&record.abi) else {

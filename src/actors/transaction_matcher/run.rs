@@ -2,7 +2,9 @@
 //! batches (each committed with the upload's resume point); pass 2 reads the file again for its
 //! reversals, once every payment of the file is stored; then waiting reversals of earlier files
 //! are tried against this file's payments. The enrolment snapshot is loaded after the file's
-//! receipt, so it holds every change committed before it.
+//! receipt, so it holds every change committed before it. A `tkm-transactions` message runs the
+//! same way, its rows held in memory (a crash before its end leaves it unacked: redelivered, it
+//! resumes).
 
 use std::collections::HashSet;
 use std::path::PathBuf;
@@ -95,16 +97,42 @@ pub enum MatchError {
 /// Called with the rows read so far.
 pub type OnProgress = Arc<dyn Fn(u64) + Send + Sync>;
 
-/// Streams batches of rows after `after` from a blocking thread (decryption and parsing stay off
-/// the async workers); at most two batches wait.
+/// Where an upload's rows come from.
+#[derive(Debug, Clone)]
+pub enum RowSource {
+    /// A stored file (plain or PGP).
+    File(PathBuf),
+    /// A queue message's rows, parsed by the bridge.
+    Message(Arc<Vec<Row>>),
+}
+
+/// Streams batches of rows after `after`: a file's from a blocking thread (decryption and
+/// parsing stay off the async workers), at most two batches waiting; a message's from memory.
 fn read_batches(
     deps: &MatchDeps,
-    path: PathBuf,
+    source: &RowSource,
     max_plain: u64,
     abi: Abi,
     after: u64,
 ) -> mpsc::Receiver<Result<Vec<Row>, TrnlogError>> {
     let (tx, rx) = mpsc::channel(2);
+    let path = match source {
+        RowSource::File(path) => path.clone(),
+        RowSource::Message(rows) => {
+            let (rows, batch) = (rows.clone(), deps.matching.batch_rows.max(1));
+            tokio::spawn(async move {
+                let left: Vec<&Row> = rows.iter().filter(|r| r.line > after).collect();
+                for chunk in left.chunks(batch) {
+                    let owned = chunk.iter().map(|r| (*r).clone()).collect();
+                    if tx.send(Ok(owned)).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = tx.send(Ok(Vec::new())).await;
+            });
+            return rx;
+        }
+    };
     let (pgp, hasher, batch) = (
         deps.pgp.clone(),
         deps.hasher.clone(),
@@ -129,11 +157,11 @@ fn read_batches(
     rx
 }
 
-/// Matches upload `id`, whose bytes are at `path`, to its end (or resumes it).
+/// Matches upload `id`, whose rows come from `rows`, to its end (or resumes it).
 pub async fn match_file(
     deps: &MatchDeps,
     id: Uuid,
-    path: PathBuf,
+    rows: RowSource,
     on_progress: OnProgress,
 ) -> Result<Ended, MatchError> {
     let Some(_claim) = uploads::try_claim(&deps.pool, id).await? else {
@@ -162,9 +190,16 @@ pub async fn match_file(
         zone,
     };
     let ranges = TokenRanges::new(&bin_ranges::token_ranges(&deps.pool).await?);
-    let source = PublishedSource {
-        file: Some(record.filename.clone()),
-        id: id.to_string(),
+    // A message is published under its own id (its upload is named by it).
+    let source = match rows {
+        RowSource::File(_) => PublishedSource {
+            file: Some(record.filename.clone()),
+            id: id.to_string(),
+        },
+        RowSource::Message(_) => PublishedSource {
+            file: None,
+            id: record.filename.clone(),
+        },
     };
     let ctx = FileContext {
         rules,
@@ -178,12 +213,15 @@ pub async fn match_file(
     // A damaged or oversized PGP file is rejected before any row is decided (a file sent again
     // after a rejection must not find its own rows as duplicates). A plain file has no
     // integrity check to wait for.
-    let encrypted = match is_pgp(&path) {
-        Ok(e) => e,
-        Err(e) => return reject(deps, id, &e).await,
+    let encrypted = match &rows {
+        RowSource::File(path) => match is_pgp(path) {
+            Ok(e) => e,
+            Err(e) => return reject(deps, id, &e).await,
+        },
+        RowSource::Message(_) => false,
     };
     if record.progress.last_line == 0 && encrypted {
-        let mut check = read_batches(deps, path.clone(), max_plain, abi.clone(), u64::MAX);
+        let mut check = read_batches(deps, &rows, max_plain, abi.clone(), u64::MAX);
         loop {
             match check.recv().await.ok_or(MatchError::Reader)? {
                 Ok(rows) if rows.is_empty() => break,
@@ -201,7 +239,7 @@ pub async fn match_file(
     let mut taught = HashSet::new();
     let mut after = record.progress.last_line;
     let mut read = record.progress.rows;
-    let mut batches = read_batches(deps, path.clone(), max_plain, abi.clone(), after);
+    let mut batches = read_batches(deps, &rows, max_plain, abi.clone(), after);
     // One batch is written while the next is read and judged; writes stay in file order.
     let mut writing: Option<tokio::task::JoinHandle<Result<(), MatchError>>> = None;
     loop {
@@ -255,7 +293,7 @@ pub async fn match_file(
             decide_reversals(deps, id, &ctx, chunk.to_vec(), &mut seen).await?;
         }
     } else {
-        let mut batches = read_batches(deps, path, max_plain, abi.clone(), 0);
+        let mut batches = read_batches(deps, &rows, max_plain, abi.clone(), 0);
         loop {
             let rows = match batches.recv().await.ok_or(MatchError::Reader)? {
                 Ok(rows) if rows.is_empty() => break,

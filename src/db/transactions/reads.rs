@@ -113,8 +113,10 @@ pub struct Waiting {
     pub terminal_id: String,
     /// `date_time`.
     pub at: DateTime<Utc>,
-    /// Its file's name.
+    /// Its file's name (none for a queue message).
     pub file: Option<String>,
+    /// Its queue message's id (its upload's name), for a reversal that came by the queue.
+    pub message_id: Option<String>,
     /// Its `id_trx_acquirer`.
     pub id_trx_acquirer: Option<String>,
 }
@@ -131,7 +133,7 @@ pub async fn waiting_reversals(
     let rows = conn
         .query(
             "SELECT r.source_id, r.line, r.hash_pan, r.acquirer_id, r.period_id, r.correlation_id, \
-             r.amount, r.merchant_id, r.terminal_id, r.at, u.filename, o.id_trx_acquirer \
+             r.amount, r.merchant_id, r.terminal_id, r.at, u.filename, o.id_trx_acquirer, u.kind \
              FROM txn_reversal r LEFT JOIN upload u ON u.id = r.source_id \
              LEFT JOIN txn_outcome o ON o.source_id = r.source_id AND o.line = r.line \
              WHERE r.payment_source IS NULL AND r.abi = $2 AND r.retry_until >= $3 AND r.source_id <> $1 \
@@ -142,6 +144,8 @@ pub async fn waiting_reversals(
         .await?;
     rows.iter()
         .map(|r| {
+            let name: Option<String> = r.try_get(10)?;
+            let message = r.try_get::<_, Option<&str>>(12)? == Some("transaction-message");
             Ok(Waiting {
                 id: (r.try_get(0)?, r.try_get(1)?),
                 hash: hash_of(r.try_get(2)?)?,
@@ -152,7 +156,8 @@ pub async fn waiting_reversals(
                 merchant_id: r.try_get(7)?,
                 terminal_id: r.try_get(8)?,
                 at: r.try_get(9)?,
-                file: r.try_get(10)?,
+                file: name.clone().filter(|_| !message),
+                message_id: name.filter(|_| message),
                 id_trx_acquirer: r.try_get(11)?,
             })
         })

@@ -2,9 +2,11 @@
 //! duplicate key.
 
 mod dup_key;
+mod message;
 mod record;
 #[cfg(test)]
 mod tests;
 
 pub use dup_key::DupKey;
+pub use message::{parse_message, Message, MessageRefusal};
 pub use record::{parse_row, Column4, HashKey, Invalid, Operation, ParsedRow, Record, MAX_AMOUNT};

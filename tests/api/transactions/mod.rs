@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Days, NaiveDate, TimeZone, Utc};
 use chrono_tz::Europe::Rome;
 use deadpool_postgres::Pool;
-use tkm::actors::transaction_matcher::run::{match_file, Ended, MatchDeps};
+use tkm::actors::transaction_matcher::run::{match_file, Ended, MatchDeps, RowSource};
 use tkm::config::Settings;
 use tkm::db::uploads::{self, NewUpload, Registered, UploadRecord};
 use tkm::domain::{Abi, UploadKind};
@@ -17,6 +17,7 @@ mod api;
 mod cli;
 mod crash;
 mod matching;
+mod queue;
 mod volume;
 
 /// The dev acquirer's ABI (config/dev.toml), so files can also go through the API.
@@ -203,9 +204,14 @@ impl Env {
         let id = match uploads::register(&self.pool, &new, "test").await.unwrap() {
             Registered::New(id) | Registered::Existing(id) => id,
         };
-        match match_file(&self.deps, id, path.to_owned(), Arc::new(|_| {}))
-            .await
-            .unwrap()
+        match match_file(
+            &self.deps,
+            id,
+            RowSource::File(path.to_owned()),
+            Arc::new(|_| {}),
+        )
+        .await
+        .unwrap()
         {
             Ended::Finished(r) => *r,
             other => panic!("{other:?}"),
