@@ -25,7 +25,7 @@ use crate::crypto::pgp::PgpKey;
 use crate::crypto::Hasher;
 use crate::db::bin_ranges;
 use crate::db::transactions::published::PublishedSource;
-use crate::db::transactions::{outcomes, periods, reads, snapshot};
+use crate::db::transactions::{facts, outcomes, periods, reads, snapshot};
 use crate::db::uploads::{self, UploadRecord};
 use crate::db::DbError;
 use crate::domain::matching::{day_of, Rules};
@@ -179,7 +179,21 @@ pub async fn match_file(
         .unwrap_or_else(chrono::Utc::now);
     let abi = Abi::parse(&record.abi).map_err(|e| MatchError::Config(e.0.to_owned()))?;
     let award = periods::load(&deps.pool).await?;
-    let snap = snapshot::load(&deps.pool, zone).await?;
+    let snap = match &rows {
+        RowSource::File(_) => snapshot::load(&deps.pool, zone).await?,
+        // A message's few records: only what they can match, read now (always caught up).
+        RowSource::Message(rows) => {
+            let records = rows.iter().filter_map(|r| r.parsed.as_ref().ok());
+            let hashes: Vec<_> = records.clone().map(|r| r.hash).collect();
+            let pars: Vec<&str> = records
+                .filter_map(|r| r.par.as_ref())
+                .map(|p| p.as_str())
+                .collect();
+            facts::instruments_snapshot(&deps.pool, zone, &hashes, &pars, None)
+                .await?
+                .0
+        }
+    };
     let (cards, tokens, pars) = snap.sizes();
     tracing::info!(upload = %id, cards, tokens, pars, "enrolment snapshot loaded");
     let rules = Rules {

@@ -112,17 +112,30 @@ pub async fn instrument_snapshot(
     par: Option<&str>,
     as_of: DateTime<Utc>,
 ) -> Result<(Snapshot, HashMap<i64, String>), DbError> {
+    let pars: Vec<&str> = par.into_iter().collect();
+    instruments_snapshot(pool, zone, std::slice::from_ref(hash), &pars, Some(as_of)).await
+}
+
+/// [`instrument_snapshot`] for several records at once; `as_of` `None`: everything stored (a
+/// queue message's records: what they can match, read when it is matched, so always caught up).
+pub async fn instruments_snapshot(
+    pool: &Pool,
+    zone: Tz,
+    hashes: &[HashKey],
+    pars: &[&str],
+    as_of: Option<DateTime<Utc>>,
+) -> Result<(Snapshot, HashMap<i64, String>), DbError> {
     let conn = pool.get().await?;
-    let hex = hash.to_hex();
-    let par_key = par.map(str::to_ascii_uppercase);
-    // The PAR keys involved: the record's, its card's, its token's.
+    let hex: Vec<String> = hashes.iter().map(HashKey::to_hex).collect();
+    let par_keys: Vec<String> = pars.iter().map(|p| p.to_ascii_uppercase()).collect();
+    // The PAR keys involved: the records', their cards', their tokens'.
     let keys: Vec<String> = conn
         .query(
-            "SELECT par_key FROM card WHERE hpan = $1 AND par_key IS NOT NULL AND created_at <= $3 \
-             UNION SELECT par_key FROM token WHERE htoken = $1 AND par_key IS NOT NULL AND NOT deleted \
-                 AND created_at <= $3 \
-             UNION SELECT $2::text WHERE $2::text IS NOT NULL",
-            &[&hex, &par_key, &as_of],
+            "SELECT par_key FROM card WHERE hpan = ANY($1) AND par_key IS NOT NULL AND ($3::timestamptz IS NULL OR created_at <= $3) \
+             UNION SELECT par_key FROM token WHERE htoken = ANY($1) AND par_key IS NOT NULL AND NOT deleted \
+                 AND ($3::timestamptz IS NULL OR created_at <= $3) \
+             UNION SELECT unnest($2::text[])",
+            &[&hex, &par_keys, &as_of],
         )
         .await?
         .iter()
@@ -131,7 +144,7 @@ pub async fn instrument_snapshot(
     let mut b = SnapshotBuilder::new(zone);
     let cards = conn
         .query(
-            "SELECT id, hpan, par FROM card WHERE (hpan = $1 OR par_key = ANY($2)) AND created_at <= $3 \
+            "SELECT id, hpan, par FROM card WHERE (hpan = ANY($1) OR par_key = ANY($2)) AND ($3::timestamptz IS NULL OR created_at <= $3) \
              ORDER BY id",
             &[&hex, &keys, &as_of],
         )
@@ -146,8 +159,8 @@ pub async fn instrument_snapshot(
     }
     let tokens = conn
         .query(
-            "SELECT htoken, par FROM token WHERE NOT deleted AND (htoken = $1 OR par_key = ANY($2)) \
-             AND created_at <= $3",
+            "SELECT htoken, par FROM token WHERE NOT deleted AND (htoken = ANY($1) OR par_key = ANY($2)) \
+             AND ($3::timestamptz IS NULL OR created_at <= $3)",
             &[&hex, &keys, &as_of],
         )
         .await?;
@@ -157,7 +170,7 @@ pub async fn instrument_snapshot(
     let intervals = conn
         .query(
             "SELECT card_id, tax_code, opened_at, closed_at FROM card_link_interval \
-             WHERE card_id = ANY($1) AND created_at <= $2",
+             WHERE card_id = ANY($1) AND ($2::timestamptz IS NULL OR created_at <= $2)",
             &[&ids, &as_of],
         )
         .await?;
@@ -169,7 +182,7 @@ pub async fn instrument_snapshot(
     let history = conn
         .query(
             "SELECT tax_code, version, at, after FROM consent_history \
-             WHERE tax_code = ANY($1) AND created_at <= $2",
+             WHERE tax_code = ANY($1) AND ($2::timestamptz IS NULL OR created_at <= $2)",
             &[&citizens, &as_of],
         )
         .await?;

@@ -61,10 +61,14 @@ async fn a_message_is_matched_like_a_file_and_a_redelivery_decides_nothing_again
     let e = Env::of(&app);
     e.period(1, -200, 100, 30).await;
     // Enrolled just before the message: the matcher must see it (caught up at receipt).
-    let tc = e.citizen(&[]).await;
+    let tc = e.citizen(&[(super::noon(-300), true)]).await;
     let card = e
         .card("queue-card", &tc, None, super::noon(-100), None)
         .await;
+    let par = "V0010000000000000000000000555";
+    e.card("queue-card-2", &tc, Some(par), super::noon(-100), None)
+        .await;
+    let token = e.token("queue-token", par).await;
     let mut other_abi = record("00", &card, -10, "other-abi", 100);
     other_abi["acquirerCode"] = "12345".into();
     let mut bad_amount = record("00", &card, -10, "bad-amount", 100);
@@ -81,6 +85,7 @@ async fn a_message_is_matched_like_a_file_and_a_redelivery_decides_nothing_again
         other_abi,
         bad_amount,
         "not a record",
+        record("00", &token, -8, "token-1", 300),
     ]))
     .unwrap();
     let (_c, ch) = channel().await;
@@ -88,8 +93,8 @@ async fn a_message_is_matched_like_a_file_and_a_redelivery_decides_nothing_again
     publish(&ch, &r.transactions_queue, &body, "msg-1").await;
 
     let report = matched(&app, "msg-1").await;
-    assert_eq!(report["rows"], 6, "{report}");
-    assert_eq!(report["accepted"], 1, "{report}");
+    assert_eq!(report["rows"], 7, "{report}");
+    assert_eq!(report["accepted"], 2, "{report}");
     assert_eq!(
         report["reversals"],
         json!({"total": 0, "partial": 1, "uncorrelated": 0}),
@@ -120,11 +125,14 @@ async fn a_message_is_matched_like_a_file_and_a_redelivery_decides_nothing_again
             (4, "DISCARDED"),
             (5, "DISCARDED"),
             (6, "DISCARDED"),
+            (7, "ACCEPTED"),
             (2, "REVERSAL_PARTIAL"),
         ],
         "{out}"
     );
-    assert_eq!(records[5]["correlatedLine"], 1, "{out}");
+    assert_eq!(records[5]["match"], "HTOKEN", "{out}");
+    assert_eq!(records[5]["par"], par, "{out}");
+    assert_eq!(records[6]["correlatedLine"], 1, "{out}");
     let fields: Vec<String> = app
         .pool
         .get()
@@ -165,7 +173,7 @@ async fn a_message_is_matched_like_a_file_and_a_redelivery_decides_nothing_again
         .await
         .unwrap()
         .get(0);
-    assert_eq!(n, 6);
+    assert_eq!(n, 7);
 }
 
 #[actix_web::test]
