@@ -23,6 +23,8 @@ done
 echo "test.sh: cargo fmt --check"
 cargo fmt --all -- --check
 scripts/check-docker.sh # Dockerfile, .dockerignore and docker-compose.yml (no engine needed)
+echo "test.sh: the alert rules (promtool check rules, and their unit tests)"
+(cd deploy/prometheus && promtool check rules tkm-alerts.yml >/dev/null && promtool test rules tkm-alerts.test.yml >/dev/null)
 if ! command -v clippy-driver >/dev/null 2>&1; then
   echo "test.sh: clippy is missing. Install it with: rustup component add clippy" >&2
   exit 1

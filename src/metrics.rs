@@ -47,6 +47,13 @@ pub struct Metrics {
     pub list_build_seconds: prometheus::GaugeVec,
     /// `tkm_list_entries{list}`: lines of the generation served.
     pub list_entries: IntGaugeVec,
+    /// `tkm_list_builds_total{list,outcome}` (`ok`, `failed`).
+    pub list_builds: IntCounterVec,
+    /// `tkm_circuit_paused_seconds{circuit}`: how long the circuit stays paused (a `429`'s
+    /// `Retry-After` or an open breaker), 0 while it runs; read every 15 s.
+    pub circuit_paused: IntGaugeVec,
+    /// `tkm_db_pool_connections{state}` (`max`, `size`, `available`, `waiting`): read at scrape.
+    db_pool: IntGaugeVec,
     /// `tkm_tls_crl_next_update_timestamp_seconds`: registered once a CRL is loaded, so it is
     /// absent (not 0) without `server.crl_file`.
     tls_crl_next_update: IntGauge,
@@ -195,6 +202,30 @@ impl Metrics {
         )?;
         registry.register(Box::new(list_build_seconds.clone()))?;
         registry.register(Box::new(list_entries.clone()))?;
+        let list_builds = IntCounterVec::new(
+            Opts::new(
+                "tkm_list_builds_total",
+                "Builds of each published list by outcome",
+            ),
+            &["list", "outcome"],
+        )?;
+        let circuit_paused = IntGaugeVec::new(
+            Opts::new(
+                "tkm_circuit_paused_seconds",
+                "Seconds each circuit stays paused (429 or open breaker), 0 while it runs",
+            ),
+            &["circuit"],
+        )?;
+        let db_pool = IntGaugeVec::new(
+            Opts::new(
+                "tkm_db_pool_connections",
+                "Database pool connections by state (max, size, available, waiting callers)",
+            ),
+            &["state"],
+        )?;
+        registry.register(Box::new(list_builds.clone()))?;
+        registry.register(Box::new(circuit_paused.clone()))?;
+        registry.register(Box::new(db_pool.clone()))?;
         Ok(Self {
             registry,
             http_requests,
@@ -216,6 +247,9 @@ impl Metrics {
             tls_reloads,
             list_build_seconds,
             list_entries,
+            list_builds,
+            circuit_paused,
+            db_pool,
             tls_crl_next_update,
             tls_crl_registered: Default::default(),
         })
@@ -235,6 +269,19 @@ impl Metrics {
         }
     }
 
+    /// Sets `tkm_db_pool_connections` (before a scrape).
+    pub fn set_db_pool(&self, max: usize, size: usize, available: usize, waiting: usize) {
+        for (state, n) in [
+            ("max", max),
+            ("size", size),
+            ("available", available),
+            ("waiting", waiting),
+        ] {
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            self.db_pool.with_label_values(&[state]).set(n);
+        }
+    }
+
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
@@ -251,4 +298,91 @@ impl Metrics {
 pub fn profiling() -> bool {
     static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *ON.get_or_init(|| std::env::var_os("TKM_PROFILE").is_some())
+}
+
+#[cfg(test)]
+mod tests {
+    use prometheus::core::Collector;
+
+    use super::Metrics;
+
+    /// Every metric's name, from the collectors themselves.
+    fn names(m: &Metrics) -> std::collections::BTreeSet<String> {
+        let all: Vec<&dyn Collector> = vec![
+            &m.http_requests,
+            &m.http_duration,
+            &m.actor_mailbox,
+            &m.outbox_backlog,
+            &m.outbox_parked,
+            &m.outbox_publish,
+            &m.messages_consumed,
+            &m.par_conflicts,
+            &m.transactions,
+            &m.circuit_calls,
+            &m.par_lookups,
+            &m.par_lookups_pending,
+            &m.circuit_call_seconds,
+            &m.circuit_limiter_wait,
+            &m.bin_ranges,
+            &m.bin_refresh_timestamp,
+            &m.tls_reloads,
+            &m.list_build_seconds,
+            &m.list_entries,
+            &m.list_builds,
+            &m.circuit_paused,
+            &m.db_pool,
+            &m.tls_crl_next_update,
+        ];
+        all.iter()
+            .flat_map(|c| c.desc())
+            .map(|d| d.fq_name.clone())
+            .collect()
+    }
+
+    /// The `tkm_…` names a text refers to (histogram series named by their family).
+    fn referenced(text: &str) -> std::collections::BTreeSet<String> {
+        let mut out = std::collections::BTreeSet::new();
+        for (i, _) in text.match_indices("tkm_") {
+            let name: String = text[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                .collect();
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .unwrap_or(&name);
+            out.insert(family.to_owned());
+        }
+        out
+    }
+
+    #[test]
+    fn the_alert_rules_and_the_dashboard_name_only_metrics_tkm_exports() {
+        let m = Metrics::new().unwrap();
+        let known = names(&m);
+        for (file, text) in [
+            (
+                "tkm-alerts.yml",
+                include_str!("../deploy/prometheus/tkm-alerts.yml"),
+            ),
+            (
+                "tkm-dashboard.json",
+                include_str!("../deploy/grafana/tkm-dashboard.json"),
+            ),
+        ] {
+            let unknown: Vec<_> = referenced(text).difference(&known).cloned().collect();
+            assert!(
+                unknown.is_empty(),
+                "{file} names unknown metrics: {unknown:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_dashboard_shows_every_metric() {
+        let m = Metrics::new().unwrap();
+        let shown = referenced(include_str!("../deploy/grafana/tkm-dashboard.json"));
+        let missing: Vec<_> = names(&m).difference(&shown).cloned().collect();
+        assert!(missing.is_empty(), "not on the dashboard: {missing:?}");
+    }
 }

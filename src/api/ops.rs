@@ -71,8 +71,10 @@ pub async fn ready(r: web::Data<Readiness>) -> HttpResponse {
     }
 }
 
-/// `/metrics`: Prometheus text format.
-pub async fn metrics(m: web::Data<Metrics>) -> HttpResponse {
+/// `/metrics`: Prometheus text format (the pool's state read now).
+pub async fn metrics(m: web::Data<Metrics>, r: web::Data<Readiness>) -> HttpResponse {
+    let pool = r.pool.status();
+    m.set_db_pool(pool.max_size, pool.size, pool.available, pool.waiting);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(m.render())

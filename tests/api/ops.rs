@@ -47,6 +47,13 @@ async fn metrics_count_requests_by_route_pattern() {
     );
     assert!(body.contains("tkm_http_request_duration_seconds_bucket"));
     assert!(body.contains(r#"tkm_actor_mailbox{actor="consent-registry"}"#));
+    // The pool as it stands at the scrape (deploy/prometheus/tkm-alerts.yml alerts on it).
+    let max = app.settings.database.pool_size;
+    assert!(
+        body.contains(&format!(r#"tkm_db_pool_connections{{state="max"}} {max}"#)),
+        "{body}"
+    );
+    assert!(body.contains(r#"tkm_db_pool_connections{state="waiting"} 0"#));
 }
 
 #[actix_web::test]

@@ -163,6 +163,10 @@ impl Handler<BuildLists> for ListBuilder {
                 }
                 match outcome {
                     Ok(built) => {
+                        metrics
+                            .list_builds
+                            .with_label_values(&[kind.as_str(), "ok"])
+                            .inc();
                         let label = [kind.as_str()];
                         metrics
                             .list_build_seconds
@@ -184,6 +188,10 @@ impl Handler<BuildLists> for ListBuilder {
                         }
                     }
                     Err(e) => {
+                        metrics
+                            .list_builds
+                            .with_label_values(&[kind.as_str(), "failed"])
+                            .inc();
                         tracing::error!(list = kind.as_str(), error = %e, "list build failed; the last good generation stays published");
                         errors.push(format!("{}: {e}", kind.as_str()));
                     }

@@ -254,8 +254,19 @@ impl Actor for ParResolver {
         // The queue per lane, for `tkm_par_lookups_pending`.
         ctx.run_interval(PENDING_EVERY, |act, ctx| {
             let (pool, metrics) = (act.pool.clone(), act.metrics.clone());
+            let lanes = act.lanes.clone();
             ctx.spawn(
                 async move {
+                    // How long each circuit stays paused, for `tkm_circuit_paused_seconds`.
+                    for (circuit, lane) in &lanes {
+                        if let Ok(status) = lane.send(GetLaneStatus).await {
+                            let paused = i64::try_from(status.paused_secs).unwrap_or(i64::MAX);
+                            metrics
+                                .circuit_paused
+                                .with_label_values(&[circuit.as_str()])
+                                .set(paused);
+                        }
+                    }
                     for circuit in Circuit::ALL {
                         match par_lookups::pending(&pool, circuit).await {
                             Ok(p) => {
