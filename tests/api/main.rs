@@ -6,6 +6,7 @@
 mod support;
 
 mod binary;
+mod canary;
 mod cards;
 mod circuits;
 mod circuits_db;
