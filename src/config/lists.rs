@@ -129,7 +129,26 @@ mod tests {
         .contains("lists.zip_level"));
         assert!(lists().validate().is_ok());
     }
+
+    #[test]
+    fn upload_batches_must_fit_the_lock_table() {
+        let uploads = |batch_rows| UploadsSettings {
+            max_bytes: 1,
+            max_ratio: 20,
+            batch_rows,
+        };
+        assert!(uploads(1000).validate().is_ok());
+        assert!(uploads(MAX_UPLOAD_BATCH_ROWS).validate().is_ok());
+        let refused = uploads(MAX_UPLOAD_BATCH_ROWS + 1).validate().unwrap_err();
+        assert!(
+            refused.to_string().contains("uploads.batch_rows"),
+            "{refused}"
+        );
+    }
 }
+
+/// The largest `uploads.batch_rows` (see [`UploadsSettings::validate`]).
+pub const MAX_UPLOAD_BATCH_ROWS: usize = 1500;
 
 /// `[uploads]` (`files.md`, uploads): acquirers' token lists and transaction files.
 #[derive(Debug, Clone, Deserialize)]
@@ -152,8 +171,14 @@ impl UploadsSettings {
         if !(1..=1000).contains(&self.max_ratio) {
             return Err(invalid("uploads.max_ratio", "must be 1 to 1000"));
         }
-        if !(1..=100_000).contains(&self.batch_rows) {
-            return Err(invalid("uploads.batch_rows", "must be 1 to 100000"));
+        // Each row takes up to two advisory locks and two batches are in flight: beyond this,
+        // PostgreSQL's default lock table (max_locks_per_transaction × max_connections, 6 400)
+        // overflows ("out of shared memory") and every batch of the file fails.
+        if !(1..=MAX_UPLOAD_BATCH_ROWS).contains(&self.batch_rows) {
+            return Err(invalid(
+                "uploads.batch_rows",
+                "must be 1 to 1500 (4 × batch_rows advisory locks must fit PostgreSQL's lock table)",
+            ));
         }
         Ok(())
     }

@@ -374,19 +374,24 @@ async fn decide_reversals(
     write(deps, id, ctx, &batch).await
 }
 
-/// Applies what a batch teaches through the card registry (in one transaction).
+/// Lessons per card registry transaction: each takes two advisory locks (token and PAR), and a
+/// batch of `matching.batch_rows` may teach one per row — 10 000 at once would overflow
+/// PostgreSQL's lock table (6 400 entries by default) and fail the batch every time.
+const LESSONS_PER_TRANSACTION: usize = 500;
+
+/// Applies what a batch teaches through the card registry, [`LESSONS_PER_TRANSACTION`] at a time
+/// (a lesson applied again after a failure is a no-op).
 async fn teach(deps: &MatchDeps, lessons: Vec<Sourced>) -> Result<(), MatchError> {
-    if lessons.is_empty() {
-        return Ok(());
+    for chunk in lessons.chunks(LESSONS_PER_TRANSACTION) {
+        deps.registry
+            .send(ApplyCommands {
+                commands: chunk.to_vec(),
+                by: learn::BY.to_owned(),
+            })
+            .await
+            .map_err(|_| MatchError::Registry("the card registry is not running".into()))?
+            .map_err(|e| MatchError::Registry(e.to_string()))?;
     }
-    deps.registry
-        .send(ApplyCommands {
-            commands: lessons,
-            by: learn::BY.to_owned(),
-        })
-        .await
-        .map_err(|_| MatchError::Registry("the card registry is not running".into()))?
-        .map_err(|e| MatchError::Registry(e.to_string()))?;
     Ok(())
 }
 

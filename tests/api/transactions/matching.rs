@@ -265,3 +265,55 @@ async fn the_bpd_date_rule_moves_the_edges() {
         ]
     );
 }
+
+/// A batch that teaches more associations than PostgreSQL's lock table holds (each takes two
+/// advisory locks; 6 400 entries by default) is taught in parts: it used to fail with "out of
+/// shared memory", every time it was tried.
+#[actix_web::test]
+async fn a_batch_teaching_thousands_of_tokens_fits_the_lock_table() {
+    const N: i64 = 10_000;
+    let e = env().await;
+    e.period(1, -200, 100, 30).await;
+    e.pool
+        .get()
+        .await
+        .unwrap()
+        .execute(
+            "INSERT INTO card (hpan, circuit, active, par, par_key, par_source, created_by, updated_by) \
+             SELECT encode(sha256(convert_to('lock-card-' || g, 'UTF8')), 'hex'), 'VISA', true, \
+                    'V001' || lpad(g::text, 25, '0'), 'V001' || lpad(g::text, 25, '0'), 'issuer', 't', 't' \
+             FROM generate_series(1, $1::bigint) g",
+            &[&N],
+        )
+        .await
+        .unwrap();
+    let rows: Vec<String> = (1..=N)
+        .map(|i| {
+            let par = format!("V001{i:025}");
+            row(
+                "00",
+                &sha(&format!("lock-token-{i}")),
+                -10,
+                &format!("t-{i}"),
+                1,
+                "",
+                &par,
+            )
+        })
+        .collect();
+    let record = e.run(&e.file(1, &rows)).await;
+    assert_eq!(record.state.as_str(), "DONE", "{record:?}");
+    let learnt: i64 = e
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .query_one(
+            "SELECT count(*) FROM token WHERE source = 'transaction'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(learnt, N, "every hash taught once, as a token of its PAR");
+}
