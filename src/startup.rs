@@ -180,6 +180,11 @@ impl Application {
             pollers: circuits.pollers.clone(),
             resolver: circuits.resolver.clone(),
             lists: lists.clone(),
+            retention: crate::actors::job_runner::Retention {
+                ciphertext_days: settings.vault.inactive_retention_days,
+                outcome_days: settings.matching.retention_days,
+                zone: settings.matching.zone()?,
+            },
         });
         lists.do_send(JobsAt(jobs.clone().recipient()));
         let uploads = crate::startup_uploads::start(

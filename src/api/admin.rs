@@ -142,6 +142,19 @@ async fn start(
     Ok(HttpResponse::Accepted().json(JobAccepted { job_id: id }))
 }
 
+/// Runs the retention job now (it also runs daily): the ciphertexts of cards and tokens inactive
+/// for `vault.inactive_retention_days` and the outcomes older than `matching.retention_days` are
+/// erased; the job's `done` counts them.
+#[utoipa::path(post, path = "/admin/retention", tag = "admin",
+    responses((status = 202, body = JobAccepted)))]
+pub async fn run_retention(
+    caller: Caller<Admins>,
+    deps: web::Data<AdminDeps>,
+    timeout: web::Data<HandlerTimeout>,
+) -> Result<HttpResponse, ApiError> {
+    start(&deps, &timeout, JobRequest::Retention, &caller).await
+}
+
 /// Runs a PAR cycle now.
 #[utoipa::path(post, path = "/admin/par/refresh", tag = "admin",
     params(("circuit" = Option<String>, Query, description = "VISA, MASTERCARD or AMEX"),
@@ -304,6 +317,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         resource("/admin/bin-ranges/refresh", "POST").route(web::post().to(refresh_bin_ranges)),
     )
     .service(resource("/admin/par/refresh", "POST").route(web::post().to(refresh_pars)))
+    .service(resource("/admin/retention", "POST").route(web::post().to(run_retention)))
     .service(resource("/admin/jobs", "GET").route(web::get().to(list_jobs)))
     .service(resource("/admin/jobs/{id}", "GET").route(web::get().to(get_job)))
     .service(resource("/admin/status", "GET").route(web::get().to(status)));

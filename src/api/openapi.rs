@@ -24,6 +24,7 @@ use super::{admin, admin_queues, cards, consent, lists, token_lists, transaction
         cards::delete_card,
         admin::refresh_bin_ranges,
         admin::refresh_pars,
+        admin::run_retention,
         admin::list_jobs,
         admin::get_job,
         admin::status,

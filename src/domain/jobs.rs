@@ -12,6 +12,8 @@ pub enum JobKind {
     ParCycle,
     /// A build of published lists.
     ListBuild,
+    /// The daily erasure of what is kept no longer (`data.md`, `matching.md`: retention).
+    Retention,
 }
 
 impl JobKind {
@@ -21,6 +23,7 @@ impl JobKind {
             JobKind::BinRefresh => "bin-refresh",
             JobKind::ParCycle => "par-refresh",
             JobKind::ListBuild => "list-build",
+            JobKind::Retention => "retention",
         }
     }
 }
@@ -49,6 +52,9 @@ pub enum JobRequest {
         /// The lists, in build order, without repeats.
         kinds: Vec<ListKind>,
     },
+    /// Erase the ciphertexts of cards and tokens inactive for `vault.inactive_retention_days`
+    /// and the transaction outcomes older than `matching.retention_days`.
+    Retention,
 }
 
 impl JobRequest {
@@ -58,6 +64,7 @@ impl JobRequest {
             JobRequest::BinRefresh { .. } => JobKind::BinRefresh,
             JobRequest::ParCycle { .. } => JobKind::ParCycle,
             JobRequest::ListBuild { .. } => JobKind::ListBuild,
+            JobRequest::Retention => JobKind::Retention,
         }
     }
 
@@ -75,6 +82,7 @@ impl JobRequest {
                 .map(|k| k.as_str())
                 .collect::<Vec<_>>()
                 .join(","),
+            JobRequest::Retention => "ALL".to_owned(),
         }
     }
 }

@@ -15,6 +15,7 @@ mod db_errors;
 mod lists;
 mod logs;
 mod ops;
+mod retention;
 mod simulator;
 mod tls;
 mod tls_reload;

@@ -61,4 +61,17 @@ pub struct Executors {
     pub resolver: Addr<ParResolver>,
     /// The list builder.
     pub lists: Addr<ListBuilder>,
+    /// What the retention job keeps.
+    pub retention: Retention,
+}
+
+/// What the retention job keeps (`vault.inactive_retention_days`, `matching.retention_days`).
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    /// Days an inactive card's or a deleted token's ciphertext is kept.
+    pub ciphertext_days: u32,
+    /// Days transaction outcomes are kept.
+    pub outcome_days: u32,
+    /// The zone of processing days.
+    pub zone: chrono_tz::Tz,
 }

@@ -18,7 +18,7 @@ use actix::{
 use deadpool_postgres::Pool;
 use uuid::Uuid;
 
-pub use messages::{Executors, GetJob, JobError, ListJobs, StartJob};
+pub use messages::{Executors, GetJob, JobError, ListJobs, Retention, StartJob};
 
 use crate::actors::circuit_poller::RefreshBinRanges;
 use crate::actors::list_builder::BuildLists;
@@ -28,6 +28,11 @@ use crate::domain::{JobKind, JobRequest, Trigger};
 
 /// Finished jobs are kept this long for `/admin/jobs`.
 const RETENTION_DAYS: i32 = 30;
+
+/// The retention job's first run after start-up, then once a day (a routine run that erases
+/// nothing leaves no job behind).
+const RETENTION_FIRST: std::time::Duration = std::time::Duration::from_secs(600);
+const RETENTION_EVERY: std::time::Duration = std::time::Duration::from_secs(86_400);
 
 /// A job this runner runs, whether routine asks arrived meanwhile, whether an operator joined it
 /// (then it is kept even when it finds nothing to do: they follow its id), and, for a PAR cycle,
@@ -65,9 +70,9 @@ impl JobRunner {
     fn slot(request: &JobRequest) -> (JobKind, String) {
         match request {
             JobRequest::ParCycle { .. } => (JobKind::ParCycle, "*".to_owned()),
-            JobRequest::BinRefresh { .. } | JobRequest::ListBuild { .. } => {
-                (request.kind(), request.scope())
-            }
+            JobRequest::BinRefresh { .. }
+            | JobRequest::ListBuild { .. }
+            | JobRequest::Retention => (request.kind(), request.scope()),
         }
     }
 
@@ -172,6 +177,10 @@ fn run(
                 }
             })
         }
+        JobRequest::Retention => {
+            let policy = executors.retention;
+            Box::pin(async move { retention(&pool, id, policy).await })
+        }
         JobRequest::ParCycle { circuit, limit, .. } => {
             let resolver = executors.resolver.clone();
             Box::pin(async move {
@@ -206,9 +215,51 @@ impl Supervised for JobRunner {}
 impl Handler<Executors> for JobRunner {
     type Result = ();
 
-    fn handle(&mut self, msg: Executors, _: &mut Self::Context) {
+    fn handle(&mut self, msg: Executors, ctx: &mut Self::Context) {
+        if self.executors.is_none() {
+            let routine = |_: &mut Self, ctx: &mut Context<Self>| {
+                ctx.notify(StartJob {
+                    request: JobRequest::Retention,
+                    trigger: Trigger::Schedule,
+                });
+            };
+            ctx.run_later(RETENTION_FIRST, move |act, ctx| {
+                routine(act, ctx);
+                ctx.run_interval(RETENTION_EVERY, routine);
+            });
+        }
         self.executors = Some(msg);
     }
+}
+
+/// The retention job: erases the ciphertexts of inactive cards and deleted tokens, then the
+/// outcomes past retention; its units are the rows erased.
+async fn retention(pool: &Pool, id: Uuid, policy: Retention) -> Result<i64, String> {
+    let now = chrono::Utc::now();
+    let days = |d: u32| chrono::Duration::days(i64::from(d));
+    let (cards, tokens) =
+        crate::db::cards::retention::erase_inactive(pool, now - days(policy.ciphertext_days))
+            .await
+            .map_err(|e| e.to_string())?;
+    let today = now.with_timezone(&policy.zone).date_naive();
+    let cutoff_day = today - days(policy.outcome_days);
+    let outcomes = crate::db::transactions::retention::erase_old(
+        pool,
+        cutoff_day,
+        now - days(policy.outcome_days),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    let total =
+        i64::try_from(cards.saturating_add(tokens).saturating_add(outcomes)).unwrap_or(i64::MAX);
+    let _ = jobs::progress(pool, id, total, Some(total)).await;
+    tracing::info!(
+        cards,
+        tokens,
+        outcomes,
+        "retention: ciphertexts and outcomes erased"
+    );
+    Ok(total)
 }
 
 impl Handler<StartJob> for JobRunner {

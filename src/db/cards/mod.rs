@@ -5,6 +5,7 @@
 
 mod apply;
 mod load;
+pub mod retention;
 mod save;
 
 pub use apply::{

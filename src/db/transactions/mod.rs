@@ -5,4 +5,5 @@ pub mod outcomes;
 pub mod periods;
 pub mod published;
 pub mod reads;
+pub mod retention;
 pub mod snapshot;
