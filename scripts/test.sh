@@ -23,6 +23,12 @@ done
 echo "test.sh: cargo fmt --check"
 cargo fmt --all -- --check
 scripts/check-docker.sh # Dockerfile, .dockerignore and docker-compose.yml (no engine needed)
+echo "test.sh: supply chain (cargo deny check bans licenses sources, deny.toml)"
+if ! command -v cargo-deny >/dev/null 2>&1; then
+  echo "test.sh: installing cargo-deny 0.20.2 (once; several minutes)"
+  cargo install --locked --quiet cargo-deny --version 0.20.2
+fi
+cargo deny --offline --log-level error check bans licenses sources
 echo "test.sh: the alert rules (promtool check rules, and their unit tests)"
 (cd deploy/prometheus && promtool check rules tkm-alerts.yml >/dev/null && promtool test rules tkm-alerts.test.yml >/dev/null)
 if ! command -v clippy-driver >/dev/null 2>&1; then
