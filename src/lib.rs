@@ -20,6 +20,8 @@ pub mod csv_dialect;
 pub mod db;
 pub mod domain;
 pub mod files;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod metrics;
 pub mod retry;
 pub mod startup;

@@ -21,7 +21,7 @@ fn layer(module: &str) -> Option<u8> {
         "actors" => 4,
         "api" | "bridge" => 5,
         // The assembly: start-up wires everything; the command line and tools sit on top.
-        "startup_circuits" | "startup_uploads" | "bench" => 6,
+        "startup_circuits" | "startup_uploads" | "bench" | "fuzzing" => 6,
         "startup" | "cli_publish" | "cli_lists" | "cli_token_lists" | "cli_transactions" => 7,
         "cli" => 8,
         "bin" | "main" | "lib" => 9,
