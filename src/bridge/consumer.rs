@@ -9,11 +9,7 @@ use std::time::Duration;
 use actix::Addr;
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-    ConfirmSelectOptions,
-};
-use lapin::types::FieldTable;
+use lapin::options::{BasicAckOptions, BasicNackOptions};
 use lapin::{Channel, Connection};
 use tokio::sync::watch;
 
@@ -76,34 +72,15 @@ pub async fn run(
 ) -> lapin::Result<()> {
     let s = &deps.settings;
     let queue = inbound.queue(s).to_owned();
-    let ch = conn.create_channel().await?;
-    ch.basic_qos(s.prefetch, BasicQosOptions { global: false })
-        .await?;
-    let confirms = conn.create_channel().await?;
-    confirms
-        .confirm_select(ConfirmSelectOptions { nowait: false })
-        .await?;
-    let tag = format!("tkm-{queue}-{}", uuid::Uuid::new_v4().simple());
-    let mut consumer = ch
-        .basic_consume(
-            queue.as_str().into(),
-            tag.as_str().into(),
-            BasicConsumeOptions {
-                no_local: false,
-                // Manual acknowledgements: acked after the database commit.
-                no_ack: false,
-                exclusive: false,
-                nowait: false,
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    // Manual acknowledgements: acked after the database commit.
+    let mut consuming = super::channels::consume(conn, &queue, s.prefetch).await?;
+    let confirms = super::channels::confirming(conn).await?;
     // Two stages joined by a one-slot channel: the next batch is received and decoded while the
     // current one is applied and acknowledged, in order.
     let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<Decoded>(1);
     let receiving = {
         let (deps, mut shutdown) = (deps.clone(), shutdown.clone());
-        let consumer = &mut consumer;
+        let consumer = &mut consuming.consumer;
         async move {
             let wait = Duration::from_millis(deps.settings.batch_wait_ms);
             loop {
@@ -148,11 +125,7 @@ pub async fn run(
     };
     tokio::try_join!(receiving, applying)?;
     // Stop taking deliveries; what is unacked goes back to the queue when the channel closes.
-    let _ = ch
-        .basic_cancel(tag.as_str().into(), BasicCancelOptions { nowait: false })
-        .await;
-    let _ = confirms.close(200, "tkm shutting down".into()).await;
-    let _ = ch.close(200, "tkm shutting down".into()).await;
+    consuming.close(Some(confirms)).await;
     Ok(())
 }
 

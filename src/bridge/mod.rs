@@ -2,6 +2,7 @@
 //! commands (and transaction records into the TransactionMatcher), relays the outbox, and reconnects by itself after broker restarts or network cuts.
 
 mod audit;
+mod channels;
 pub mod consumer;
 pub mod dead_letter;
 pub mod relay;

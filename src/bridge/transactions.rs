@@ -7,16 +7,13 @@
 
 use std::sync::Arc;
 
-use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, ConfirmSelectOptions,
-};
-use lapin::types::FieldTable;
+use lapin::options::BasicAckOptions;
 use lapin::{Channel, Connection};
 use sha2::{Digest, Sha256};
 use tokio::sync::watch;
 
+use super::channels;
 use super::consumer::ConsumerDeps;
 use super::dead_letter::{dead_letter, dead_letter_replaced, DeadLetterStore};
 use super::wire::{Rejection, INVALID_FIELD, NOT_JSON, TOO_LARGE};
@@ -40,47 +37,19 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) -> lapin::Result<()> {
     let queue = deps.settings.transactions_queue.clone();
-    let ch = conn.create_channel().await?;
-    ch.basic_qos(PREFETCH, BasicQosOptions { global: false })
-        .await?;
-    let confirms = conn.create_channel().await?;
-    confirms
-        .confirm_select(ConfirmSelectOptions { nowait: false })
-        .await?;
-    let tag = format!("tkm-{queue}-{}", uuid::Uuid::new_v4().simple());
-    let mut consumer = ch
-        .basic_consume(
-            queue.as_str().into(),
-            tag.as_str().into(),
-            BasicConsumeOptions {
-                no_local: false,
-                no_ack: false,
-                exclusive: false,
-                nowait: false,
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    let mut consuming = channels::consume(conn, &queue, PREFETCH).await?;
+    let confirms = channels::confirming(conn).await?;
     loop {
-        let next = tokio::select! {
-            d = consumer.next() => d,
+        let delivery = tokio::select! {
+            d = consuming.next() => d?,
             _ = shutdown.changed() => break,
         };
-        let Some(delivery) = next else {
-            return Err(lapin::Error::from(
-                lapin::ErrorKind::InvalidConnectionState(lapin::ConnectionState::Closed),
-            ));
-        };
-        if !process(&deps, &queue, &confirms, delivery?, &shutdown).await {
+        if !process(&deps, &queue, &confirms, delivery, &shutdown).await {
             break;
         }
     }
     // What is unacked goes back to the queue when the channel closes.
-    let _ = ch
-        .basic_cancel(tag.as_str().into(), BasicCancelOptions { nowait: false })
-        .await;
-    let _ = confirms.close(200, "tkm shutting down".into()).await;
-    let _ = ch.close(200, "tkm shutting down".into()).await;
+    consuming.close(Some(confirms)).await;
     Ok(())
 }
 

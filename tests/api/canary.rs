@@ -80,6 +80,22 @@ async fn published_so_far(app: &TestApp, bodies: &mut Vec<String>) {
     }
 }
 
+/// Uploads `content` to `path` as the acquirer and waits until it is done: (id, report text).
+async fn processed(app: &TestApp, path: &str, name: &str, content: &[u8]) -> (String, String) {
+    let sent = upload(app, "acquirer", path, name, content).await;
+    assert_eq!(sent.status, 202, "{}", sent.text);
+    let id = sent.json["id"].as_str().unwrap().to_owned();
+    let report = eventually(Duration::from_secs(60), || async {
+        let r = app
+            .call("acquirer", Method::GET, &format!("{path}/{id}"), &[], None)
+            .await;
+        (r.json["state"] == "DONE").then_some(r.text)
+    })
+    .await
+    .unwrap_or_else(|| panic!("{name} is processed"));
+    (id, report)
+}
+
 fn trnlog_row(hash_pan: &str, id: &str, acquirer_id: &str) -> String {
     let at = (chrono::Utc::now() - chrono::Duration::days(2)).format("%Y-%m-%dT%H:%M:%S%.3f+00:00");
     format!("99999;00;01;{hash_pan};{at};{id};;;1000;978;{acquirer_id};m1;t1;400012;5411;")
@@ -156,23 +172,7 @@ async fn no_card_number_or_salt_leaks_from_any_flow() {
     );
     let sealed = gpg_encrypt(&app, list.as_bytes(), false, "zlib");
     let name = "TKM.99999.TKNLST.20261123.101500.001.csv.pgp";
-    let sent = upload(&app, "acquirer", "/token-list", name, &sealed).await;
-    assert_eq!(sent.status, 202, "{}", sent.text);
-    let id = sent.json["id"].as_str().unwrap().to_owned();
-    let report = eventually(Duration::from_secs(60), || async {
-        let r = app
-            .call(
-                "acquirer",
-                Method::GET,
-                &format!("/token-list/{id}"),
-                &[],
-                None,
-            )
-            .await;
-        (r.json["state"] == "DONE").then_some(r.text)
-    })
-    .await
-    .expect("the token list is processed");
+    let (_, report) = processed(&app, "/token-list", name, &sealed).await;
     seen.push(format!("token-list report: {report}"));
 
     // A transaction file with clear PANs in column 4 (one row valid, one invalid).
@@ -181,30 +181,7 @@ async fn no_card_number_or_salt_leaks_from_any_flow() {
         trnlog_row(FILE_PAN, "canary-trx-2", ""),
     ];
     let name = "CSTAR.99999.TRNLOG.20261123.101500.001.csv";
-    let sent = upload(
-        &app,
-        "acquirer",
-        "/transactions",
-        name,
-        rows.join("\n").as_bytes(),
-    )
-    .await;
-    assert_eq!(sent.status, 202, "{}", sent.text);
-    let id = sent.json["id"].as_str().unwrap().to_owned();
-    let report = eventually(Duration::from_secs(60), || async {
-        let r = app
-            .call(
-                "acquirer",
-                Method::GET,
-                &format!("/transactions/{id}"),
-                &[],
-                None,
-            )
-            .await;
-        (r.json["state"] == "DONE").then_some(r.text)
-    })
-    .await
-    .expect("the transaction file is matched");
+    let (id, report) = processed(&app, "/transactions", name, rows.join("\n").as_bytes()).await;
     seen.push(format!("transactions report: {report}"));
     for path in [
         format!("/transactions/{id}/outcomes"),
