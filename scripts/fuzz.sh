@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Fuzzes every parser of outside input (quality.md S3): each target of fuzz/ for SECONDS
-# (default 60; at least 600 before a release), starting from its corpus in fuzz/corpus/ (new
-# inputs that reach new code are added there; commit the useful ones). A crash stops the run with
-# the input saved under fuzz/artifacts/<target>/ — reproduce it with
-#   RUSTC_BOOTSTRAP=1 cargo fuzz run <target> fuzz/artifacts/<target>/<file>
-# and add it to the corpus once fixed: the suite (tests/fuzz_corpus.rs) replays every corpus.
+# (default 60; at least 600 before a release), starting from its seeds in fuzz/corpus/ (in git)
+# and what earlier runs found in fuzz/work/ (kept locally, not in git: thousands of files). A
+# crash stops the run with the input saved under fuzz/artifacts/<target>/ — reproduce it with
+#   RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir fuzz <target> fuzz/artifacts/<target>/<file>
+# and, once fixed, copy it into fuzz/corpus/<target>/: the suite (tests/fuzz_corpus.rs) replays
+# every seed corpus.
 # Usage: scripts/fuzz.sh [SECONDS] [TARGET…]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,7 +25,8 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 for t in "${targets[@]}"; do
   echo "fuzz: $t for ${seconds} s"
-  if ! cargo fuzz run --fuzz-dir fuzz "$t" "fuzz/corpus/$t" -- -max_total_time="$seconds" \
+  mkdir -p "fuzz/work/$t"
+  if ! cargo fuzz run --fuzz-dir fuzz "$t" "fuzz/work/$t" "fuzz/corpus/$t" -- -max_total_time="$seconds" \
     -rss_limit_mb=4096 -print_final_stats=1 >"$log" 2>&1; then
     tail -n 40 "$log" >&2
     echo "fuzz: $t failed; a crashing input is under fuzz/artifacts/$t/" >&2
