@@ -101,6 +101,10 @@ pub enum KeysAction {
         #[arg(long)]
         force: bool,
     },
+    /// Re-encrypt every stored PAN, token PAN and dead letter under `vault.active_key` (online,
+    /// resumable). Make the new key active on every running replica first; once this ends, the
+    /// old key can leave `vault.keys`.
+    Rotate,
 }
 
 /// `tkm pgp …`.
@@ -157,6 +161,17 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys {
             action: KeysAction::Generate { out, force },
         } => generate_key(&out, force),
+        Command::Keys {
+            action: KeysAction::Rotate,
+        } => {
+            let settings = Settings::load(cli.config.as_deref())?;
+            let done = crate::cli_keys::run(&settings, true)?;
+            println!(
+                "re-encrypted under {}: {} card PANs, {} token PANs, {} dead letters",
+                settings.vault.active_key, done.cards, done.tokens, done.dead_letters
+            );
+            Ok(())
+        }
         Command::Pgp {
             action:
                 PgpAction::Generate {

@@ -10,6 +10,7 @@ pub mod bench;
 pub mod bridge;
 pub mod circuits;
 pub mod cli;
+pub mod cli_keys;
 pub mod cli_lists;
 pub mod cli_publish;
 pub mod cli_token_lists;

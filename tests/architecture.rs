@@ -22,7 +22,8 @@ fn layer(module: &str) -> Option<u8> {
         "api" | "bridge" => 5,
         // The assembly: start-up wires everything; the command line and tools sit on top.
         "startup_circuits" | "startup_uploads" | "bench" | "fuzzing" => 6,
-        "startup" | "cli_publish" | "cli_lists" | "cli_token_lists" | "cli_transactions" => 7,
+        "startup" | "cli_publish" | "cli_lists" | "cli_token_lists" | "cli_transactions"
+        | "cli_keys" => 7,
         "cli" => 8,
         "bin" | "main" | "lib" => 9,
         _ => return None,

@@ -194,6 +194,18 @@ impl KeyRing {
         self.open(sealed, &format!("blob:{context}"))
     }
 
+    /// Re-encrypts a PAN or token PAN sealed for `hash` (its HPAN or HTOKEN) under the active key
+    /// (`tkm keys rotate`); the clear value never leaves this function.
+    pub fn reseal(&self, sealed: &Sealed, hash: &str) -> Result<Sealed, CryptoError> {
+        let plain = self.open(sealed, hash)?;
+        self.seal(&plain, hash)
+    }
+
+    /// [`KeyRing::reseal`] for a value sealed with [`KeyRing::seal_blob`] for `context`.
+    pub fn reseal_blob(&self, sealed: &Sealed, context: &str) -> Result<Sealed, CryptoError> {
+        self.reseal(sealed, &format!("blob:{context}"))
+    }
+
     /// Decrypts a token PAN stored for `htoken`.
     pub fn open_token(&self, sealed: &Sealed, htoken: &Htoken) -> Result<TokenPan, CryptoError> {
         let plain = self.open(sealed, htoken.as_str())?;

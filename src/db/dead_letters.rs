@@ -140,3 +140,51 @@ pub async fn forget_older_than(pool: &Pool, retention: Duration) -> Result<u64, 
         )
         .await?)
 }
+
+/// `tkm keys rotate`: re-encrypts one page of dead letters sealed under another key than the
+/// active one (`context` gives each one's seal context); answers how many it took (0: none left).
+pub async fn rotate_page(
+    pool: &Pool,
+    ring: &crate::crypto::KeyRing,
+    context: impl Fn(Uuid) -> String,
+) -> Result<u64, DbError> {
+    let conn = pool.get().await?;
+    let rows = conn
+        .query(
+            "SELECT id, key_id, sealed FROM dead_letter WHERE key_id <> $1 ORDER BY id LIMIT 500",
+            &[&ring.active_id()],
+        )
+        .await?;
+    for r in &rows {
+        let id: Uuid = r.try_get(0)?;
+        let sealed = Sealed {
+            key_id: r.try_get(1)?,
+            blob: r.try_get(2)?,
+        };
+        let fresh = ring.reseal_blob(&sealed, &context(id)).map_err(|e| {
+            DbError::Unexpected(anyhow::anyhow!(
+                "a dead letter does not open with key {}: {e}",
+                sealed.key_id
+            ))
+        })?;
+        conn.execute(
+            "UPDATE dead_letter SET key_id = $2, sealed = $3, updated_at = now(), \
+             updated_by = 'keys-rotate' WHERE id = $1 AND sealed = $4",
+            &[&id, &fresh.key_id, &fresh.blob, &sealed.blob],
+        )
+        .await?;
+    }
+    Ok(u64::try_from(rows.len()).unwrap_or(u64::MAX))
+}
+
+/// Dead letters not under the active key yet.
+pub async fn left_to_rotate(pool: &Pool, ring: &crate::crypto::KeyRing) -> Result<i64, DbError> {
+    let conn = pool.get().await?;
+    Ok(conn
+        .query_one(
+            "SELECT count(*) FROM dead_letter WHERE key_id <> $1",
+            &[&ring.active_id()],
+        )
+        .await?
+        .try_get(0)?)
+}

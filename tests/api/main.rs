@@ -12,6 +12,7 @@ mod circuits;
 mod circuits_db;
 mod consent;
 mod db_errors;
+mod keys;
 mod lists;
 mod logs;
 mod ops;

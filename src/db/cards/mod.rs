@@ -6,6 +6,7 @@
 mod apply;
 mod load;
 pub mod retention;
+pub mod rotation;
 mod save;
 
 pub use apply::{
