@@ -4,6 +4,7 @@
 //! pages and the award periods.
 
 pub mod explain;
+pub mod instruments;
 pub mod judge;
 pub mod learn;
 #[cfg(test)]

@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use actix::Addr;
 
+use super::instruments;
 use super::judge::{self, FileContext};
 use super::learn;
 use crate::actors::card_registry::messages::ApplyCommands;
@@ -25,7 +26,7 @@ use crate::crypto::pgp::PgpKey;
 use crate::crypto::Hasher;
 use crate::db::bin_ranges;
 use crate::db::transactions::published::PublishedSource;
-use crate::db::transactions::{facts, outcomes, periods, reads, snapshot};
+use crate::db::transactions::{outcomes, periods, reads};
 use crate::db::uploads::{self, UploadRecord};
 use crate::db::DbError;
 use crate::domain::matching::{day_of, Rules};
@@ -108,7 +109,7 @@ pub enum RowSource {
 
 /// Streams batches of rows after `after`: a file's from a blocking thread (decryption and
 /// parsing stay off the async workers), at most two batches waiting; a message's from memory.
-fn read_batches(
+pub(super) fn read_batches(
     deps: &MatchDeps,
     source: &RowSource,
     max_plain: u64,
@@ -179,21 +180,26 @@ pub async fn match_file(
         .unwrap_or_else(chrono::Utc::now);
     let abi = Abi::parse(&record.abi).map_err(|e| MatchError::Config(e.0.to_owned()))?;
     let award = periods::load(&deps.pool).await?;
-    let snap = match &rows {
-        RowSource::File(_) => snapshot::load(&deps.pool, zone).await?,
-        // A message's few records: only what they can match, read now (always caught up).
-        RowSource::Message(rows) => {
-            let records = rows.iter().filter_map(|r| r.parsed.as_ref().ok());
-            let hashes: Vec<_> = records.clone().map(|r| r.hash).collect();
-            let pars: Vec<&str> = records
-                .filter_map(|r| r.par.as_ref())
-                .map(|p| p.as_str())
-                .collect();
-            facts::instruments_snapshot(&deps.pool, zone, &hashes, &pars, None)
-                .await?
-                .0
-        }
+    let max_plain = deps.uploads.max_plaintext(record.bytes);
+
+    // A damaged or oversized PGP file is rejected before any row is decided (a file sent again
+    // after a rejection must not find its own rows as duplicates): it is read whole first, as
+    // is a small plain file, to learn which instruments it names.
+    let encrypted = match &rows {
+        RowSource::File(path) => match is_pgp(path) {
+            Ok(e) => e,
+            Err(e) => return reject(deps, id, &e).await,
+        },
+        RowSource::Message(_) => false,
     };
+    let fresh = record.progress.last_line == 0;
+    let read =
+        instruments::read_first(deps, &rows, max_plain, &abi, encrypted && fresh, fresh).await?;
+    let named = match read {
+        Ok(named) => named,
+        Err(e) => return reject(deps, id, &e).await,
+    };
+    let snap = instruments::snapshot(deps, zone, named).await?;
     let (cards, tokens, pars) = snap.sizes();
     tracing::info!(upload = %id, cards, tokens, pars, "enrolment snapshot loaded");
     let rules = Rules {
@@ -222,32 +228,9 @@ pub async fn match_file(
         source: &source,
         ranges: &ranges,
     };
-    let max_plain = deps.uploads.max_plaintext(record.bytes);
-
-    // A damaged or oversized PGP file is rejected before any row is decided (a file sent again
-    // after a rejection must not find its own rows as duplicates). A plain file has no
-    // integrity check to wait for.
-    let encrypted = match &rows {
-        RowSource::File(path) => match is_pgp(path) {
-            Ok(e) => e,
-            Err(e) => return reject(deps, id, &e).await,
-        },
-        RowSource::Message(_) => false,
-    };
-    if record.progress.last_line == 0 && encrypted {
-        let mut check = read_batches(deps, &rows, max_plain, abi.clone(), u64::MAX);
-        loop {
-            match check.recv().await.ok_or(MatchError::Reader)? {
-                Ok(rows) if rows.is_empty() => break,
-                Ok(_) => {}
-                Err(e) => return reject(deps, id, &e).await,
-            }
-        }
-    }
 
     // Pass 1: every row but reversals, from the resume point; the reversals read are kept for
     // pass 2 (a resumed file reads them again: those before the resume point were not read).
-    let fresh = record.progress.last_line == 0;
     let mut reversals: Vec<(u64, Record)> = Vec::new();
     let mut seen = HashSet::new();
     let mut taught = HashSet::new();
