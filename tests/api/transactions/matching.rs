@@ -317,3 +317,36 @@ async fn a_batch_teaching_thousands_of_tokens_fits_the_lock_table() {
         .get(0);
     assert_eq!(learnt, N, "every hash taught once, as a token of its PAR");
 }
+
+/// A small file is matched against a snapshot of only what its records name (read when it
+/// starts), not the whole registry: the log of its run counts one card among thousands.
+#[actix_web::test]
+async fn a_small_file_loads_only_what_it_names() {
+    let logs = crate::helpers::captured_logs();
+    let e = env().await;
+    e.period(1, -200, 100, 30).await;
+    e.pool
+        .get()
+        .await
+        .unwrap()
+        .execute(
+            "INSERT INTO card (hpan, circuit, active, created_by, updated_by) \
+             SELECT encode(sha256(convert_to('other-card-' || g, 'UTF8')), 'hex'), 'VISA', true, 't', 't' \
+             FROM generate_series(1, 2000) g",
+            &[],
+        )
+        .await
+        .unwrap();
+    let tc = e.citizen(&[]).await;
+    let card = e.card("named", &tc, None, super::noon(-100), None).await;
+    let record = e
+        .run(&e.file(1, &[row("00", &card, -10, "small-1", 1, "", "")]))
+        .await;
+    assert_eq!(e.outcomes(record.id).await, ["1;small-1;ACCEPTED;;HPAN;"]);
+    let text = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+    let line = text
+        .lines()
+        .find(|l| l.contains("enrolment snapshot loaded") && l.contains(&record.id.to_string()))
+        .expect("the snapshot's log line");
+    assert!(line.contains(r#""cards":1"#), "{line}");
+}
