@@ -4,8 +4,8 @@
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
-use lapin::types::{AMQPValue, FieldTable};
+use lapin::options::BasicAckOptions;
+use lapin::types::AMQPValue;
 use lapin::Connection;
 use tokio::sync::watch;
 
@@ -37,26 +37,11 @@ pub async fn run(
     metrics: &Metrics,
     mut shutdown: watch::Receiver<bool>,
 ) -> lapin::Result<()> {
-    let ch = conn.create_channel().await?;
-    ch.basic_qos(256, BasicQosOptions { global: false }).await?;
-    let mut consumer = ch
-        .basic_consume(
-            settings.dead_letter_audit_queue.as_str().into(),
-            format!("tkm-dlq-audit-{}", uuid::Uuid::new_v4().simple())
-                .as_str()
-                .into(),
-            BasicConsumeOptions {
-                no_local: false,
-                no_ack: false,
-                exclusive: false,
-                nowait: false,
-            },
-            FieldTable::default(),
-        )
-        .await?;
+    let mut consuming =
+        super::channels::consume(conn, &settings.dead_letter_audit_queue, 256).await?;
     loop {
         let next = tokio::select! {
-            d = consumer.next() => d,
+            d = consuming.consumer.next() => d,
             _ = shutdown.changed() => return Ok(()),
         };
         let Some(delivery) = next else {

@@ -318,55 +318,68 @@ async fn copy_payments(
     }
     let abi = abi_of(tx, source).await?;
     let sink = tx
-        .copy_in(
-            "COPY txn_payment (source_id, line, hash_pan, abi, acquirer_id, period_id, correlation_id, \
-             amount, merchant_id, terminal_id, at, operation, match, par) FROM STDIN BINARY",
-        )
+        .copy_in(&format!(
+            "COPY txn_payment ({MOVEMENT_COLUMNS}, operation, match, par) FROM STDIN BINARY"
+        ))
         .await?;
-    let types = [
-        Type::UUID,
-        Type::INT8,
-        Type::BYTEA,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::INT8,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TIMESTAMPTZ,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-    ];
+    let types = [&MOVEMENT_TYPES[..], &[Type::TEXT, Type::TEXT, Type::TEXT]].concat();
     let writer = BinaryCopyInWriter::new(sink, &types);
     pin_mut!(writer);
     // In hash order, for the hash index (the primary key follows the lines either way).
     let mut sorted: Vec<&PaymentRow> = rows.iter().collect();
     sorted.sort_unstable_by_key(|p| p.facts.hash);
     for p in sorted {
-        let f = &p.facts;
-        let hash: &[u8] = &f.hash.0;
-        let values: [&(dyn ToSql + Sync); 14] = [
-            &source,
-            &f.line,
-            &hash,
-            &abi,
-            &f.acquirer_id,
-            &f.period,
-            &f.correlation_id,
-            &f.amount,
-            &f.merchant_id,
-            &f.terminal_id,
-            &f.at,
-            &p.operation,
-            &p.kind.name(),
-            &p.par,
-        ];
+        let hash: &[u8] = &p.facts.hash.0;
+        let mut values = movement_values(&source, &abi, &hash, &p.facts);
+        let kind = p.kind.name();
+        values.extend([&p.operation as &(dyn ToSql + Sync), &kind, &p.par]);
         writer.as_mut().write(&values).await?;
     }
     writer.finish().await?;
     Ok(())
+}
+
+/// The columns payments and reversals share (a [`Movement`] of a source), in COPY order.
+const MOVEMENT_COLUMNS: &str = "source_id, line, hash_pan, abi, acquirer_id, period_id, \
+     correlation_id, amount, merchant_id, terminal_id, at";
+
+/// Their binary COPY types.
+const MOVEMENT_TYPES: [Type; 11] = [
+    Type::UUID,
+    Type::INT8,
+    Type::BYTEA,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TIMESTAMPTZ,
+];
+
+/// A movement's values for [`MOVEMENT_COLUMNS`]; the caller appends its own.
+fn movement_values<'a>(
+    source: &'a Uuid,
+    abi: &'a String,
+    hash: &'a &[u8],
+    f: &'a Movement,
+) -> Vec<&'a (dyn ToSql + Sync)> {
+    let mut values: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(14);
+    values.extend([
+        source as &(dyn ToSql + Sync),
+        &f.line,
+        hash,
+        abi,
+        &f.acquirer_id,
+        &f.period,
+        &f.correlation_id,
+        &f.amount,
+        &f.merchant_id,
+        &f.terminal_id,
+        &f.at,
+    ]);
+    values
 }
 
 async fn abi_of(tx: &deadpool_postgres::Transaction<'_>, source: Uuid) -> Result<String, DbError> {
@@ -386,50 +399,19 @@ async fn insert_reversals(
     }
     let abi = abi_of(tx, source).await?;
     let sink = tx
-        .copy_in(
-            "COPY txn_reversal (source_id, line, hash_pan, abi, acquirer_id, period_id, \
-             correlation_id, amount, merchant_id, terminal_id, at, retry_until, payment_source, \
-             payment_line) FROM STDIN BINARY",
-        )
+        .copy_in(&format!(
+            "COPY txn_reversal ({MOVEMENT_COLUMNS}, retry_until, payment_source, payment_line) \
+                 FROM STDIN BINARY"
+        ))
         .await?;
-    let types = [
-        Type::UUID,
-        Type::INT8,
-        Type::BYTEA,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TEXT,
-        Type::INT8,
-        Type::TEXT,
-        Type::TEXT,
-        Type::TIMESTAMPTZ,
-        Type::DATE,
-        Type::UUID,
-        Type::INT8,
-    ];
+    let types = [&MOVEMENT_TYPES[..], &[Type::DATE, Type::UUID, Type::INT8]].concat();
     let writer = BinaryCopyInWriter::new(sink, &types);
     pin_mut!(writer);
     for r in rows {
-        let f = &r.facts;
-        let hash: &[u8] = &f.hash.0;
+        let hash: &[u8] = &r.facts.hash.0;
         let (ps, pl) = (r.payment.map(|p| p.0), r.payment.map(|p| p.1));
-        let values: [&(dyn ToSql + Sync); 14] = [
-            &source,
-            &f.line,
-            &hash,
-            &abi,
-            &f.acquirer_id,
-            &f.period,
-            &f.correlation_id,
-            &f.amount,
-            &f.merchant_id,
-            &f.terminal_id,
-            &f.at,
-            &r.retry_until,
-            &ps,
-            &pl,
-        ];
+        let mut values = movement_values(&source, &abi, &hash, &r.facts);
+        values.extend([&r.retry_until as &(dyn ToSql + Sync), &ps, &pl]);
         writer.as_mut().write(&values).await?;
     }
     writer.finish().await?;
