@@ -14,7 +14,7 @@ mod secrets;
 mod server;
 mod stores;
 mod tls;
-pub use circuits::BinFileLocation;
+pub use circuits::{replica_share, BinFileLocation};
 pub use circuits::{BinSource, CircuitSettings, CircuitsMode, CircuitsSettings, SimulatorSettings};
 pub use components::{
     CardSettings, ConsentSettings, OutboxSettings, RabbitSettings, TelemetrySettings,

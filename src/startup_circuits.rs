@@ -86,18 +86,29 @@ async fn specs(
                     .context("circuits.simulator.keys_dir: cannot load or generate keys")?,
                 None => SimulatorKeys::generate().context("cannot generate simulator keys")?,
             };
-            let simulator = Simulator::start(&c.simulator, keys.clone())
-                .await
-                .context("cannot start the circuit simulator (circuits.simulator.bind)")?;
-            let base = simulator.base_url();
-            tracing::info!(url = %base, "circuit simulator started (circuits.mode = simulator)");
+            let (base, simulator) = match &c.simulator.attach_url {
+                Some(url) => {
+                    // Another process runs it (a replica, `tkm simulate-circuits`).
+                    let base = url.as_str().trim_end_matches('/').to_owned();
+                    tracing::info!(url = %base, "using the circuit simulator another process runs");
+                    (base, None)
+                }
+                None => {
+                    let simulator = Simulator::start(&c.simulator, keys.clone())
+                        .await
+                        .context("cannot start the circuit simulator (circuits.simulator.bind)")?;
+                    let base = simulator.base_url();
+                    tracing::info!(url = %base, "circuit simulator started (circuits.mode = simulator)");
+                    (base, Some(simulator))
+                }
+            };
             let specs = Circuit::ALL
                 .into_iter()
                 .filter(|circuit| c.get(*circuit).enabled)
                 .map(|circuit| keys.client_spec(c, circuit, &base))
                 .collect::<Result<Vec<_>, _>>()
                 .context("cannot build simulator client specs")?;
-            Ok((specs, Some(simulator)))
+            Ok((specs, simulator))
         }
     }
 }
@@ -163,7 +174,10 @@ pub async fn start(
             settings: settings.par_resolver.clone(),
             metrics: metrics.clone(),
         };
-        let (rate, burst, share) = (s.rate_per_second, s.burst, s.token_share);
+        // This replica's share of the contract rate (the whole of it when alone).
+        let (rate, burst) =
+            crate::config::replica_share(s.rate_per_second, s.burst, settings.circuits.replicas);
+        let share = s.token_share;
         let lane_arbiter = Arbiter::new();
         let lane = Supervisor::start_in_arbiter(&lane_arbiter.handle(), move |_| {
             Lane::new(deps, spec, rate, burst, share)

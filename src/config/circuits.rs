@@ -82,6 +82,12 @@ pub struct CircuitsSettings {
     /// The longest pause a `429`'s `Retry-After` (or the backoff after `429`s without one) may
     /// impose on a circuit.
     pub max_retry_after_secs: u64,
+    /// How many replicas share each circuit's contract rate: each takes `rate_per_second /
+    /// replicas` and `burst / replicas` (rounded down, at least 1). PAR cycles already run on one
+    /// replica at a time (an elected job); the split also holds the contract when cycles
+    /// overlap (a replica that stalled past its heartbeats and resumed).
+    #[serde(default = "one")]
+    pub replicas: u32,
     /// The in-process simulator (simulator mode only).
     pub simulator: SimulatorSettings,
     /// VISA.
@@ -131,6 +137,10 @@ pub struct SimulatorSettings {
     /// absent).
     #[serde(default)]
     pub keys_dir: Option<PathBuf>,
+    /// Use the simulator another process runs at this URL (`https://host:port`, with the same
+    /// `keys_dir`) instead of starting one: replicas on one machine share one simulator.
+    #[serde(default)]
+    pub attach_url: Option<Url>,
 }
 
 /// `[circuits.visa]`, `[circuits.mastercard]`, `[circuits.amex]`. Credential keys only apply to
@@ -219,6 +229,17 @@ impl CircuitSettings {
 /// The largest `circuits.max_retry_after_secs`: a day.
 pub const MAX_RETRY_AFTER_SECS: u64 = 24 * 3600;
 
+fn one() -> u32 {
+    1
+}
+
+/// A circuit's rate and burst for one of `replicas` replicas: an equal share, rounded down so
+/// that together they never exceed the contract, at least 1.
+pub fn replica_share(rate: u32, burst: u32, replicas: u32) -> (u32, u32) {
+    let n = replicas.max(1);
+    ((rate / n).max(1), (burst / n).max(1))
+}
+
 fn default_token_share() -> f64 {
     0.2
 }
@@ -240,11 +261,30 @@ pub fn validate(c: &CircuitsSettings) -> Result<(), ConfigError> {
             "must be within 0..1",
         ));
     }
+    if c.replicas == 0 {
+        return Err(invalid("circuits.replicas", "must be at least 1"));
+    }
+    if c.simulator
+        .attach_url
+        .as_ref()
+        .is_some_and(|u| u.scheme() != "https")
+    {
+        return Err(invalid(
+            "circuits.simulator.attach_url",
+            "must be an https:// URL (the simulator speaks TLS)",
+        ));
+    }
     for circuit in Circuit::ALL {
         let s = c.get(circuit);
         let key = |k: &str| format!("circuits.{}.{k}", circuit.as_str().to_ascii_lowercase());
         if s.rate_per_second == 0 {
             return Err(invalid(key("rate_per_second"), "must be at least 1"));
+        }
+        if s.rate_per_second < c.replicas {
+            return Err(invalid(
+                key("rate_per_second"),
+                "must be at least circuits.replicas (each replica takes an equal share)",
+            ));
         }
         if !(0.0..=1.0).contains(&s.token_share) {
             return Err(invalid(key("token_share"), "must be within 0..1"));
@@ -445,6 +485,35 @@ mod tests {
         assert!(validate(&c).is_err(), "a cap of 0 would ignore every 429");
         c.max_retry_after_secs = u64::MAX;
         assert!(validate(&c).is_err());
+        Ok(())
+    }
+
+    #[test]
+    fn replicas_share_the_contract_and_never_exceed_it() -> Result<(), ConfigError> {
+        let mut c = defaults()?;
+        assert_eq!(c.replicas, 1);
+        assert_eq!(
+            replica_share(10, 3, 1),
+            (10, 3),
+            "alone: the whole contract"
+        );
+        assert_eq!(replica_share(10, 3, 3), (3, 1), "rounded down, at least 1");
+        assert_eq!(replica_share(10, 1, 2), (5, 1));
+        for n in 1..=10 {
+            let (rate, _) = replica_share(10, 2, n);
+            assert!(rate * n <= 10, "{n} replicas together stay within the rate");
+        }
+        c.replicas = 0;
+        assert!(validate(&c).is_err());
+        c.replicas = c.visa.rate_per_second + 1;
+        let err = validate(&c)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("rate_per_second"), "{err}");
+        let mut c = defaults()?;
+        c.simulator.attach_url = Url::parse("http://127.0.0.1:8543").ok();
+        assert!(validate(&c).is_err(), "the simulator speaks TLS");
         Ok(())
     }
 }

@@ -14,6 +14,14 @@ pub struct BinRefreshSettings {
     pub min_ratio: f64,
     /// Attempts of one refresh's fetch before it fails (transient errors and `429`s only).
     pub attempts: u32,
+    /// At start-up, refresh a circuit whose ranges no refresh has replaced since its last
+    /// scheduled time (a first start, or a refresh missed while no replica ran).
+    #[serde(default = "yes")]
+    pub on_start: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// `[par_resolver]`.

@@ -20,6 +20,44 @@ pub struct RefreshState {
     pub last_error: Option<String>,
 }
 
+/// The turn of this replica to run a circuit's scheduled refresh: a PostgreSQL session lock
+/// held on a connection of its own (taken out of the pool), released when the turn is dropped —
+/// or when the process dies, since its connection closes.
+pub struct RefreshTurn {
+    _session: deadpool_postgres::ClientWrapper,
+}
+
+/// Waits for the circuit's refresh turn (another replica may be refreshing it), then answers it
+/// unless a refresh succeeded at or after `slot` meanwhile (`None`: nothing left to do). So
+/// however many replicas wake at the scheduled time, one of them asks the circuit, and if it
+/// dies midway the next one takes over.
+pub async fn take_turn(
+    pool: &Pool,
+    circuit: Circuit,
+    slot: DateTime<Utc>,
+) -> Result<Option<RefreshTurn>, DbError> {
+    // A session lock on a pooled connection would go back to the pool still held if this
+    // future were dropped; a detached connection closes instead, and the lock goes with it.
+    let session = deadpool_postgres::Object::take(pool.get().await?);
+    session
+        .execute(
+            "SELECT pg_advisory_lock(hashtext('bin_refresh:' || $1))",
+            &[&circuit.as_str()],
+        )
+        .await?;
+    let done: Option<DateTime<Utc>> = session
+        .query_opt(
+            "SELECT last_success FROM bin_refresh WHERE circuit = $1",
+            &[&circuit.as_str()],
+        )
+        .await?
+        .and_then(|r| r.get(0));
+    Ok(match done {
+        Some(at) if at >= slot => None,
+        _ => Some(RefreshTurn { _session: session }),
+    })
+}
+
 /// How many ranges a circuit has now.
 pub async fn count(pool: &Pool, circuit: Circuit) -> Result<i64, DbError> {
     let conn = pool.get().await?;

@@ -51,10 +51,10 @@ pub const STALE_AFTER_SECS: f64 = 30.0;
 /// How often a process beats for its running jobs.
 pub const HEARTBEAT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// This process's identity as a job owner.
-pub fn instance() -> Uuid {
-    static ID: std::sync::OnceLock<Uuid> = std::sync::OnceLock::new();
-    *ID.get_or_init(Uuid::new_v4)
+/// The identity of a job owner: one per job runner, so each replica (each `Application`, even
+/// two in one test process) owns its own jobs.
+pub fn new_owner() -> Uuid {
+    Uuid::new_v4()
 }
 
 /// Starts a running job of `kind` over `scope`, or returns the unfinished one of the same kind
@@ -62,6 +62,7 @@ pub fn instance() -> Uuid {
 /// this call created it.
 pub async fn start(
     pool: &Pool,
+    owner: Uuid,
     kind: &str,
     scope: &str,
     by: &str,
@@ -72,7 +73,7 @@ pub async fn start(
         .execute(
             "INSERT INTO job (id, kind, scope, state, started_at, owner, created_by, updated_by) \
              VALUES ($1, $2, $3, 'RUNNING', now(), $5, $4, $4) ON CONFLICT DO NOTHING",
-            &[&id, &kind, &scope, &by, &instance()],
+            &[&id, &kind, &scope, &by, &owner],
         )
         .await?;
     if inserted == 1 {
@@ -88,11 +89,11 @@ pub async fn start(
     match row {
         Some(r) if r.get::<_, bool>(1) => {
             fail_interrupted(pool).await?;
-            Box::pin(start(pool, kind, scope, by)).await
+            Box::pin(start(pool, owner, kind, scope, by)).await
         }
         Some(r) => Ok((r.get(0), false)),
         // It finished between the two statements: start a new one.
-        None => Box::pin(start(pool, kind, scope, by)).await,
+        None => Box::pin(start(pool, owner, kind, scope, by)).await,
     }
 }
 
@@ -136,13 +137,13 @@ pub async fn fail_interrupted(pool: &Pool) -> Result<u64, DbError> {
         .await?)
 }
 
-/// Beats for this process's unfinished jobs.
-pub async fn heartbeat(pool: &Pool) -> Result<u64, DbError> {
+/// Beats for `owner`'s unfinished jobs.
+pub async fn heartbeat(pool: &Pool, owner: Uuid) -> Result<u64, DbError> {
     let conn = pool.get().await?;
     Ok(conn
         .execute(
             "UPDATE job SET heartbeat_at = now() WHERE owner = $1 AND state IN ('QUEUED', 'RUNNING')",
-            &[&instance()],
+            &[&owner],
         )
         .await?)
 }
@@ -169,12 +170,12 @@ pub async fn prune(pool: &Pool, days: i32) -> Result<u64, DbError> {
 
 /// Runs for the life of the process: beats for its jobs, ends the jobs of processes that
 /// stopped beating, and prunes old finished jobs.
-pub async fn keeper(pool: Pool, retention_days: i32) {
+pub async fn keeper(pool: Pool, owner: Uuid, retention_days: i32) {
     let mut tick = tokio::time::interval(HEARTBEAT);
     let mut n: u64 = 0;
     loop {
         tick.tick().await;
-        if let Err(e) = heartbeat(&pool).await {
+        if let Err(e) = heartbeat(&pool, owner).await {
             tracing::warn!(error = %e, "cannot beat for running jobs");
         }
         if n.is_multiple_of(6) {

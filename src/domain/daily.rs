@@ -1,5 +1,5 @@
-//! Daily times: the next `HH:MM` in Europe/Rome after now, across DST changes (BIN refreshes,
-//! list builds).
+//! Daily times: the next `HH:MM` in Europe/Rome after now and the last one before it, across
+//! DST changes (BIN refreshes, list builds).
 
 use std::time::Duration;
 
@@ -21,6 +21,23 @@ pub fn until_next(now: DateTime<Utc>, at: NaiveTime) -> Duration {
         day = day.checked_add_days(Days::new(1)).unwrap_or(day);
     }
     Duration::from_secs(24 * 3600)
+}
+
+/// The latest `at` (Rome time) at or before `now`: the scheduled time a refresh that ran since
+/// then has caught up with.
+pub fn last_at_or_before(now: DateTime<Utc>, at: NaiveTime) -> DateTime<Utc> {
+    let local = now.with_timezone(&Rome);
+    let mut day = local.date_naive();
+    for _ in 0..3 {
+        if let Some(slot) = Rome.from_local_datetime(&day.and_time(at)).earliest() {
+            let slot = slot.with_timezone(&Utc);
+            if slot <= now {
+                return slot;
+            }
+        }
+        day = day.checked_sub_days(Days::new(1)).unwrap_or(day);
+    }
+    now - chrono::Duration::days(1)
 }
 
 #[cfg(test)]
@@ -45,6 +62,19 @@ mod tests {
         assert_eq!(
             until_next(utc("2026-01-10T02:00:01Z"), three),
             Duration::from_secs(24 * 3600 - 1)
+        );
+        // The slot a start-up refresh catches up with: today's once past, else yesterday's.
+        assert_eq!(
+            last_at_or_before(utc("2026-01-10T02:00:01Z"), three),
+            utc("2026-01-10T02:00:00Z")
+        );
+        assert_eq!(
+            last_at_or_before(utc("2026-01-10T01:59:59Z"), three),
+            utc("2026-01-09T02:00:00Z")
+        );
+        assert_eq!(
+            last_at_or_before(utc("2026-07-10T01:00:00Z"), three),
+            utc("2026-07-10T01:00:00Z")
         );
         // Summer: 03:00 Rome is 01:00 UTC.
         assert_eq!(

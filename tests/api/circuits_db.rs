@@ -240,13 +240,20 @@ async fn a_bin_range_set_is_replaced_whole_and_a_shrunken_one_is_refused_unless_
 async fn a_running_job_is_joined_and_interrupted_ones_end_failed() {
     let app = spawn_app().await;
     let p = &app.pool;
-    let (id, created) = jobs::start(p, "bin-refresh", "VISA", "t").await.unwrap();
+    let owner = jobs::new_owner();
+    let (id, created) = jobs::start(p, owner, "bin-refresh", "VISA", "t")
+        .await
+        .unwrap();
     assert!(created);
     assert_eq!(
-        jobs::start(p, "bin-refresh", "VISA", "t").await.unwrap(),
+        jobs::start(p, owner, "bin-refresh", "VISA", "t")
+            .await
+            .unwrap(),
         (id, false)
     );
-    let (other, created) = jobs::start(p, "bin-refresh", "AMEX", "t").await.unwrap();
+    let (other, created) = jobs::start(p, owner, "bin-refresh", "AMEX", "t")
+        .await
+        .unwrap();
     assert!(created && other != id);
     jobs::progress(p, id, 3, Some(7)).await.unwrap();
     jobs::finish(p, id, Ok(())).await.unwrap();
@@ -256,7 +263,9 @@ async fn a_running_job_is_joined_and_interrupted_ones_end_failed() {
         ("SUCCEEDED", 3, Some(7))
     );
     assert!(job.finished_at.is_some());
-    let (next, created) = jobs::start(p, "bin-refresh", "VISA", "t").await.unwrap();
+    let (next, created) = jobs::start(p, owner, "bin-refresh", "VISA", "t")
+        .await
+        .unwrap();
     assert!(created && next != id);
     // Jobs of a live process are never taken as interrupted, by whichever replica looks.
     assert_eq!(jobs::fail_interrupted(p).await.unwrap(), 0);
@@ -274,13 +283,17 @@ async fn a_running_job_is_joined_and_interrupted_ones_end_failed() {
     );
     let recent = jobs::recent(p, 10).await.unwrap();
     assert_eq!(recent.iter().filter(|j| j.kind == "bin-refresh").count(), 3);
-    let (stale, _) = jobs::start(p, "par-refresh", "ALL-T", "t").await.unwrap();
+    let (stale, _) = jobs::start(p, owner, "par-refresh", "ALL-T", "t")
+        .await
+        .unwrap();
     exec(
         &app,
         "UPDATE job SET heartbeat_at = now() - interval '1 minute', owner = NULL WHERE scope = 'ALL-T'",
     )
     .await;
-    let (fresh, created) = jobs::start(p, "par-refresh", "ALL-T", "t").await.unwrap();
+    let (fresh, created) = jobs::start(p, owner, "par-refresh", "ALL-T", "t")
+        .await
+        .unwrap();
     assert!(
         created && fresh != stale,
         "a stale running job does not block a new one"

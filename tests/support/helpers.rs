@@ -121,6 +121,8 @@ pub async fn test_settings() -> Settings {
     s.server.client_ca_file = dir.join("certs/dev/ca.crt");
     s.database.url = SecretString::from(create_database().await);
     s.database.pool_size = 8;
+    // Tests refresh BIN ranges when they mean to (the replicas test turns this back on).
+    s.bin_refresh.on_start = false;
     s.storage.dir = dir
         .join("target/test-storage")
         .join(uuid::Uuid::new_v4().simple().to_string());
@@ -269,10 +271,7 @@ impl TestApp {
     /// its consumers held unacked returns to the queues), and waits until its card events
     /// queue has no consumer left.
     pub async fn stop(&mut self) {
-        if let Some(task) = self.task.take() {
-            task.abort();
-            let _ = task.await;
-        }
+        self.kill().await;
         let (_c, ch) = crate::support::broker::channel().await;
         let queue = self.settings.rabbitmq.card_events_queue.clone();
         let gone = eventually(Duration::from_secs(20), || async {
@@ -291,6 +290,15 @@ impl TestApp {
         })
         .await;
         assert!(gone.is_some(), "the stopped application still consumes");
+    }
+
+    /// Stops the application as a crash would, without waiting for anything (another replica
+    /// may go on consuming the same queues).
+    pub async fn kill(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
     }
 
     /// Every `table.column` of the database whose clear value holds `needle`, except the

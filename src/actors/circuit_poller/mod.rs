@@ -53,6 +53,10 @@ pub enum RefreshError {
 pub struct RefreshBinRanges {
     /// Accept a set much smaller than the current one.
     pub forced: bool,
+    /// A scheduled refresh: the scheduled time it stands for. Replicas take turns, and one that
+    /// finds a refresh done at or after that time (by another replica) does not ask again.
+    /// `None` (an operator's request): always ask.
+    pub due: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Request: the circuit's stored ranges and the state of its last refresh.
@@ -104,10 +108,16 @@ impl CircuitPoller {
     }
 
     fn schedule_next(&self, ctx: &mut Context<Self>) {
-        let wait = crate::domain::daily::until_next(chrono::Utc::now(), self.refresh_at);
+        let now = chrono::Utc::now();
+        let wait = crate::domain::daily::until_next(now, self.refresh_at);
+        // The slot is fixed now: a timer firing a little early still stands for today's.
+        let slot = now + chrono::Duration::from_std(wait).unwrap_or_default();
         tracing::info!(circuit = %self.circuit, in_secs = wait.as_secs(), "next BIN range refresh scheduled");
-        ctx.run_later(wait, |act, ctx| {
-            ctx.address().do_send(RefreshBinRanges { forced: false });
+        ctx.run_later(wait, move |act, ctx| {
+            ctx.address().do_send(RefreshBinRanges {
+                forced: false,
+                due: Some(slot),
+            });
             act.schedule_next(ctx);
         });
     }
@@ -122,6 +132,14 @@ impl Actor for CircuitPoller {
             Err(e) => {
                 tracing::error!(circuit = %self.circuit, error = %e, "cannot build the circuit client; BIN refreshes fail")
             }
+        }
+        if self.settings.on_start {
+            // A first start, or a scheduled refresh missed while no replica ran.
+            let slot = crate::domain::daily::last_at_or_before(chrono::Utc::now(), self.refresh_at);
+            ctx.address().do_send(RefreshBinRanges {
+                forced: false,
+                due: Some(slot),
+            });
         }
         self.schedule_next(ctx);
     }
@@ -168,6 +186,13 @@ impl Handler<RefreshBinRanges> for CircuitPoller {
         Box::pin(async move {
             let _one_at_a_time = busy.lock().await;
             let by = CircuitPoller::name(circuit);
+            let _turn = match msg.due {
+                Some(slot) => match bin_ranges::take_turn(&pool, circuit, slot).await? {
+                    Some(turn) => Some(turn),
+                    None => return refreshed_elsewhere(&pool, circuit, &metrics).await,
+                },
+                None => None,
+            };
             let outcome = async {
                 let client = client.ok_or(RefreshError::NoClient)?;
                 let raws = fetch(client.as_ref(), settings.attempts).await?;
@@ -214,6 +239,29 @@ impl Handler<RefreshBinRanges> for CircuitPoller {
             outcome
         })
     }
+}
+
+/// A scheduled refresh another replica has done: nothing to ask; this replica's gauges show the
+/// stored set (the refresh-age alert reads any replica).
+async fn refreshed_elsewhere(
+    pool: &Pool,
+    circuit: Circuit,
+    metrics: &Metrics,
+) -> Result<usize, RefreshError> {
+    let conn = pool.get().await.map_err(crate::db::DbError::from)?;
+    let state = bin_ranges::state(&conn, circuit).await?;
+    tracing::info!(circuit = %circuit, ranges = state.ranges, "BIN ranges already refreshed by another replica");
+    metrics
+        .bin_ranges
+        .with_label_values(&[circuit.as_str()])
+        .set(state.ranges);
+    if let Some(at) = state.last_success {
+        metrics
+            .bin_refresh_timestamp
+            .with_label_values(&[circuit.as_str()])
+            .set(at.timestamp());
+    }
+    Ok(usize::try_from(state.ranges).unwrap_or(0))
 }
 
 impl Handler<GetBinState> for CircuitPoller {

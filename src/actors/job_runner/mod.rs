@@ -28,6 +28,10 @@ use crate::domain::{JobKind, JobRequest, Trigger};
 
 /// Finished jobs are kept this long for `/admin/jobs`.
 const RETENTION_DAYS: i32 = 30;
+/// How soon a routine PAR cycle that found another replica's cycle running asks again: what
+/// woke it (a card this replica stored) is served once that cycle ends — or, when that
+/// replica died, once its job is found interrupted ([`jobs::STALE_AFTER_SECS`]).
+const JOINED_ELSEWHERE_RETRY: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The retention job's first run after start-up, then once a day (a routine run that erases
 /// nothing leaves no job behind).
@@ -48,8 +52,12 @@ struct Running {
 /// The actor.
 pub struct JobRunner {
     pool: Pool,
+    /// This runner's identity in the `job` table (its heartbeats keep its jobs alive).
+    owner: uuid::Uuid,
     executors: Option<Executors>,
     running: HashMap<(JobKind, String), Running>,
+    /// A routine PAR cycle found another replica's cycle running and will ask again.
+    cycle_retry: bool,
 }
 
 impl JobRunner {
@@ -60,8 +68,10 @@ impl JobRunner {
     pub fn new(pool: Pool) -> Self {
         JobRunner {
             pool,
+            owner: jobs::new_owner(),
             executors: None,
             running: HashMap::new(),
+            cycle_retry: false,
         }
     }
 
@@ -147,7 +157,7 @@ fn run(
                 let mut errors = Vec::new();
                 let mut done = 0i64;
                 for (circuit, poller) in targets {
-                    match poller.send(RefreshBinRanges { forced }).await {
+                    match poller.send(RefreshBinRanges { forced, due: None }).await {
                         Ok(Ok(_)) => {}
                         Ok(Err(e)) => errors.push(format!("{circuit}: {e}")),
                         Err(e) => errors.push(format!("{circuit}: poller unavailable ({e})")),
@@ -206,7 +216,7 @@ impl Actor for JobRunner {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         // Beats for this process's jobs, ends those of processes that stopped, prunes old ones.
-        ctx.spawn(jobs::keeper(self.pool.clone(), RETENTION_DAYS).into_actor(self));
+        ctx.spawn(jobs::keeper(self.pool.clone(), self.owner, RETENTION_DAYS).into_actor(self));
     }
 }
 
@@ -291,9 +301,9 @@ impl Handler<StartJob> for JobRunner {
             }
             return done(Ok(running.id));
         }
-        let pool = self.pool.clone();
+        let (pool, owner) = (self.pool.clone(), self.owner);
         let (kind, scope, by) = (request.kind(), request.scope(), trigger.by().to_owned());
-        let fut = async move { jobs::start(&pool, kind.as_str(), &scope, &by).await };
+        let fut = async move { jobs::start(&pool, owner, kind.as_str(), &scope, &by).await };
         AtomicResponse::new(Box::pin(fut.into_actor(self).map(
             move |started, act, ctx| {
                 let (id, created) = started?;
@@ -310,6 +320,12 @@ impl Handler<StartJob> for JobRunner {
                     };
                     act.running.insert(slot, running);
                     act.spawn(ctx, id, request, keep, scan);
+                } else if slot.0 == JobKind::ParCycle && trigger.is_routine() && !act.cycle_retry {
+                    act.cycle_retry = true;
+                    ctx.run_later(JOINED_ELSEWHERE_RETRY, move |act, ctx| {
+                        act.cycle_retry = false;
+                        ctx.notify(StartJob { request, trigger });
+                    });
                 }
                 Ok(id)
             },

@@ -37,17 +37,18 @@ fn circuit_of_segment(name: &str) -> Option<Circuit> {
 
 /// `GET /sim/bin-files/{circuit}`: the token ranges as `min;max;issuerBin` lines.
 pub async fn bin_file(name: web::Path<String>, sim: web::Data<Sim>) -> HttpResponse {
-    match circuit_of_segment(&name) {
-        Some(circuit) => match sim.ranges(circuit).csv() {
-            Ok(file) => HttpResponse::Ok()
-                .content_type("text/csv; charset=utf-8")
-                .body(file),
-            Err(_) => bad(
-                actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
-                "cannot write the BIN file",
-            ),
-        },
-        None => bad(actix_web::http::StatusCode::NOT_FOUND, "unknown circuit"),
+    let Some(circuit) = circuit_of_segment(&name) else {
+        return bad(actix_web::http::StatusCode::NOT_FOUND, "unknown circuit");
+    };
+    sim.lock().circuit(circuit).stats.calls.bin_files += 1;
+    match sim.ranges(circuit).csv() {
+        Ok(file) => HttpResponse::Ok()
+            .content_type("text/csv; charset=utf-8")
+            .body(file),
+        Err(_) => bad(
+            actix_web::http::StatusCode::INTERNAL_SERVER_ERROR,
+            "cannot write the BIN file",
+        ),
     }
 }
 

@@ -16,11 +16,14 @@ const HISTOGRAM_SECS: i64 = 3600;
 
 /// Calls per endpoint kind.
 #[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Calls {
     /// PAR lookups.
     pub par: u64,
     /// BIN range pages.
     pub bins: u64,
+    /// Downloads of the BIN range file (`/sim/bin-files/{circuit}`, the `file` source).
+    pub bin_files: u64,
 }
 
 /// The kind of a circuit endpoint.

@@ -180,5 +180,6 @@ mod credentials;
 mod faults;
 mod lanes;
 mod pars;
+mod replicas;
 mod retry_after;
 mod token_lists;
