@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by benchmarks and drills: start and stop a tkm on its own database, ports and queue
 # names, with a given PGP key. Needs ROOT, NAME (suffix), KEY (armored secret), PUB (public).
 # TKM_BIN_DIR picks the binaries (default: the release build; test.sh passes the debug build).
@@ -49,6 +50,7 @@ instance_reset_db() {
 # instance_start LOGFILE: starts tkm in the background (INSTANCE_PID) and waits until ready with
 # the broker up.
 instance_start() {
+  # shellcheck disable=SC2046 # one NAME=value per word (no value holds a space)
   env $(instance_env) "$BIN_DIR/tkm" --config "$ROOT/config/dev.toml" serve >>"$1" 2>&1 &
   INSTANCE_PID=$!
   local deadline=$((SECONDS + 60))
@@ -64,4 +66,77 @@ instance_stop() {
   kill -TERM "$INSTANCE_PID" 2>/dev/null || true
   wait "$INSTANCE_PID" 2>/dev/null || true
   INSTANCE_PID=
+}
+
+# Shared by the drills R4, R5, R7 and the soak (r1 and r6 do the same inline).
+INSTANCE_AMQP=${INSTANCE_AMQP:-amqp://guest:guest@127.0.0.1:5672}
+
+# drill_setup: the binaries (a release build through cargo unless TKM_BIN_DIR names a build with
+# the simulator and tkm-bench), the dev PKI and secrets (once), the drill's own PGP key pair.
+drill_setup() {
+  if [[ -z "${TKM_BIN_DIR:-}" ]]; then
+    # A target/release/tkm left by the production build has no simulator: always through cargo.
+    scripts/build-release.sh --quiet --features simulator,bench --bin tkm-bench
+  fi
+  certs/gen-dev-certs.sh >/dev/null
+  scripts/dev-secrets.sh >/dev/null
+  "$BIN_DIR/tkm" pgp generate --out-private "$KEY" --out-public "$PUB" --force >/dev/null
+}
+
+# The instance's queues (their names carry NAME).
+instance_queues() { instance_env | sed -n 's/^TKM__RABBITMQ__[A-Z_]*_QUEUE=//p'; }
+
+# instance_drop: after instance_stop, drops the instance's database and deletes its queues (its
+# two exchanges stay: empty, a few bytes). KEEP=1 keeps both for a post-mortem.
+instance_drop() {
+  [[ "${KEEP:-0}" == 1 ]] && return 0
+  local db q
+  db=$(instance_db_url)
+  psql "$ADMIN_DB" -qc "DROP DATABASE IF EXISTS ${db##*/} WITH (FORCE)" >/dev/null 2>&1 || true
+  if command -v amqp-delete-queue >/dev/null 2>&1; then
+    for q in $(instance_queues); do amqp-delete-queue -u "$INSTANCE_AMQP" -q "$q" >/dev/null 2>&1 || true; done
+  fi
+}
+
+# instance_sql QUERY: one value (or rows, | separated) from the instance's database.
+instance_sql() { psql "$(instance_db_url)" -XAtqc "$1"; }
+
+# instance_api ROLE CURL-ARGS… PATH: curl over mTLS as the dev client certificate of ROLE (certs/dev);
+# prints the body then the status on a last line of its own.
+instance_api() {
+  local role=$1 path=${*: -1}
+  curl --silent --show-error --cacert certs/dev/ca.crt --cert "certs/dev/$role.pem" \
+    --write-out '\n%{http_code}\n' "${@:2:$#-2}" "https://localhost:$INSTANCE_API$path"
+}
+
+# instance_metric PREFIX: the sum of the ops listener's metric lines that start with PREFIX (a
+# literal, e.g. 'tkm_db_pool_connections{state="size"}'); 0 when there is none.
+instance_metric() {
+  curl --silent "http://127.0.0.1:$INSTANCE_OPS/metrics" | awk -v p="$1" 'index($0, p) == 1 {s += $NF} END {print s + 0}'
+}
+
+# instance_call ROLE CURL-ARGS… PATH: instance_api into API_CODE and API_BODY (no subshell).
+instance_call() {
+  local r
+  r=$(instance_api "$@")
+  # shellcheck disable=SC2034 # read by the callers
+  API_CODE=${r##*$'\n'} API_BODY=${r%$'\n'*}
+}
+
+# jsonq EXPR: evaluates a Python expression over the JSON on stdin, bound to j.
+jsonq() { python3 -c 'import json, sys; j = json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+
+# instance_job_end ID [SECONDS]: waits for an admin job to end; prints its final state (or the
+# last answer after SECONDS, default 300).
+instance_job_end() {
+  local deadline=$((SECONDS + ${2:-300})) state
+  while :; do
+    instance_call admin "/admin/jobs/$1"
+    state=$(jsonq 'j.get("state")' <<<"$API_BODY" 2>/dev/null || echo "?")
+    if [[ $state == SUCCEEDED || $state == FAILED ]] || ((SECONDS > deadline)); then
+      echo "$state"
+      return 0
+    fi
+    sleep 0.5
+  done
 }
