@@ -105,6 +105,8 @@ pub fn is_transient(code: &tokio_postgres::error::SqlState) -> bool {
 pub struct PgFailure {
     /// The SQLSTATE of a server error.
     pub code: Option<tokio_postgres::error::SqlState>,
+    /// The constraint a server error names, if any.
+    pub constraint: Option<String>,
     text: String,
 }
 
@@ -139,12 +141,22 @@ impl PgFailure {
         };
         Self {
             code: e.code().cloned(),
+            constraint: e
+                .as_db_error()
+                .and_then(|db| db.constraint())
+                .map(str::to_owned),
             text,
         }
     }
 }
 
 impl DbError {
+    /// The PostgreSQL failure behind this error, when there is one.
+    pub fn failure(&self) -> Option<&PgFailure> {
+        let (DbError::Unavailable(e) | DbError::Unexpected(e)) = self;
+        e.chain().find_map(|c| c.downcast_ref::<PgFailure>())
+    }
+
     /// The SQLSTATE behind this error, when PostgreSQL answered one.
     pub fn sqlstate(&self) -> Option<&tokio_postgres::error::SqlState> {
         let (DbError::Unavailable(e) | DbError::Unexpected(e)) = self;

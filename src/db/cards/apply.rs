@@ -45,8 +45,12 @@ fn keys_of(commands: &[Sourced]) -> Keys {
                 if let CardEvent::Enrolment { tax_code, .. } = e {
                     k.tax_codes.insert(tax_code.to_string());
                 }
-                k.htokens
-                    .extend(e.tokens().iter().map(|t| t.htoken.to_string()));
+                let htokens = e.tokens().iter().map(|t| t.htoken.to_string());
+                if c.source == crate::domain::Source::TokenList {
+                    // An acquirer's listed token is mostly new: locked only once found.
+                    k.listed.extend(htokens.clone());
+                }
+                k.htokens.extend(htokens);
             }
         }
     }
@@ -63,18 +67,24 @@ pub async fn apply_batch(
 ) -> Result<BatchReport, DbError> {
     (|| try_batch(pool, ring, limits, commands, by, None))
         .retry(retry::LOST_LOCK_RACE.builder())
-        .when(|e| matches!(e, DbError::Unavailable(e) if is_race(e)))
+        .when(is_race)
         .await
 }
 
-fn is_race(e: &anyhow::Error) -> bool {
-    e.chain()
-        .find_map(|c| c.downcast_ref::<crate::db::PgFailure>())
-        .and_then(|f| f.code.as_ref())
-        .is_some_and(|code| {
-            *code == tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
-                || *code == tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
-        })
+/// A batch that lost a race and is applied again from the start: a deadlock, a serialization
+/// failure, or a listed token (taken without its lock while absent, see `Keys::listed`) that
+/// another transaction inserted first — the retry finds it, and locks it.
+fn is_race(e: &DbError) -> bool {
+    use tokio_postgres::error::SqlState;
+    e.failure().is_some_and(|f| match &f.code {
+        Some(code) if *code == SqlState::UNIQUE_VIOLATION => {
+            f.constraint.as_deref() == Some("token_htoken_key")
+        }
+        Some(code) => {
+            *code == SqlState::T_R_DEADLOCK_DETECTED || *code == SqlState::T_R_SERIALIZATION_FAILURE
+        }
+        None => false,
+    })
 }
 
 async fn try_batch(
@@ -181,7 +191,7 @@ pub async fn apply_upload_batch(
 ) -> Result<BatchReport, DbError> {
     (|| try_batch(pool, ring, limits, commands, by, Some(step)))
         .retry(retry::LOST_LOCK_RACE.builder())
-        .when(|e| matches!(e, DbError::Unavailable(e) if is_race(e)))
+        .when(is_race)
         .await
 }
 

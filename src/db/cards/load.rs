@@ -21,14 +21,36 @@ pub struct Keys {
     pub par_keys: BTreeSet<String>,
     /// Tax codes whose consent matters.
     pub tax_codes: BTreeSet<String>,
+    /// HTOKENs of acquirers' listed tokens (also in `htokens`), locked only once found in the
+    /// registry. Nearly all are new, and their two locks per row were a third of a token
+    /// list's time; a new one is guarded by the token table's unique key instead: a writer
+    /// that inserts it first makes this batch fail on that key and be applied again, and the
+    /// retry finds it and locks it.
+    pub listed: BTreeSet<String>,
 }
 
 impl Keys {
     fn locks(&self) -> BTreeSet<i64> {
         let cards = self.hpans.iter().map(|h| lock_key("card", h));
-        let tokens = self.htokens.iter().map(|h| lock_key("token", h));
+        let tokens = self
+            .htokens
+            .iter()
+            .filter(|h| !self.listed.contains(*h))
+            .map(|h| lock_key("token", h));
         let pars = self.par_keys.iter().map(|p| lock_key("par", p));
         cards.chain(tokens).chain(pars).collect()
+    }
+
+    /// The keys of `self` that `other` does not hold (citizens: all of them, their consent is
+    /// read with the links of the cards loaded).
+    fn minus(&self, other: &Keys) -> Keys {
+        Keys {
+            hpans: self.hpans.difference(&other.hpans).cloned().collect(),
+            htokens: self.htokens.difference(&other.htokens).cloned().collect(),
+            par_keys: self.par_keys.difference(&other.par_keys).cloned().collect(),
+            tax_codes: self.tax_codes.clone(),
+            listed: BTreeSet::new(),
+        }
     }
 
     /// Adds what the loaded rows lead to; true when that needs locks (and a reload). Citizens
@@ -73,6 +95,9 @@ async fn load_closure(
     tx.batch_execute("SET LOCAL enable_seqscan = off; SET LOCAL jit = off")
         .await?;
     let mut locked: BTreeSet<i64> = BTreeSet::new();
+    let mut snap = Snapshot::default();
+    // What the rounds so far have loaded: each round loads only what the keys it adds name.
+    let mut loaded = Keys::default();
     for _ in 0..6 {
         let new: Vec<i64> = keys.locks().difference(&locked).copied().collect();
         if locking && !new.is_empty() {
@@ -83,14 +108,43 @@ async fn load_closure(
             .await?;
             locked.extend(new);
         }
-        let snap = load(tx, &keys).await?;
-        if !keys.absorb(keys_of(&snap)) {
+        // A later round loads only what its new keys name, not everything again (a token
+        // list's batch whose first PAR had tokens from the batch before loaded twice). That
+        // is the same snapshot: a row reached through a key locked earlier is read again here
+        // by its own key (every loaded row's key is new to this round) and replaced; a row
+        // read by its own locked key cannot have changed; and no row can have joined a locked
+        // PAR, card or token since, as every writer locks those of the rows it changes.
+        let fresh = keys.minus(&loaded);
+        merge(&mut snap, load(tx, &fresh).await?);
+        loaded = keys.clone();
+        // A listed token that exists is locked like any other row and read again under its
+        // lock in the next round.
+        let found: Vec<String> = keys
+            .listed
+            .iter()
+            .filter(|h| Htoken::parse(h).is_ok_and(|t| snap.tokens.contains_key(&t)))
+            .cloned()
+            .collect();
+        for h in &found {
+            keys.listed.remove(h);
+            loaded.htokens.remove(h);
+        }
+        if !keys.absorb(keys_of(&snap)) && (found.is_empty() || !locking) {
+            snap.remember_before();
             return Ok(snap);
         }
     }
     Err(DbError::Unexpected(anyhow::anyhow!(
         "card association graph did not close after 6 rounds"
     )))
+}
+
+/// Adds the rows of a later round, replacing those read before under another row's lock.
+fn merge(snap: &mut Snapshot, more: Snapshot) {
+    snap.cards.extend(more.cards);
+    snap.links.extend(more.links);
+    snap.tokens.extend(more.tokens);
+    snap.consents.extend(more.consents);
 }
 
 fn keys_of(snap: &Snapshot) -> Keys {
@@ -275,7 +329,6 @@ async fn load(tx: &Transaction<'_>, keys: &Keys) -> Result<Snapshot, DbError> {
         let Json(state): Json<ConsentState> = row.try_get(1)?;
         snap.consents.insert(tax, state);
     }
-    snap.remember_before();
     Ok(snap)
 }
 

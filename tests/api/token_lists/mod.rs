@@ -4,6 +4,7 @@
 
 mod crash;
 mod ingest;
+mod race;
 mod upload;
 
 use std::time::Duration;
