@@ -59,7 +59,7 @@ async fn a_listed_token_another_writer_inserts_first_is_found_on_the_retry() {
         let n: i64 = conn
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                 AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO token%'",
+                 AND wait_event_type = 'Lock' AND query ~ '^(COPY|INSERT INTO) token '",
                 &[],
             )
             .await
