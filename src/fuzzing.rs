@@ -22,7 +22,7 @@ use crate::files::physical::{Physical, PhysicalLines};
 pub type Target = fn(&[u8]);
 
 /// The targets, by name (`fuzz/fuzz_targets/<name>.rs`, `fuzz/corpus/<name>/`).
-pub const TARGETS: [(&str, Target); 7] = [
+pub const TARGETS: [(&str, Target); 8] = [
     ("trnlog", trnlog),
     ("token_list", token_list),
     ("card_event", card_event),
@@ -30,6 +30,7 @@ pub const TARGETS: [(&str, Target); 7] = [
     ("transaction_message", transaction_message),
     ("pgp_message", pgp_message),
     ("identifiers", identifiers),
+    ("multipart", multipart),
 ];
 
 /// A TRNLOG file: physical lines, then each row's fields (`files.md`).
@@ -116,5 +117,44 @@ pub fn identifiers(data: &[u8]) {
         let _ = UploadName::parse(UploadKind::Transactions, line);
         let _ = UploadName::parse(UploadKind::TokenList, line);
         let _ = parse_event_timestamp(line);
+    }
+}
+
+/// An upload's multipart body as the upload endpoints read it (`api/uploads.rs`): the first line
+/// is the request's `Content-Type`, the rest its body, cut into two chunks where its second line
+/// says (as a network would); every field is read, the `file` field's name checked as an upload
+/// name of either kind.
+pub fn multipart(data: &[u8]) {
+    use actix_web::http::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
+    use futures_util::TryStreamExt;
+    let (head, body) = match data.iter().position(|b| *b == b'\n') {
+        Some(at) => (&data[..at], &data[at + 1..]),
+        None => (data, &[][..]),
+    };
+    let Ok(content_type) = HeaderValue::from_bytes(head) else {
+        return;
+    };
+    let mut headers = HeaderMap::new();
+    headers.insert(CONTENT_TYPE, content_type);
+    let cut = body.first().map_or(0, |b| usize::from(*b)).min(body.len());
+    let chunks: Vec<Result<bytes::Bytes, actix_web::error::PayloadError>> = vec![
+        Ok(bytes::Bytes::copy_from_slice(&body[..cut])),
+        Ok(bytes::Bytes::copy_from_slice(&body[cut..])),
+    ];
+    let mut form = actix_multipart::Multipart::new(&headers, futures_util::stream::iter(chunks));
+    let read = async move {
+        while let Ok(Some(mut field)) = form.try_next().await {
+            let is_file = field.name() == Some("file");
+            if is_file {
+                if let Some(name) = field.content_disposition().and_then(|cd| cd.get_filename()) {
+                    let _ = UploadName::parse(UploadKind::TokenList, name);
+                    let _ = UploadName::parse(UploadKind::Transactions, name);
+                }
+            }
+            while let Ok(Some(_)) = field.try_next().await {}
+        }
+    };
+    if let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() {
+        rt.block_on(read);
     }
 }

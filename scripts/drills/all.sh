@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every reliability promise of spec/quality.md (R1–R7), on demand (scripts/test.sh runs the quick
 # ones): the drills against a release build at the spec's figures — R1 kill -9 during 100 000
-# card events, R6 SIGTERM under load, R4 poison messages in a stream of 10 000 card events, R5
+# card events, R6 SIGTERM under load, R2/R3 RabbitMQ and PostgreSQL restarted during 2 × 20 000
+# card events, R4 poison messages in a stream of 10 000 card events, R5
 # circuit faults under PAR lookups, R7 cut, duplicate and full-disk uploads — then the tests
 # that prove R2–R5 and R7 against the real services (broker and database restarts, poison
 # messages, circuit faults, cut uploads, a full disk, duplicates). Exits non-zero at the first
@@ -22,7 +23,9 @@ echo "drills: R5 circuit faults under PAR lookups, a failed BIN refresh"
 scripts/drills/r5-circuit-faults.sh
 echo "drills: R7 cut-off, duplicate and full-disk uploads"
 scripts/drills/r7-uploads.sh
-echo "drills: R2, R3 broker and database restarts"
+echo "drills: R2, R3 broker and database restarts during card events"
+scripts/drills/r23-restarts.sh
+echo "drills: the tests of R2, R3"
 cargo test --locked --all-features --test resilience
 echo "drills: the tests of R4 poison messages, R5 circuit faults, R7 uploads and duplicates"
 cargo test --locked --all-features --test api -- \
