@@ -28,6 +28,8 @@ if ! command -v cargo-deny >/dev/null 2>&1; then
   echo "test.sh: installing cargo-deny 0.20.2 (once; several minutes)"
   cargo install --locked --quiet cargo-deny --version 0.20.2
 fi
+# cargo-deny reads the metadata of every platform's dependencies (windows-sys too): fetched once.
+cargo fetch --locked --quiet
 cargo deny --offline --log-level error check bans licenses sources
 echo "test.sh: the alert rules (promtool check rules, and their unit tests)"
 (cd deploy/prometheus && promtool check rules tkm-alerts.yml >/dev/null && promtool test rules tkm-alerts.test.yml >/dev/null)
