@@ -140,3 +140,18 @@ instance_job_end() {
     sleep 0.5
   done
 }
+
+# updates_published QUEUE COUNT SECONDS: drains up to COUNT card update messages from QUEUE (for
+# at most SECONDS) and prints the distinct cards they name and the cards named in all.
+updates_published() {
+  { timeout "$3" amqp-consume -u "$INSTANCE_AMQP" -q "$1" -c "$2" -p 1000 -- cat || true; } | python3 -c '
+import json, sys
+text, decoder, at, hpans = sys.stdin.read(), json.JSONDecoder(), 0, []
+while at < len(text):
+    if text[at].isspace():
+        at += 1
+        continue
+    body, at = decoder.raw_decode(text, at)
+    hpans += [c["hpan"] for c in body["cards"]]
+print(len(set(hpans)), len(hpans))'
+}

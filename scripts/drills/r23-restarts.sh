@@ -82,16 +82,7 @@ cards=$(instance_sql "SELECT count(*) FROM card")
 links=$(instance_sql "SELECT count(*) FROM card_link WHERE live")
 intervals=$(instance_sql "SELECT count(*) FROM card_link_interval")
 backlog=$(instance_sql "SELECT count(*) FROM outbox")
-read -r published messages < <(timeout 120 amqp-consume -u "$INSTANCE_AMQP" -q "$updates" -c $((2 * N)) -p 1000 -- cat | python3 -c '
-import json, sys
-text, decoder, at, hpans = sys.stdin.read(), json.JSONDecoder(), 0, []
-while at < len(text):
-    if text[at].isspace():
-        at += 1
-        continue
-    body, at = decoder.raw_decode(text, at)
-    hpans += [c["hpan"] for c in body["cards"]]
-print(len(set(hpans)), len(hpans))' || echo "0 0")
+read -r published messages < <(updates_published "$updates" $((2 * N)) 120)
 lost=$((2 * N - cards))
 twice=$((links - cards + intervals - cards))
 echo "r23: sent=$((2 * N)) applied=$cards published=$published (messages $messages) lost=$lost applied_twice=$twice outbox_backlog=$backlog broker_down_shown=$broker_shown api_while_db_down=$api_when_down/$api_code"

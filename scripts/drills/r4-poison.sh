@@ -109,16 +109,7 @@ copies=$(drain "$dlq" "$P" 30 sh -c "tee -a $out/dlq.bin | wc -c" | wc -l)
 extra=$(drain "$dlq" 1000 3 wc -c | wc -l)
 leaks=$((leaks + $(grep -ac "$canary" "$out/dlq.bin" || true)))
 rm -f "$out/dlq.bin"
-read -r published updates < <(drain "$updates" "$N" 120 cat | python3 -c '
-import json, sys
-text, decoder, at, hpans = sys.stdin.read(), json.JSONDecoder(), 0, []
-while at < len(text):
-    if text[at].isspace():
-        at += 1
-        continue
-    body, at = decoder.raw_decode(text, at)
-    hpans += [c["hpan"] for c in body["cards"]]
-print(len(set(hpans)), len(hpans))')
+read -r published updates < <(updates_published "$updates" "$N" 120)
 pos() { echo $(( $1 > 0 ? $1 : 0 )); }
 lost=$(pos $(( N + P - cards - dead )))
 dups=$(( $(pos $((links - cards))) + $(pos $((intervals - cards))) + updates - published + $(pos $((dead - P))) + extra ))
