@@ -154,7 +154,14 @@ pub fn multipart(data: &[u8]) {
             while let Ok(Some(_)) = field.try_next().await {}
         }
     };
-    if let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() {
-        rt.block_on(read);
+    // The server bounds each read (`api/uploads.rs`); a body the reader would wait on forever
+    // ends here after a second instead of hanging the fuzzer.
+    if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        rt.block_on(async {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), read).await;
+        });
     }
 }

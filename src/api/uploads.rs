@@ -55,6 +55,20 @@ pub struct Accepted {
     pub filename: String,
 }
 
+/// The longest an upload's body may go without a byte: a client that stalls is cut off, and a
+/// malformed body that the multipart reader would wait on forever (`fuzz/findings`) is answered.
+const IDLE: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The next item of the multipart body within [`IDLE`], a stalled read as an error.
+async fn within<T, E: std::fmt::Display>(
+    next: impl std::future::Future<Output = Result<Option<T>, E>>,
+) -> Result<Option<T>, String> {
+    match tokio::time::timeout(IDLE, next).await {
+        Ok(r) => r.map_err(|e| e.to_string()),
+        Err(_) => Err("no data for 30 s".to_owned()),
+    }
+}
+
 /// Receives the multipart field `file` into the store: the name, the ABI and the declared size
 /// are checked before a byte is written; a cut-off or refused upload leaves nothing behind.
 pub async fn receive_file(
@@ -84,10 +98,10 @@ pub async fn receive_file(
             "the multipart body could not be read (cut off or malformed)",
         )
     };
-    while let Some(mut field) = multipart.try_next().await.map_err(cut)? {
+    while let Some(mut field) = within(multipart.try_next()).await.map_err(cut)? {
         if field.name() != Some("file") {
             // Other fields are read and ignored.
-            while field.try_next().await.map_err(cut)?.is_some() {}
+            while within(field.try_next()).await.map_err(cut)?.is_some() {}
             continue;
         }
         if received.is_some() {
@@ -107,7 +121,7 @@ pub async fn receive_file(
             .receive_with(handle.max_bytes, handle.seal_to.clone())
             .await
             .map_err(stored_error)?;
-        while let Some(chunk) = field.try_next().await.map_err(cut)? {
+        while let Some(chunk) = within(field.try_next()).await.map_err(cut)? {
             incoming.write(&chunk).await.map_err(stored_error)?;
         }
         received = Some((incoming.finish().await.map_err(stored_error)?, name));

@@ -210,3 +210,27 @@ async fn a_full_disk_answers_503_and_leaves_nothing() {
 fn rand_bytes(n: usize) -> Vec<u8> {
     (0..n).map(|_| rand::random::<u8>()).collect()
 }
+
+#[actix_web::test]
+async fn a_multipart_body_the_reader_would_wait_on_forever_is_answered() {
+    // The fuzzing finding `fuzz/findings/multipart-hang-1`: its first line the Content-Type, the
+    // rest the body. Before the read was bounded, the request was never answered.
+    let app = spawn_app().await;
+    let input =
+        std::fs::read(crate::helpers::root().join("fuzz/findings/multipart-hang-1")).unwrap();
+    let at = input.iter().position(|b| *b == b'\n').unwrap();
+    let ct = String::from_utf8(input[..at].to_vec()).unwrap();
+    let started = std::time::Instant::now();
+    let r = app
+        .call_raw(
+            "acquirer",
+            Method::POST,
+            "/token-list",
+            &ct,
+            input[at + 1..].to_vec(),
+        )
+        .await;
+    r.assert_error(400, 4000);
+    assert!(started.elapsed() < Duration::from_secs(60));
+    assert_eq!(stored(&app).await, (0, 0), "nothing left behind");
+}
