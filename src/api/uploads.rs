@@ -65,7 +65,7 @@ async fn within<T, E: std::fmt::Display>(
 ) -> Result<Option<T>, String> {
     match tokio::time::timeout(IDLE, next).await {
         Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err("no data for 30 s".to_owned()),
+        Err(_) => Err(format!("no data for {} s", IDLE.as_secs())),
     }
 }
 

@@ -159,10 +159,7 @@ impl DbError {
 
     /// The SQLSTATE behind this error, when PostgreSQL answered one.
     pub fn sqlstate(&self) -> Option<&tokio_postgres::error::SqlState> {
-        let (DbError::Unavailable(e) | DbError::Unexpected(e)) = self;
-        e.chain()
-            .find_map(|c| c.downcast_ref::<PgFailure>())
-            .and_then(|f| f.code.as_ref())
+        self.failure().and_then(|f| f.code.as_ref())
     }
 }
 
