@@ -97,19 +97,57 @@ async fn serve(env: &[(&str, &str)], wait_ready: bool) -> (std::process::Child, 
     (child, api, ops)
 }
 
-/// Waits up to `limit` for the child to exit.
-async fn exit_within(child: &mut std::process::Child, limit: Duration) -> std::process::ExitStatus {
+/// What a child writes on stderr, read as it comes: a pipe nobody reads fills up and blocks the
+/// child's next write, which would look like a process that never exits.
+#[derive(Clone, Default)]
+struct Stderr(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl Stderr {
+    fn drain(child: &mut std::process::Child) -> Self {
+        let out = Self::default();
+        if let Some(mut pipe) = child.stderr.take() {
+            let sink = out.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 8192];
+                while let Ok(n @ 1..) = std::io::Read::read(&mut pipe, &mut buf) {
+                    sink.0.lock().unwrap().extend_from_slice(&buf[..n]);
+                }
+            });
+        }
+        out
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// Waits up to `limit` for the child to exit; answers its status and what it wrote on stderr
+/// (read until the pipe closes, within the same limit).
+async fn exit_within(
+    child: &mut std::process::Child,
+    limit: Duration,
+) -> (std::process::ExitStatus, String) {
+    let stderr = Stderr::drain(child);
     let started = Instant::now();
-    loop {
+    let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
-            return status;
+            break status;
         }
         if started.elapsed() > limit {
             let _ = child.kill();
-            panic!("tkm did not exit within {limit:?}");
+            panic!(
+                "tkm did not exit within {limit:?}; its stderr: {}",
+                stderr.text()
+            );
         }
         actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    };
+    // The reader thread sees the pipe close once the process is gone.
+    while std::sync::Arc::strong_count(&stderr.0) > 1 && started.elapsed() < limit {
+        actix_web::rt::time::sleep(Duration::from_millis(20)).await;
     }
+    (status, stderr.text())
 }
 
 #[actix_web::test]
@@ -128,17 +166,16 @@ async fn serve_answers_and_exits_cleanly_on_sigterm() {
         .status()
         .unwrap()
         .success());
-    let status = exit_within(&mut child, Duration::from_secs(30)).await;
-    assert!(status.success(), "exit status {status}");
+    let (status, stderr) = exit_within(&mut child, Duration::from_secs(30)).await;
+    assert!(status.success(), "exit status {status}: {stderr}");
 }
 
 #[actix_web::test]
 async fn a_panic_in_an_actor_ends_the_process_with_a_non_zero_code() {
     // A development installation can be told to send an actor a message that panics.
     let (mut child, _api, _ops) = serve(&[("TKM_TEST_PANIC_AFTER_MS", "1000")], false).await;
-    let status = exit_within(&mut child, Duration::from_secs(30)).await;
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    // The timer starts once the actors do, however long start-up takes on a loaded machine.
+    let (status, stderr) = exit_within(&mut child, Duration::from_secs(90)).await;
     assert_eq!(status.code(), Some(70), "exit status {status}: {stderr}");
     assert!(stderr.contains("panic at src/actors/"), "{stderr}");
 }
