@@ -50,7 +50,7 @@ pub async fn insert<T: serde::Serialize + Sync + std::fmt::Debug>(
     Ok(client
         .execute(
             "INSERT INTO outbox (kind, partition_key, payload, created_by, updated_by) \
-             SELECT k, pk, p, $4, $4 FROM unnest($1::text[], $2::text[], $3::jsonb[]) AS x(k, pk, p)",
+             SELECT k, pk, p, $4, $4 FROM unnest($1::text[], $2::text[], $3::json[]) AS x(k, pk, p)",
             &[&kinds, &keys, &payloads, &by],
         )
         .await?)

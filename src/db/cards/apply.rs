@@ -46,8 +46,12 @@ fn keys_of(commands: &[Sourced]) -> Keys {
                     k.tax_codes.insert(tax_code.to_string());
                 }
                 let htokens = e.tokens().iter().map(|t| t.htoken.to_string());
-                if c.source == crate::domain::Source::TokenList {
-                    // An acquirer's listed token is mostly new: locked only once found.
+                if matches!(
+                    c.source,
+                    crate::domain::Source::TokenList | crate::domain::Source::Transaction
+                ) {
+                    // An acquirer's listed token, and a token a payment teaches (a hash the
+                    // matcher did not know), are mostly new: locked only once found.
                     k.listed.extend(htokens.clone());
                 }
                 k.htokens.extend(htokens);
@@ -148,6 +152,17 @@ async fn try_batch(
     }
     let t_save = t0.elapsed();
     tx.commit().await?;
+    if crate::metrics::profiling() {
+        eprintln!(
+            "  card batch {} begin {:?} load {:?} rules {:?} save {:?} commit {:?}",
+            commands.len(),
+            t_begin,
+            t_load - t_begin,
+            t_rules - t_load,
+            t_save - t_rules,
+            t0.elapsed() - t_save
+        );
+    }
     tracing::debug!(
         commands = commands.len(),
         begin_ms = t_begin.as_millis() as u64,
@@ -240,4 +255,41 @@ pub async fn view(pool: &Pool, hpan: &Hpan) -> Result<Option<CardView>, DbError>
     keys.hpans.insert(hpan.to_string());
     let snap = load_unlocked(&tx, &keys).await?;
     Ok(snap.view(hpan))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Circuit, Htoken, Par, Source, TokenRef};
+
+    fn par_tokens(source: Source) -> Sourced {
+        Sourced {
+            command: CardCommand::Event(CardEvent::ParTokens {
+                par: Par::parse("V0010000000000000000000000042").expect("a PAR"),
+                circuit: Circuit::Visa,
+                tokens: vec![TokenRef {
+                    htoken: Htoken::parse(&"ab".repeat(32)).expect("an HTOKEN"),
+                    token: None,
+                    deleted: false,
+                }],
+            }),
+            source,
+            by: "t".into(),
+            origin: None,
+        }
+    }
+
+    #[test]
+    fn listed_and_learnt_tokens_are_locked_once_found_and_others_at_once() {
+        for (source, unlocked) in [
+            (Source::TokenList, true),
+            (Source::Transaction, true),
+            (Source::Issuer, false),
+            (Source::Circuit, false),
+        ] {
+            let keys = keys_of(&[par_tokens(source)]);
+            assert_eq!(keys.htokens.len(), 1, "{source:?}");
+            assert_eq!(keys.listed.len() == 1, unlocked, "{source:?}");
+        }
+    }
 }

@@ -21,8 +21,8 @@ pub struct Keys {
     pub par_keys: BTreeSet<String>,
     /// Tax codes whose consent matters.
     pub tax_codes: BTreeSet<String>,
-    /// HTOKENs of acquirers' listed tokens (also in `htokens`), locked only once found in the
-    /// registry. Nearly all are new, and their two locks per row were a third of a token
+    /// HTOKENs of acquirers' listed tokens and of tokens payments teach (also in `htokens`),
+    /// locked only once found in the registry. Nearly all are new, and their two locks per row were a third of a token
     /// list's time; a new one is guarded by the token table's unique key instead: a writer
     /// that inserts it first makes this batch fail on that key and be applied again, and the
     /// retry finds it and locks it.

@@ -1,6 +1,7 @@
-//! A listed token is taken without its lock while it is absent (`db/cards/load.rs`, `Keys::listed`):
-//! when another writer inserts the same token first, the batch fails on the token's unique key,
-//! is applied again, finds the token and keeps the other writer's association.
+//! A listed token — and a token a payment teaches — is taken without its lock while it is absent
+//! (`db/cards/load.rs`, `Keys::listed`): when another writer inserts the same token first, the
+//! batch fails on the token's unique key, is applied again, finds the token and keeps the other
+//! writer's association.
 
 use std::time::Duration;
 
@@ -12,13 +13,23 @@ use super::par;
 use crate::helpers::{eventually, spawn_app};
 
 #[actix_web::test]
-async fn a_listed_token_another_writer_inserts_first_is_found_on_the_retry() {
+async fn a_listed_or_learnt_token_another_writer_inserts_first_is_found_on_the_retry() {
     let app = spawn_app().await;
+    for (n, source) in [(1, Source::TokenList), (2, Source::Transaction)] {
+        a_token_another_writer_inserts_first(&app, n, source).await;
+    }
+}
+
+async fn a_token_another_writer_inserts_first(
+    app: &crate::helpers::TestApp,
+    n: u64,
+    source: Source,
+) {
     let ring = KeyRing::from_settings(&app.settings).expect("vault keys");
     let hasher = Hasher::from_settings(&app.settings).expect("salt");
-    let token = TokenPan::parse("4000009876543210").unwrap();
+    let token = TokenPan::parse(&format!("400000987654321{n}")).unwrap();
     let htoken = hasher.htoken(&token);
-    let (issuer_par, listed_par) = (par("V001", 41), par("V001", 42));
+    let (issuer_par, listed_par) = (par("V001", 40 + 2 * n), par("V001", 41 + 2 * n));
 
     // Another writer (an issuer's event) inserts the token and has not committed yet.
     let mut other = app.pool.get().await.unwrap();
@@ -39,11 +50,12 @@ async fn a_listed_token_another_writer_inserts_first_is_found_on_the_retry() {
             circuit: Circuit::Visa,
             tokens: vec![TokenRef {
                 htoken: htoken.clone(),
-                token: Some(token),
+                // A payment teaches a hash only; a list brings the token too.
+                token: (source == Source::TokenList).then_some(token),
                 deleted: false,
             }],
         }),
-        source: Source::TokenList,
+        source,
         by: "t".into(),
         origin: None,
     };
@@ -68,17 +80,20 @@ async fn a_listed_token_another_writer_inserts_first_is_found_on_the_retry() {
         (n == 1).then_some(())
     })
     .await;
-    assert!(waiting.is_some(), "the listed row waits on the token's key");
+    assert!(
+        waiting.is_some(),
+        "{source:?}: the row waits on the token's key"
+    );
     writer.commit().await.unwrap();
 
     let report = batch
         .await
         .unwrap()
-        .expect("the batch is applied again, not failed");
+        .unwrap_or_else(|e| panic!("{source:?}: the batch is applied again, not failed: {e}"));
     assert_eq!(
         report.outcomes,
         [Outcome::ParConflict],
-        "the issuer's association is kept"
+        "{source:?}: the issuer's association is kept"
     );
     let row = conn
         .query_one(
