@@ -36,6 +36,7 @@ pub fn run(settings: &Settings, files: &[PathBuf]) -> anyhow::Result<usize> {
             uploads: settings.uploads.clone(),
             metrics: crate::metrics::Metrics::new().context("cannot register metrics")?,
             registry: crate::startup_uploads::command_line_card_registry(settings, &pool)?,
+            kept: Default::default(),
         };
         let mut refused = 0;
         for file in files {

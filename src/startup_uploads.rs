@@ -75,6 +75,7 @@ pub async fn start(
         uploads: settings.uploads.clone(),
         metrics: metrics.clone(),
         registry: cards.clone(),
+        kept: Default::default(),
     };
     let matcher_store = store.clone();
     let matcher = Supervisor::start_in_arbiter(arbiter, move |_| {

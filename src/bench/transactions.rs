@@ -69,7 +69,7 @@ pub async fn run(plan: &Plan) -> anyhow::Result<Report> {
     )?;
     let zone = chrono_tz::Europe::Rome;
     let t = Instant::now();
-    let snapshot = crate::db::transactions::snapshot::load(&pool, zone).await?;
+    let (snapshot, _) = crate::db::transactions::snapshot::load(&pool, zone).await?;
     let snapshot_load_s = t.elapsed().as_secs_f64();
     let periods: Vec<AwardPeriod> = crate::db::transactions::periods::list(&pool).await?;
     let periods = AwardPeriods::new(periods)?;

@@ -37,6 +37,10 @@ pub struct MatchingSettings {
     pub retention_days: u32,
     /// Records per transaction and per resume point.
     pub batch_rows: usize,
+    /// A file of at most this many records (and a queue message) is matched against a snapshot
+    /// of only what its records name; a larger one against the whole snapshot, kept in memory
+    /// and caught up before each file.
+    pub targeted_max_records: usize,
     /// Award periods seeded into the database at start-up (the admin API's wins).
     #[serde(default)]
     pub award_periods: Vec<PeriodSetting>,

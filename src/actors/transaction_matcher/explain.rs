@@ -223,7 +223,6 @@ pub fn payment(
         e.intervals = rules
             .snapshot
             .links(card)
-            .iter()
             .map(|l| interval_view(&l.interval, rules, day))
             .collect();
     }

@@ -1,13 +1,19 @@
 //! Which snapshot a run matches against. A queue message, and a file of at most
-//! [`TARGETED_MAX_RECORDS`] records, get a snapshot of only what their records can match — their
-//! hashes' cards and tokens, their PARs', the intervals and consent history — read from the
-//! database when the run starts, so it is caught up and costs milliseconds; a larger file gets
-//! the whole enrolment snapshot (tens of seconds at ten million cards, paid once per file).
+//! `matching.targeted_max_records` records, get a snapshot of only what their records can match
+//! — their hashes' cards and tokens, their PARs', the intervals and consent history — read from
+//! the database when the run starts, so it is caught up and costs milliseconds; a larger file
+//! gets the whole enrolment snapshot, loaded once (tens of seconds at ten million cards), kept in
+//! memory and caught up before each file with what changed since (`domain/matching/delta.rs`).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono_tz::Tz;
+use tokio::sync::{Mutex, OwnedMappedMutexGuard, OwnedMutexGuard};
 
 use super::run::{read_batches, MatchDeps, MatchError, RowSource};
-use crate::db::transactions::{facts, snapshot};
+use crate::db::transactions::facts;
+use crate::db::transactions::snapshot::{self, Horizon};
 use crate::domain::matching::Snapshot;
 use crate::domain::transactions::HashKey;
 use crate::domain::Abi;
@@ -16,9 +22,6 @@ use crate::files::trnlog::{Row, TrnlogError};
 /// A plain file up to this size is read once before matching to learn what it names (a PGP
 /// file is read once anyway, for its integrity check).
 const TARGETED_MAX_BYTES: u64 = 8 << 20;
-
-/// Up to this many records, the targeted snapshot.
-pub const TARGETED_MAX_RECORDS: usize = 50_000;
 
 /// The hashes and PARs a file's or message's records name.
 #[derive(Debug, Default)]
@@ -70,7 +73,7 @@ pub async fn read_first(
             Ok(batch) => {
                 if let Some(n) = &mut named {
                     n.add(&batch);
-                    if n.hashes.len() > TARGETED_MAX_RECORDS {
+                    if n.hashes.len() > deps.matching.targeted_max_records {
                         named = None;
                         if !whole {
                             break;
@@ -84,19 +87,105 @@ pub async fn read_first(
     Ok(Ok(named))
 }
 
+/// The whole enrolment snapshot, kept between files, and where it was read.
+#[derive(Debug)]
+pub struct Kept {
+    snapshot: Snapshot,
+    horizon: Horizon,
+    loaded: Instant,
+}
+
+/// The matcher's kept snapshot: one run at a time holds it.
+pub type KeptSnapshot = Arc<Mutex<Option<Kept>>>;
+
+/// Past this many changed hashes since the load, a catch-up reloads the whole snapshot instead
+/// (the layer of changes is a second, smaller snapshot, looked up first).
+const RELOAD_AFTER_CHANGES: usize = 500_000;
+
+/// A kept snapshot is reloaded at least this often: the layer of changes stays small, and
+/// PostgreSQL's transaction ids are compared well within their range.
+const RELOAD_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+/// The snapshot a run matches against.
+pub enum RunSnapshot {
+    /// Read for this run.
+    Own(Box<Snapshot>),
+    /// The kept whole snapshot, held by this run.
+    Kept(OwnedMappedMutexGuard<Option<Kept>, Snapshot>),
+}
+
+impl std::ops::Deref for RunSnapshot {
+    type Target = Snapshot;
+
+    fn deref(&self) -> &Snapshot {
+        match self {
+            RunSnapshot::Own(s) => s,
+            RunSnapshot::Kept(g) => g,
+        }
+    }
+}
+
 /// The snapshot the run matches against.
 pub async fn snapshot(
     deps: &MatchDeps,
     zone: Tz,
     named: Option<Named>,
-) -> Result<Snapshot, MatchError> {
+) -> Result<RunSnapshot, MatchError> {
     Ok(match named {
-        None => snapshot::load(&deps.pool, zone).await?,
+        None => RunSnapshot::Kept(caught_up(deps, zone).await?),
         Some(n) => {
             let pars: Vec<&str> = n.pars.iter().map(String::as_str).collect();
-            facts::instruments_snapshot(&deps.pool, zone, &n.hashes, &pars, None)
-                .await?
-                .0
+            RunSnapshot::Own(Box::new(
+                facts::instruments_snapshot(&deps.pool, zone, &n.hashes, &pars, None)
+                    .await?
+                    .0,
+            ))
         }
     })
+}
+
+/// The kept snapshot, caught up with every change committed before now: loaded whole the first
+/// time (and when too much has changed, or a day has passed), else with the layer of what
+/// changed since it was loaded read again.
+async fn caught_up(
+    deps: &MatchDeps,
+    zone: Tz,
+) -> Result<OwnedMappedMutexGuard<Option<Kept>, Snapshot>, MatchError> {
+    let mut kept = deps.kept.clone().lock_owned().await;
+    let started = Instant::now();
+    let mut reload = true;
+    if let Some(k) = kept.as_mut().filter(|k| k.loaded.elapsed() < RELOAD_AFTER) {
+        let changed = snapshot::changed_since(&deps.pool, &k.horizon).await?;
+        if changed.len() <= RELOAD_AFTER_CHANGES {
+            let pars = k.snapshot.pars_of(&changed);
+            let par_keys: Vec<&str> = pars.iter().map(|p| p.as_str()).collect();
+            let (changes, _) =
+                facts::instruments_snapshot(&deps.pool, zone, &changed, &par_keys, None).await?;
+            let ms = started.elapsed().as_millis() as u64;
+            tracing::info!(changed = changed.len(), ms, "enrolment snapshot caught up");
+            if crate::metrics::profiling() {
+                eprintln!(
+                    "snapshot caught up: {} changed hashes in {ms} ms",
+                    changed.len()
+                );
+            }
+            k.snapshot.catch_up(changes, changed, &pars);
+            reload = false;
+        }
+    }
+    if reload {
+        // The old one goes first: two at once would double the peak memory.
+        *kept = None;
+        let (snapshot, horizon) = snapshot::load(&deps.pool, zone).await?;
+        *kept = Some(Kept {
+            snapshot,
+            horizon,
+            loaded: Instant::now(),
+        });
+        if crate::metrics::profiling() {
+            eprintln!("snapshot loaded whole in {:?}", started.elapsed());
+        }
+    }
+    OwnedMutexGuard::try_map(kept, |k| k.as_mut().map(|k| &mut k.snapshot))
+        .map_err(|_| MatchError::Snapshot)
 }

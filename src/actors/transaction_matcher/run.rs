@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use actix::Addr;
 
-use super::instruments;
+use super::instruments::{self, KeptSnapshot};
 use super::judge::{self, FileContext};
 use super::learn;
 use crate::actors::card_registry::messages::ApplyCommands;
@@ -56,6 +56,8 @@ pub struct MatchDeps {
     pub metrics: Metrics,
     /// Where learnt associations go.
     pub registry: Addr<CardRegistry>,
+    /// The whole enrolment snapshot, kept between large files.
+    pub kept: KeptSnapshot,
 }
 
 impl std::fmt::Debug for MatchDeps {
@@ -93,6 +95,9 @@ pub enum MatchError {
     /// The card registry could not apply what a batch teaches.
     #[error("learning associations: {0}")]
     Registry(String),
+    /// The whole enrolment snapshot was not there after loading it.
+    #[error("the enrolment snapshot is missing after its load")]
+    Snapshot,
 }
 
 /// Called with the rows read so far.

@@ -148,20 +148,20 @@ impl Rules<'_> {
         let at = record.at.with_timezone(&Utc);
         let mut first_live = None;
         for card in self.snapshot.par_cards(par) {
-            for link in self.snapshot.links(*card) {
+            for link in self.snapshot.links(card) {
                 if !self.rule.inside(&link.interval, day) {
                     continue;
                 }
                 let consent = self
                     .snapshot
-                    .consent_at(link.citizen, *card, self.service, at);
+                    .consent_at(link.citizen, card, self.service, at);
                 if consent.allowed {
-                    d.card = Some(*card);
+                    d.card = Some(card);
                     d.interval = Some(link.interval);
                     d.consent = Some(consent);
                     return d;
                 }
-                first_live.get_or_insert((*card, link.interval, consent));
+                first_live.get_or_insert((card, link.interval, consent));
             }
         }
         match first_live {

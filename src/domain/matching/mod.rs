@@ -10,6 +10,8 @@ mod snapshot;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_delta;
+#[cfg(test)]
 mod tests_reversals;
 
 pub use dates::{day_of, DateRule, Interval};

@@ -11,8 +11,16 @@ use super::dates::{DateRule, Interval};
 use crate::domain::transactions::HashKey;
 use crate::domain::{Consent, ConsentState, Par, Service};
 
-/// A card's or a PAR's index in the snapshot.
+/// A card's, a PAR's or a citizen's index in the snapshot. The top bit marks an index of the
+/// layer of changes caught up since the snapshot was loaded ([`DELTA_BIT`]).
 pub type Idx = u32;
+
+/// The bit of an [`Idx`] that names the layer of changes.
+pub const DELTA_BIT: Idx = 1 << 31;
+
+#[path = "delta.rs"]
+mod delta;
+pub use delta::Delta;
 
 /// What a 64-hex hash is known as.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,15 +152,22 @@ pub struct Snapshot {
     citizen_entries: Groups,
     entries: Vec<ConsentEntry>,
     overrides: Vec<Override>,
+    /// What changed since the snapshot was loaded (`delta.rs`): consulted first.
+    delta: Option<Box<Delta>>,
 }
 
 impl Snapshot {
     /// What `hash` and `par` lead to, in the order of `matching.md`.
     pub fn find(&self, hash: &HashKey, par: Option<&Par>) -> Found {
+        match &self.delta {
+            Some(d) => self.find_layered(d, hash, par),
+            None => self.find_own(hash, par),
+        }
+    }
+
+    fn find_own(&self, hash: &HashKey, par: Option<&Par>) -> Found {
         match self.hashes.get(hash) {
-            Some(Known::Card(c)) => Found::Card(*c),
-            Some(Known::Token(Some(p))) => Found::Token(*p),
-            Some(Known::Token(None)) => Found::TokenWithoutPar,
+            Some(known) => found(*known),
             None => match par.and_then(|p| self.pars.get(&ParKey::of(p))) {
                 Some(p) => Found::Par(*p),
                 None => Found::Nothing,
@@ -160,42 +175,67 @@ impl Snapshot {
         }
     }
 
+    /// The snapshot an index belongs to, the index within it, and its layer bit.
+    fn layer(&self, i: Idx) -> (&Snapshot, Idx, Idx) {
+        if i & DELTA_BIT == 0 {
+            return (self, i, 0);
+        }
+        match &self.delta {
+            Some(d) => (&d.snap, i & !DELTA_BIT, DELTA_BIT),
+            // An index of a layer that is gone: nothing.
+            None => (self, Idx::MAX, 0),
+        }
+    }
+
     /// A card's PAR, if known.
     pub fn card_par(&self, card: Idx) -> Option<Idx> {
-        self.card_par.get(card as usize).copied().flatten()
+        let (s, i, bit) = self.layer(card);
+        let p = s.card_par.get(i as usize).copied().flatten()?;
+        Some(if bit == 0 { self.lift_par(p) } else { p | bit })
     }
 
     /// A card's database id.
     pub fn card_db_id(&self, card: Idx) -> Option<i64> {
-        self.card_db_ids.get(card as usize).copied()
+        let (s, i, _) = self.layer(card);
+        s.card_db_ids.get(i as usize).copied()
     }
 
     /// A PAR as stored.
     pub fn par(&self, par: Idx) -> Option<&Par> {
-        self.par_values.get(par as usize)
+        let (s, i, _) = self.layer(par);
+        s.par_values.get(i as usize)
     }
 
     /// The enrolment intervals of a card.
-    pub fn links(&self, card: Idx) -> &[Link] {
-        self.links.get(self.card_links.range(card)).unwrap_or(&[])
+    pub fn links(&self, card: Idx) -> impl Iterator<Item = Link> + '_ {
+        let (s, i, bit) = self.layer(card);
+        s.links
+            .get(s.card_links.range(i))
+            .unwrap_or(&[])
+            .iter()
+            .map(move |l| Link {
+                citizen: l.citizen | bit,
+                interval: l.interval,
+            })
     }
 
     /// The cards holding a PAR.
-    pub fn par_cards(&self, par: Idx) -> &[Idx] {
-        self.par_card_list
-            .get(self.par_cards.range(par))
+    pub fn par_cards(&self, par: Idx) -> impl Iterator<Item = Idx> + '_ {
+        let (s, i, bit) = self.layer(par);
+        s.par_card_list
+            .get(s.par_cards.range(i))
             .unwrap_or(&[])
+            .iter()
+            .map(move |c| c | bit)
     }
 
     /// The first link of `card` live on `day` under `rule`.
-    pub fn live_link(&self, card: Idx, day: NaiveDate, rule: DateRule) -> Option<&Link> {
-        self.links(card)
-            .iter()
-            .find(|l| rule.inside(&l.interval, day))
+    pub fn live_link(&self, card: Idx, day: NaiveDate, rule: DateRule) -> Option<Link> {
+        self.links(card).find(|l| rule.inside(&l.interval, day))
     }
 
     /// The consent of `citizen` for `card` and `service` at `at` (the last entry at or before it;
-    /// a card override wins over the citizen-level value).
+    /// a card override wins over the citizen-level value). `citizen` is one of `card`'s links'.
     pub fn consent_at(
         &self,
         citizen: Idx,
@@ -203,9 +243,11 @@ impl Snapshot {
         service: Service,
         at: DateTime<Utc>,
     ) -> ConsentAt {
-        let history = self
+        let (s, card, _) = self.layer(card);
+        let citizen = citizen & !DELTA_BIT;
+        let history = s
             .entries
-            .get(self.citizen_entries.range(citizen))
+            .get(s.citizen_entries.range(citizen))
             .unwrap_or(&[]);
         let Some(entry) = history.iter().rev().find(|e| e.at <= at) else {
             return ConsentAt {
@@ -215,7 +257,7 @@ impl Snapshot {
         };
         let b = bit(service);
         let (from, to) = entry.overrides;
-        let over = self
+        let over = s
             .overrides
             .get(from as usize..to as usize)
             .unwrap_or(&[])
@@ -231,7 +273,8 @@ impl Snapshot {
         }
     }
 
-    /// Counts for logs and metrics: cards, tokens and PARs known.
+    /// Counts for logs and metrics: cards, tokens and PARs known (the layer of changes caught up
+    /// since the snapshot was loaded is not counted).
     pub fn sizes(&self) -> (usize, usize, usize) {
         let cards = self.card_db_ids.len();
         (
@@ -239,6 +282,14 @@ impl Snapshot {
             self.hashes.len().saturating_sub(cards),
             self.par_values.len(),
         )
+    }
+}
+
+fn found(known: Known) -> Found {
+    match known {
+        Known::Card(c) => Found::Card(c),
+        Known::Token(Some(p)) => Found::Token(p),
+        Known::Token(None) => Found::TokenWithoutPar,
     }
 }
 
@@ -256,15 +307,15 @@ pub struct SnapshotBuilder {
 /// Why the snapshot could not be built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SnapshotError {
-    /// More than 2^32 − 1 cards, PARs or citizens.
-    #[error("the enrolment snapshot outgrew 32-bit ids")]
+    /// More than 2^31 − 1 cards, PARs or citizens.
+    #[error("the enrolment snapshot outgrew 31-bit ids")]
     TooLarge,
 }
 
 fn next_idx(len: usize) -> Result<Idx, SnapshotError> {
     Idx::try_from(len)
         .ok()
-        .filter(|i| *i != Idx::MAX)
+        .filter(|i| *i < DELTA_BIT)
         .ok_or(SnapshotError::TooLarge)
 }
 

@@ -13,11 +13,11 @@ const HTOKEN: HashKey = HashKey([2; 32]);
 const UNKNOWN: HashKey = HashKey([3; 32]);
 const HTOKEN_NO_PAR: HashKey = HashKey([4; 32]);
 
-fn par() -> Par {
+pub(super) fn par() -> Par {
     Par::parse("V0010013816180398947283651111").unwrap()
 }
 
-fn day(d: &str) -> NaiveDate {
+pub(super) fn day(d: &str) -> NaiveDate {
     NaiveDate::parse_from_str(d, "%Y-%m-%d").unwrap()
 }
 
@@ -30,13 +30,13 @@ fn plus(d: NaiveDate, n: i64) -> NaiveDate {
 }
 
 /// Noon in Rome of a day, as an instant.
-fn noon(d: NaiveDate) -> DateTime<Utc> {
+pub(super) fn noon(d: NaiveDate) -> DateTime<Utc> {
     Rome.from_local_datetime(&d.and_hms_opt(12, 0, 0).unwrap())
         .unwrap()
         .with_timezone(&Utc)
 }
 
-fn record(hash: HashKey, on: NaiveDate, par: Option<Par>) -> Record {
+pub(super) fn record(hash: HashKey, on: NaiveDate, par: Option<Par>) -> Record {
     Record {
         operation: Operation::Payment,
         circuit: 1,
@@ -97,7 +97,12 @@ fn snapshot(
     b.build()
 }
 
-fn judge(snap: &Snapshot, rule: DateRule, rec: &Record, processing: NaiveDate) -> Decision {
+pub(super) fn judge(
+    snap: &Snapshot,
+    rule: DateRule,
+    rec: &Record,
+    processing: NaiveDate,
+) -> Decision {
     let periods = periods();
     let rules = Rules {
         snapshot: snap,
@@ -109,7 +114,7 @@ fn judge(snap: &Snapshot, rule: DateRule, rec: &Record, processing: NaiveDate) -
     rules.payment(rec, processing)
 }
 
-const PROCESSED: &str = "2021-01-10";
+pub(super) const PROCESSED: &str = "2021-01-10";
 
 #[test]
 fn the_design_table_under_both_date_rules() {

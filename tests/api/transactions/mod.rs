@@ -16,6 +16,7 @@ use crate::helpers::{sha, tax_code, test_settings};
 mod api;
 mod cli;
 mod crash;
+mod kept;
 mod matching;
 mod queue;
 mod volume;
@@ -52,6 +53,7 @@ impl Env {
             uploads: settings.uploads.clone(),
             metrics: tkm::metrics::Metrics::new().unwrap(),
             registry: tkm::startup_uploads::command_line_card_registry(&settings, &pool).unwrap(),
+            kept: Default::default(),
         };
         Env {
             settings,
