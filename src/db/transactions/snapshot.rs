@@ -134,8 +134,8 @@ pub async fn changed_since(pool: &Pool, horizon: &Horizon) -> Result<Vec<HashKey
                  CROSS JOIN h WHERE age(i.xmin) <= h.a \
              UNION SELECT t.htoken FROM token t, h WHERE age(t.xmin) <= h.a \
              UNION SELECT c.hpan FROM consent_history ch \
-                 JOIN card_link_interval i ON i.tax_code = ch.tax_code \
-                 JOIN card c ON c.id = i.card_id CROSS JOIN h WHERE age(ch.xmin) <= h.a",
+                 JOIN card_link l ON l.tax_code = ch.tax_code \
+                 JOIN card c ON c.id = l.card_id CROSS JOIN h WHERE age(ch.xmin) <= h.a",
             &[&horizon.0],
         )
         .await?;
