@@ -59,13 +59,22 @@ pub struct Accepted {
 /// malformed body that the multipart reader would wait on forever (`fuzz/findings`) is answered.
 const IDLE: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// Why the multipart body could not be read (both are answered alike: cut off or malformed).
+#[derive(Debug)]
+enum Unread<E> {
+    /// The reader failed.
+    Failed(E),
+    /// No data for [`IDLE`].
+    Stalled,
+}
+
 /// The next item of the multipart body within [`IDLE`], a stalled read as an error.
-async fn within<T, E: std::fmt::Display>(
+async fn within<T, E>(
     next: impl std::future::Future<Output = Result<Option<T>, E>>,
-) -> Result<Option<T>, String> {
+) -> Result<Option<T>, Unread<E>> {
     match tokio::time::timeout(IDLE, next).await {
-        Ok(r) => r.map_err(|e| e.to_string()),
-        Err(_) => Err(format!("no data for {} s", IDLE.as_secs())),
+        Ok(r) => r.map_err(Unread::Failed),
+        Err(_) => Err(Unread::Stalled),
     }
 }
 

@@ -9,7 +9,7 @@ use crate::crypto::KeyRing;
 use crate::db::uploads::BatchProgress;
 use crate::db::DbError;
 use crate::domain::cards::{apply, reconcile, CardView, Limits, Outcome, Reassociation};
-use crate::domain::{CardCommand, CardEvent, Hpan, MessageOrigin, Sourced, TaxCode};
+use crate::domain::{CardCommand, CardEvent, Hpan, MessageOrigin, Source, Sourced, TaxCode};
 use crate::retry::{self, Retryable};
 
 /// What a batch did, for acknowledgements and metrics.
@@ -20,7 +20,7 @@ pub struct BatchReport {
     /// Card update messages written to the outbox.
     pub updates: usize,
     /// Refused PAR claims, by source.
-    pub conflicts: Vec<crate::domain::Source>,
+    pub conflicts: Vec<Source>,
     /// Associations a more trusted source moved to another PAR (kept in history, published).
     pub replaced: Vec<Reassociation>,
     /// PAR lookups queued for cards this batch wrote (live, consenting, without PAR).
@@ -46,10 +46,7 @@ fn keys_of(commands: &[Sourced]) -> Keys {
                     k.tax_codes.insert(tax_code.to_string());
                 }
                 let htokens = e.tokens().iter().map(|t| t.htoken.to_string());
-                if matches!(
-                    c.source,
-                    crate::domain::Source::TokenList | crate::domain::Source::Transaction
-                ) {
+                if matches!(c.source, Source::TokenList | Source::Transaction) {
                     // An acquirer's listed token, and a token a payment teaches (a hash the
                     // matcher did not know), are mostly new: locked only once found.
                     k.listed.extend(htokens.clone());
@@ -260,7 +257,7 @@ pub async fn view(pool: &Pool, hpan: &Hpan) -> Result<Option<CardView>, DbError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::{Circuit, Htoken, Par, Source, TokenRef};
+    use crate::domain::{Circuit, Htoken, Par, TokenRef};
 
     fn par_tokens(source: Source) -> Sourced {
         Sourced {
